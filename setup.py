@@ -1,0 +1,24 @@
+"""regularity_jax: per-example training-dynamics statistics in JAX/Flax."""
+import pathlib
+
+import setuptools
+
+_HERE = pathlib.Path(__file__).parent
+
+
+def _requirements():
+  lines = (_HERE / "requirements.txt").read_text().splitlines()
+  return [l.strip() for l in lines if l.strip() and not l.startswith("#")]
+
+
+setuptools.setup(
+    name="regularity_jax",
+    version="0.1.0",
+    description=("Per-example regularity and difficulty signals (forgetting, "
+                 "margins, turn-over dropout) computed during JAX training."),
+    long_description=(_HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["regularity_jax", "regularity_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=_requirements(),
+)
