@@ -1,0 +1,27 @@
+"""Per-example training-dynamics statistics as pure JAX kernels.
+
+Every statistic family is a module with `init(num_examples)`, `update(state, ids, logits,
+labels, mask=None)` and `summarize(state)`; state is a NamedTuple of [num_examples] arrays,
+updated with `.at[ids]` scatters, so it runs inside a jitted (and sharded) training step with
+no host sync. This package imports nothing else from regularity_jax: copy it into any project.
+
+  forgetting  forgetting/learning events, first_learned, unforgettable, never_learned
+  cumulative  cumulative_correct (CBTL on the training stream, CBGL on the evaluation stream)
+  margins     last logit margin and AUM; `logit_margin`
+  confidence  confidence, variability, correctness (data maps)
+  el2n, grand single-pass scores
+  Tracker     any subset of the above as one pytree
+"""
+
+from regularity_jax.metrics import confidence
+from regularity_jax.metrics import cumulative
+from regularity_jax.metrics import forgetting
+from regularity_jax.metrics import margins
+from regularity_jax.metrics.margins import logit_margin
+from regularity_jax.metrics.scores import el2n
+from regularity_jax.metrics.scores import grand
+from regularity_jax.metrics.tracker import KERNELS
+from regularity_jax.metrics.tracker import Tracker
+
+__all__ = ["confidence", "cumulative", "forgetting", "margins", "logit_margin", "el2n", "grand",
+           "KERNELS", "Tracker"]

@@ -1,0 +1,73 @@
+"""Slow, obvious NumPy references for the metric kernels: a Python loop over every row.
+
+Written from SPEC.md's table, independently of the JAX code, in float64.
+"""
+
+import numpy as np
+
+
+def _softmax(z):
+  z = np.asarray(z, np.float64)
+  e = np.exp(z - z.max())
+  return e / e.sum()
+
+
+def reference_stats(num_examples, stream):
+  """stream: list of (ids i32[B], logits f32[B, C], labels i32[B], mask bool[B] | None).
+
+  Returns a dict of every summary key -> np.ndarray[num_examples].
+  """
+  history = [[] for _ in range(num_examples)]  # per example: list of (correct, margin, p_true)
+  for ids, logits, labels, mask in stream:
+    for row in range(len(ids)):
+      if mask is not None and not mask[row]:
+        continue
+      z = np.asarray(logits[row], np.float64)
+      y = int(labels[row])
+      correct = int(np.argmax(z)) == y
+      others = [z[j] for j in range(len(z)) if j != y]
+      margin = z[y] - max(others)
+      history[int(ids[row])].append((correct, margin, _softmax(z)[y]))
+
+  out = {k: [] for k in ("forgetting_events", "learning_events", "first_learned", "unforgettable",
+                         "never_learned", "observations", "cumulative_correct", "mean_correct",
+                         "last_margin", "aum", "confidence", "variability", "correctness")}
+  for h in history:
+    n = len(h)
+    forgets = learns = 0
+    first = -1
+    prev = False  # the first observation's "previous" counts as wrong
+    for t, (c, _, _) in enumerate(h):
+      if prev and not c:
+        forgets += 1
+      if c and not prev:
+        learns += 1
+      if c and first < 0:
+        first = t
+      prev = c
+    corrects = [c for c, _, _ in h]
+    margins = [m for _, m, _ in h]
+    probs = [p for _, _, p in h]
+    out["forgetting_events"].append(forgets)
+    out["learning_events"].append(learns)
+    out["first_learned"].append(first)
+    out["unforgettable"].append(first >= 0 and forgets == 0)
+    out["never_learned"].append(n > 0 and first < 0)
+    out["observations"].append(n)
+    out["cumulative_correct"].append(sum(corrects))
+    out["mean_correct"].append(np.mean(corrects) if n else np.nan)
+    out["last_margin"].append(margins[-1] if n else np.nan)
+    out["aum"].append(np.mean(margins) if n else np.nan)
+    out["confidence"].append(np.mean(probs) if n else np.nan)
+    out["variability"].append(np.std(probs) if n else np.nan)
+    out["correctness"].append(np.mean(corrects) if n else np.nan)
+  return {k: np.asarray(v) for k, v in out.items()}
+
+
+def reference_el2n(logits, labels):
+  out = []
+  for z, y in zip(logits, labels):
+    onehot = np.zeros(len(z))
+    onehot[y] = 1.0
+    out.append(np.sqrt(np.sum((_softmax(z) - onehot) ** 2)))
+  return np.asarray(out)

@@ -1,0 +1,308 @@
+"""Metric kernels against the slow NumPy reference in metrics_reference.py."""
+
+import functools
+
+import chex
+import hypothesis
+from hypothesis import strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from regularity_jax import metrics
+from regularity_jax.metrics import confidence
+from regularity_jax.metrics import cumulative
+from regularity_jax.metrics import forgetting
+from regularity_jax.metrics import margins
+from tests import metrics_reference
+
+INT_KEYS = ("forgetting_events", "learning_events", "first_learned", "observations",
+            "cumulative_correct")
+BOOL_KEYS = ("unforgettable", "never_learned")
+
+
+def random_stream(seed, num_examples=13, num_classes=4, batch=6, steps=25, tie_logits=True):
+  """A stream of padded batches: unique real ids, padding rows with duplicate/garbage ids.
+
+  Some examples are never seen (ids drawn from the first num_examples - 2), logits are small
+  integers so that argmax ties and zero margins happen, labels are fixed per example.
+  """
+  rng = np.random.default_rng(seed)
+  labels_of = rng.integers(0, num_classes, num_examples)
+  stream = []
+  for _ in range(steps):
+    n_real = int(rng.integers(0, batch + 1))
+    real = rng.choice(num_examples - 2, size=n_real, replace=False)
+    pad = rng.choice([0, 1, -1, num_examples + 3, int(real[0]) if n_real else 0],
+                     size=batch - n_real)
+    ids = np.concatenate([real, pad]).astype(np.int32)
+    mask = np.arange(batch) < n_real
+    order = rng.permutation(batch)  # padding is not always at the end
+    ids, mask = ids[order], mask[order]
+    if tie_logits:
+      logits = rng.integers(-2, 3, (batch, num_classes)).astype(np.float32)
+    else:
+      logits = rng.normal(size=(batch, num_classes)).astype(np.float32) * 3
+    labels = labels_of[np.clip(ids, 0, num_examples - 1)].astype(np.int32)
+    stream.append((ids, logits, labels, mask))
+  return stream
+
+
+def run_tracker(tracker, stream, jit):
+  update = jax.jit(tracker.update) if jit else tracker.update
+  state = tracker.init()
+  for ids, logits, labels, mask in stream:
+    state = update(state, ids, logits, labels, mask)
+  return jax.device_get(tracker.summarize(state))
+
+
+def assert_matches_reference(table, ref, keys):
+  for key in keys:
+    got, want = np.asarray(table[key]), ref[key]
+    if key in INT_KEYS:
+      assert got.dtype == np.int32, key
+      np.testing.assert_array_equal(got, want, err_msg=key)
+    elif key in BOOL_KEYS:
+      assert got.dtype == bool, key
+      np.testing.assert_array_equal(got, want, err_msg=key)
+    else:
+      assert got.dtype == np.float32, key
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("module", [forgetting, cumulative, margins, confidence],
+                         ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+class TestKernelAgainstPlainImplementation:
+
+  @pytest.mark.parametrize("jit", [False, True])
+  @pytest.mark.parametrize("seed", [0, 1])
+  def test_against_plain_implementation(self, module, jit, seed):
+    stream = random_stream(seed, tie_logits=seed == 0)
+    update = jax.jit(module.update) if jit else module.update
+    state = module.init(13)
+    for ids, logits, labels, mask in stream:
+      state = update(state, ids, logits, labels, mask)
+    table = jax.device_get(module.summarize(state))
+    assert set(table) == set(module.SUMMARY_KEYS)
+    assert_matches_reference(table, metrics_reference.reference_stats(13, stream),
+                             module.SUMMARY_KEYS)
+
+  def test_mask_false_changes_nothing(self, module):
+    state = module.update(module.init(5), jnp.array([0, 1]), jnp.eye(2, 3), jnp.array([0, 2]))
+    after = module.update(state, jnp.array([0, 1, 4]), jnp.ones((3, 3)), jnp.array([1, 1, 1]),
+                          jnp.array([False, False, False]))
+    chex.assert_trees_all_equal(state, after)
+
+  def test_mask_none_means_all_rows(self, module):
+    ids, logits, labels = jnp.array([3, 0]), jnp.eye(2, 3), jnp.array([0, 0])
+    chex.assert_trees_all_equal(
+        module.update(module.init(4), ids, logits, labels),
+        module.update(module.init(4), ids, logits, labels, jnp.array([True, True])))
+
+  def test_dtypes(self, module):
+    state = module.init(7)
+    for leaf in jax.tree_util.tree_leaves(state):
+      assert leaf.shape == (7,)
+      assert leaf.dtype in (jnp.int32, jnp.float32, jnp.bool_)
+
+  def test_bf16_logits(self, module):
+    stream = random_stream(3, tie_logits=True)
+    state = module.init(13)
+    for ids, logits, labels, mask in stream:  # small integers are exact in bf16
+      state = module.update(state, ids, jnp.asarray(logits, jnp.bfloat16), labels, mask)
+    assert_matches_reference(jax.device_get(module.summarize(state)),
+                             metrics_reference.reference_stats(13, stream), module.SUMMARY_KEYS)
+
+
+class TestForgettingSemantics:
+  """Hand-written sequences for the definitions that are easiest to get wrong."""
+
+  def _run(self, correct_sequence):
+    state = forgetting.init(1)
+    for c in correct_sequence:
+      logits = jnp.array([[1.0, 0.0]]) if c else jnp.array([[0.0, 1.0]])
+      state = forgetting.update(state, jnp.array([0]), logits, jnp.array([0]))
+    return {k: int(v[0]) for k, v in forgetting.summarize(state).items()}
+
+  def test_first_observation_previous_counts_as_wrong(self):
+    assert self._run([0])["forgetting_events"] == 0  # wrong first: not a forgetting event
+    assert self._run([1])["learning_events"] == 1    # correct first: a learning event
+
+  def test_sequence(self):
+    got = self._run([0, 1, 1, 0, 1, 0, 0])
+    assert got == {"forgetting_events": 2, "learning_events": 2, "first_learned": 1,
+                   "unforgettable": 0, "never_learned": 0, "observations": 7}
+
+  def test_never_learned_is_flagged_and_ranked_most_forgotten(self):
+    assert self._run([0, 0, 0])["never_learned"] == 1
+    assert self._run([0, 0, 0])["forgetting_events"] == 0
+    summary = {"forgetting_events": jnp.array([0, 3, 0, 0]),
+               "never_learned": jnp.array([True, False, False, False]),
+               "observations": jnp.array([4, 4, 4, 0])}
+    np.testing.assert_array_equal(forgetting.rank_score(summary), [np.inf, 3, 0, np.nan])
+
+  def test_unseen_example_is_neither(self):
+    table = forgetting.summarize(forgetting.init(2))
+    assert not table["never_learned"].any() and not table["unforgettable"].any()
+    np.testing.assert_array_equal(table["first_learned"], [-1, -1])
+
+
+class TestLogitMargin:
+
+  def test_values(self):
+    logits = jnp.array([[3.0, 1.0, 2.0], [0.0, 5.0, 5.0], [1.0, 1.0, 4.0]])
+    np.testing.assert_allclose(metrics.logit_margin(logits, jnp.array([0, 1, 0])), [1.0, 0.0, -3.0])
+
+  def test_invariant_to_shift(self):
+    logits = jax.random.normal(jax.random.key(0), (16, 10))
+    labels = jnp.arange(16) % 10
+    np.testing.assert_allclose(metrics.logit_margin(logits + 7.0, labels),
+                               metrics.logit_margin(logits, labels), atol=1e-5)
+
+
+class TestEl2n:
+
+  def test_against_plain_implementation(self):
+    logits = np.random.default_rng(0).normal(size=(32, 10)).astype(np.float32) * 4
+    labels = np.arange(32) % 10
+    np.testing.assert_allclose(metrics.el2n(logits, labels),
+                               metrics_reference.reference_el2n(logits, labels), rtol=1e-5)
+
+  def test_range(self):
+    assert float(metrics.el2n(jnp.array([[100.0, 0.0]]), jnp.array([0]))[0]) < 1e-6
+    np.testing.assert_allclose(metrics.el2n(jnp.array([[100.0, 0.0]]), jnp.array([1])), [2**0.5])
+
+
+class TestGrand:
+
+  def _problem(self):
+    key_w, key_x = jax.random.split(jax.random.key(0))
+    params = {"w": jax.random.normal(key_w, (5, 3)), "b": jnp.zeros(3)}
+    batch = {"x": jax.random.normal(key_x, (8, 5)), "y": jnp.arange(8) % 3}
+
+    def loss_fn(p, example):
+      logits = example["x"] @ p["w"] + p["b"]
+      return -jax.nn.log_softmax(logits)[example["y"]]
+    return loss_fn, params, batch
+
+  def test_against_plain_implementation(self):
+    loss_fn, params, batch = self._problem()
+    want = []
+    for i in range(8):  # one gradient at a time, by hand
+      g = jax.grad(loss_fn)(params, {"x": batch["x"][i], "y": batch["y"][i]})
+      want.append(np.sqrt(sum(np.sum(np.square(np.asarray(v))) for v in g.values())))
+    np.testing.assert_allclose(metrics.grand(loss_fn, params, batch), want, rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(functools.partial(metrics.grand, loss_fn, chunk_size=4))(
+        params, batch), want, rtol=1e-5)
+
+  def test_linear_softmax_closed_form(self):
+    # For softmax regression, grad_w = x (p - onehot)^T and grad_b = p - onehot, so
+    # ||grad||^2 = (||x||^2 + 1) * ||p - onehot||^2 = (||x||^2 + 1) * EL2N^2.
+    loss_fn, params, batch = self._problem()
+    logits = batch["x"] @ params["w"] + params["b"]
+    expected = jnp.sqrt(jnp.sum(batch["x"] ** 2, -1) + 1) * metrics.el2n(logits, batch["y"])
+    np.testing.assert_allclose(metrics.grand(loss_fn, params, batch), expected, rtol=1e-5)
+
+
+class TestTracker:
+
+  @pytest.mark.parametrize("jit", [False, True])
+  def test_against_plain_implementation(self, jit):
+    stream = random_stream(7)
+    tracker = metrics.Tracker(13)
+    table = run_tracker(tracker, stream, jit)
+    assert set(table) == set(tracker.summary_keys)
+    assert_matches_reference(table, metrics_reference.reference_stats(13, stream), table.keys())
+
+  def test_subset_of_kernels(self):
+    tracker = metrics.Tracker(5, kernels=("margins",))
+    assert tracker.summary_keys == ("last_margin", "aum", "observations")
+    assert set(tracker.init()) == {"margins"}
+
+  def test_unknown_kernel(self):
+    with pytest.raises(ValueError, match="unknown metric kernel.*choose from"):
+      metrics.Tracker(5, kernels=("margin",))
+
+  def test_hashable_for_static_args(self):
+    assert hash(metrics.Tracker(5)) == hash(metrics.Tracker(5))
+
+  def test_dataframe_and_npz(self, tmp_path):
+    stream = random_stream(2)
+    tracker = metrics.Tracker(13)
+    table = run_tracker(tracker, stream, jit=True)
+    frame = tracker.to_dataframe(table)
+    assert frame.index.name == "example_id" and len(frame) == 13
+    np.testing.assert_array_equal(frame["forgetting_events"].to_numpy(), table["forgetting_events"])
+    sub = tracker.to_dataframe(table, example_ids=[4, 2])
+    assert list(sub.index) == [4, 2]
+    assert sub.loc[2, "observations"] == table["observations"][2]
+    tracker.save_npz(tmp_path / "s.npz", table, prefix="train/")
+    with np.load(tmp_path / "s.npz") as z:
+      np.testing.assert_array_equal(z["train/example_id"], np.arange(13))
+      np.testing.assert_array_equal(z["train/cumulative_correct"], table["cumulative_correct"])
+
+
+_N, _C, _B = 8, 3, 4
+_jitted_update = jax.jit(metrics.Tracker(_N).update)
+
+
+@st.composite
+def streams(draw):
+  steps = draw(st.integers(1, 12))
+  out = []
+  for _ in range(steps):
+    real = draw(st.lists(st.integers(0, _N - 1), unique=True, max_size=_B))
+    ids = real + draw(st.lists(st.integers(-3, _N + 3), min_size=_B - len(real),
+                               max_size=_B - len(real)))
+    mask = [True] * len(real) + [False] * (_B - len(real))
+    logits = draw(st.lists(st.lists(st.sampled_from([-1.0, 0.0, 0.5, 2.0]), min_size=_C,
+                                    max_size=_C), min_size=_B, max_size=_B))
+    labels = draw(st.lists(st.integers(0, _C - 1), min_size=_B, max_size=_B))
+    out.append((np.asarray(ids, np.int32), np.asarray(logits, np.float32),
+                np.asarray(labels, np.int32), np.asarray(mask)))
+  return out
+
+
+@hypothesis.settings(max_examples=60, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+@hypothesis.given(streams())
+def test_property_tracker_matches_reference(stream):
+  tracker = metrics.Tracker(_N)
+  state = tracker.init()
+  for ids, logits, labels, mask in stream:
+    state = _jitted_update(state, ids, logits, labels, mask)
+  table = jax.device_get(tracker.summarize(state))
+  ref = metrics_reference.reference_stats(_N, stream)
+  assert_matches_reference(table, ref, table.keys())
+  # Invariants that hold for every stream.
+  assert np.all(table["learning_events"] - table["forgetting_events"] >= 0)
+  assert np.all(table["learning_events"] - table["forgetting_events"] <= 1)
+  assert np.all(table["cumulative_correct"] <= table["observations"])
+  assert not np.any(table["unforgettable"] & table["never_learned"])
+
+
+class TestSharded:
+  """The update of a batch sharded over 4 devices equals the single-device update."""
+
+  def test_four_devices_match_one(self):
+    if jax.device_count() < 4:
+      pytest.skip("needs 4 devices: run under tests/ (conftest sets "
+                  "XLA_FLAGS=--xla_force_host_platform_device_count=4)")
+    mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    tracker = metrics.Tracker(13)
+    stream = random_stream(11, batch=8, steps=20)
+
+    sharded_update = jax.jit(tracker.update, out_shardings=replicated)
+    state = jax.device_put(tracker.init(), replicated)
+    for ids, logits, labels, mask in stream:
+      ids, logits, labels, mask = jax.device_put((ids, logits, labels, mask), batch_sharding)
+      assert len(ids.sharding.device_set) == 4
+      state = sharded_update(state, ids, logits, labels, mask)
+    sharded = jax.device_get(tracker.summarize(state))
+
+    single = run_tracker(tracker, stream, jit=True)
+    chex.assert_trees_all_close(sharded, single, rtol=1e-6)
+    assert_matches_reference(sharded, metrics_reference.reference_stats(13, stream), sharded.keys())
