@@ -41,9 +41,8 @@ class ConfidenceState(NamedTuple):
 
 def init(num_examples: int) -> ConfidenceState:
   """Returns the state of `num_examples` examples that have not been observed yet."""
-  zeros_f = jnp.zeros((num_examples,), jnp.float32)
-  zeros_i = jnp.zeros((num_examples,), jnp.int32)
-  return ConfidenceState(mean=zeros_f, m2=zeros_f, num_correct=zeros_i, observations=zeros_i)
+  f32, i32 = jnp.zeros((num_examples,), jnp.float32), jnp.zeros((num_examples,), jnp.int32)
+  return ConfidenceState(mean=f32, m2=f32.copy(), num_correct=i32, observations=i32.copy())
 
 
 def update(state: ConfidenceState, ids: jnp.ndarray, logits: jnp.ndarray,

@@ -31,8 +31,8 @@ class CumulativeState(NamedTuple):
 
 def init(num_examples: int) -> CumulativeState:
   """Returns the state of `num_examples` examples that have not been observed yet."""
-  zeros = jnp.zeros((num_examples,), jnp.int32)
-  return CumulativeState(cumulative_correct=zeros, observations=zeros)
+  return CumulativeState(cumulative_correct=jnp.zeros((num_examples,), jnp.int32),
+                         observations=jnp.zeros((num_examples,), jnp.int32))
 
 
 def update(state: CumulativeState, ids: jnp.ndarray, logits: jnp.ndarray,

@@ -49,13 +49,14 @@ class ForgettingState(NamedTuple):
 
 def init(num_examples: int) -> ForgettingState:
   """Returns the state of `num_examples` examples that have not been observed yet."""
-  zeros = jnp.zeros((num_examples,), jnp.int32)
+  # Distinct buffers per field, so that the state can be donated to a jitted step.
+  zeros = lambda: jnp.zeros((num_examples,), jnp.int32)  # pylint: disable=unnecessary-lambda-assignment
   return ForgettingState(
       prev_correct=jnp.zeros((num_examples,), bool),
-      forgetting_events=zeros,
-      learning_events=zeros,
+      forgetting_events=zeros(),
+      learning_events=zeros(),
       first_learned=jnp.full((num_examples,), -1, jnp.int32),
-      observations=zeros,
+      observations=zeros(),
   )
 
 

@@ -1,0 +1,48 @@
+r"""The main job: train a model while tracking every training and test example.
+
+  python -m experiments.main --config=experiments/configs/quickstart.py --workdir=runs/quickstart
+  python -m experiments.main --config=experiments/configs/mnist_toneva.py:smoke \
+      --config.data_dir=../shared/data/mnist --workdir=runs/toneva_smoke
+
+Any config field can be overridden with --config.<field>=<value>. Rerunning the same command
+resumes from the last checkpoint. Everything happens in regularity_jax.training; this file only
+parses flags.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:arg]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+  # Imported here so that --help answers before JAX starts.
+  from regularity_jax import data  # pylint: disable=g-import-not-at-top
+  from regularity_jax import runs  # pylint: disable=g-import-not-at-top
+  from regularity_jax import training  # pylint: disable=g-import-not-at-top
+  user_errors = (data.DataError, runs.RunDirectoryError, training.ConfigError,
+                 training.TrainingDiverged)
+  try:
+    result = training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except user_errors as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  final = result.final
+  print(f"done: {result.workdir} | epoch {final.get('epoch')} | "
+        f"test accuracy {final.get('test_accuracy', float('nan')):.4f} | "
+        f"unforgettable {final.get('train_unforgettable_fraction', float('nan')):.1%}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,35 @@
+"""Datasets by name with stable example ids, and training-set corruptions.
+
+A leaf of `regularity_jax`: imports only numpy, Pillow, and optionally
+tensorflow_datasets, mnist1d and scipy (SVHN .mat files).
+
+    ds = load_dataset("mnist", data_dir="../shared/data/mnist",
+                      train_subset=3000)
+    ds = corrupt(ds, "symmetric", fraction=0.2, seed=0)
+    ds.train.images   # f32[3000, 28, 28, 1], normalized per channel
+    ds.train.ids      # i32[3000], indices into the full 60000-example split
+
+Modules: `types` (Split, Dataset, DataError), `catalog` (names, classes),
+`registry` (load_dataset), `local_files` / `image_folders` / `tfds_source` /
+`mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`.
+"""
+
+from regularity_jax.data.catalog import DATASETS
+from regularity_jax.data.corruption import CORRUPTIONS
+from regularity_jax.data.corruption import corrupt
+from regularity_jax.data.corruption import PIXEL_PERMUTATIONS
+from regularity_jax.data.registry import load_dataset
+from regularity_jax.data.types import DataError
+from regularity_jax.data.types import Dataset
+from regularity_jax.data.types import Split
+
+__all__ = (
+    "CORRUPTIONS",
+    "DATASETS",
+    "DataError",
+    "Dataset",
+    "PIXEL_PERMUTATIONS",
+    "Split",
+    "corrupt",
+    "load_dataset",
+)

@@ -1,0 +1,185 @@
+"""`load_dataset`: a supported dataset by name, normalized, with example ids."""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+import numpy as np
+
+from regularity_jax.data import catalog
+from regularity_jax.data import local_files
+from regularity_jax.data import mnist1d_source
+from regularity_jax.data import normalization
+from regularity_jax.data import subsets
+from regularity_jax.data import tfds_source
+from regularity_jax.data.raw import RawData, RawSplit
+from regularity_jax.data.types import DataError, Dataset, Split
+
+DATASETS = catalog.DATASETS
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
+                 train_subset: int | None = None,
+                 test_subset: int | None = None, subset_seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None) -> Dataset:
+  """Loads a dataset by name, from local files, TFDS, or (mnist1d) generated.
+
+  Sources:
+    * `data_dir` given: local files in that directory, format detected from
+      its contents (IDX, CIFAR python release, SVHN .mat, image folders or
+      their .tar.gz, .npz; see `local_files`). Never touches the network.
+    * `data_dir=None`, name "mnist1d": generated with the `mnist1d` package
+      (its defaults, seed 42: 4000 train / 1000 test, shape (40, 1)).
+    * `data_dir=None`, any other name: tensorflow_datasets, which downloads on
+      first use; if it is missing or cannot get the data, a `DataError` says
+      which local files to pass instead.
+
+  Images are float32 NHWC (grayscale gets a trailing channel of 1; mnist1d is
+  [N, 40, 1]), uint8 pixels scaled to [0, 1], then normalized per channel with
+  the mean and std of the FULL training split, before subsetting and before
+  any corruption; so the same example has the same pixels at every subset
+  size. (Image folders with more than 10000 training images take the stats
+  from a fixed sample of them; see `image_folders`.) The stats are kept in
+  `Dataset.pixel_mean` / `pixel_std`. Labels are int32.
+
+  `ids[k]` is the index of example k in the canonical order of the full split
+  (see each source for that order). `train_subset=n` keeps n training
+  examples chosen at random with `subset_seed`, class-stratified as nearly as
+  integers allow, sorted by id; ids stay those of the full split.
+  `test_subset` does the same for the test split, with an independent stream
+  of the same seed.
+
+  Image folders decode only the examples a subset keeps, and cache a fully
+  decoded split as .npz in `cache_dir` (default `~/.cache/regularity_jax`,
+  keyed by the source's absolute path, size and mtime); other formats ignore
+  `cache_dir`.
+
+  Args:
+    name: one of `DATASETS`.
+    data_dir: directory with local files, or None for TFDS / generation.
+    train_subset: number of training examples to keep, None for all.
+    test_subset: number of test examples to keep, None for all.
+    subset_seed: seed of the subset choice, >= 0.
+    cache_dir: cache of decoded image folders.
+
+  Returns:
+    The `Dataset`.
+
+  Raises:
+    DataError: unknown name, missing or unrecognizable files, labels outside
+      [0, num_classes), non-finite pixels, or a bad subset size; the message
+      names the fix.
+  """
+  info = dataset_info(name)
+  if isinstance(subset_seed, bool) or not isinstance(
+      subset_seed, (int, np.integer)) or subset_seed < 0:
+    raise DataError(f"subset_seed={subset_seed!r} is not a non-negative "
+                    "integer; pass e.g. subset_seed=0")
+  if data_dir is not None:
+    raw = local_files.load_local(info, data_dir, cache_dir=cache_dir)
+  elif name == "mnist1d":
+    raw = mnist1d_source.generate_mnist1d()
+  else:
+    raw = tfds_source.load_tfds(info)
+  return from_raw(info, raw, train_subset=train_subset,
+                  test_subset=test_subset, subset_seed=subset_seed)
+
+
+def dataset_info(name: str) -> catalog.DatasetInfo:
+  """The catalog entry of `name`; DataError listing DATASETS if unknown."""
+  if isinstance(name, str) and name in catalog.INFOS:
+    return catalog.INFOS[name]
+  close = difflib.get_close_matches(str(name).lower().replace("-", "_"),
+                                    DATASETS, n=1, cutoff=0.6)
+  hint = f"did you mean {close[0]!r}? " if close else ""
+  raise DataError(f"unknown dataset {name!r}: {hint}choose one of "
+                  f"{', '.join(DATASETS)}")
+
+
+def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
+             train_subset: int | None = None, test_subset: int | None = None,
+             subset_seed: int = 0) -> Dataset:
+  """Validates, normalizes and subsets what a source delivered.
+
+  Args:
+    info: the dataset's catalog entry.
+    raw: the source's splits in canonical order.
+    train_subset: see `load_dataset`.
+    test_subset: see `load_dataset`.
+    subset_seed: see `load_dataset`.
+
+  Returns:
+    The `Dataset`.
+  """
+  class_names = raw.class_names or info.class_names
+  if len(class_names) != info.num_classes:
+    class_names = info.class_names
+  for split_name, split in (("train", raw.train), ("test", raw.test)):
+    _check_labels(split, split_name, info, raw.source)
+    _check_finite(split, split_name, raw.source)
+
+  subset_sizes = {"train": train_subset, "test": test_subset}
+  splits, mean, std = {}, None, None
+  for stream, split_name in enumerate(("train", "test")):
+    split = getattr(raw, split_name)
+    size = subset_sizes[split_name]
+    rows = None if size is None else subsets.stratified_subset(
+        split.labels, size, (subset_seed, stream), what=f"{split_name}_subset")
+    if split_name == "train":
+      if (split.images is None and rows is not None
+          and split.stats_indices is not None):
+        # A lazy source decodes just the stats sample and the subset.
+        mean, std = normalization.channel_stats(
+            split.read(split.stats_indices))
+        images = split.read(rows)
+      else:
+        full = split.read(None)
+        mean, std = normalization.channel_stats(
+            full if split.stats_indices is None else full[split.stats_indices])
+        images = full if rows is None else full[rows]
+        del full
+    else:
+      images = split.read(rows)
+    if images.shape[-1] != len(mean):
+      raise DataError(
+          f"{raw.source}: test images have {images.shape[-1]} channels but "
+          f"train images have {len(mean)}; give both splits the same format")
+    ids = np.arange(len(split)) if rows is None else rows
+    splits[split_name] = Split.clean(
+        normalization.normalize(images, mean, std), split.labels[ids], ids)
+
+  if splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
+    raise DataError(
+        f"{raw.source}: train examples have shape "
+        f"{splits['train'].images.shape[1:]} but test examples "
+        f"{splits['test'].images.shape[1:]}; give both splits one shape")
+  return Dataset(name=info.name, train=splits["train"], test=splits["test"],
+                 num_classes=info.num_classes, class_names=tuple(class_names),
+                 source=raw.source, pixel_mean=tuple(float(m) for m in mean),
+                 pixel_std=tuple(float(s) for s in std))
+
+
+def _check_labels(split: RawSplit, split_name: str,
+                  info: catalog.DatasetInfo, source: str) -> None:
+  labels = split.labels
+  bad = (labels < 0) | (labels >= info.num_classes)
+  if bad.any():
+    raise DataError(
+        f"{int(bad.sum())} {split_name} labels in {source} lie outside "
+        f"[0, {info.num_classes}) (min {int(labels.min())}, max "
+        f"{int(labels.max())}); fix the label files, or load them under the "
+        "name of the dataset they belong to")
+
+
+def _check_finite(split: RawSplit, split_name: str, source: str) -> None:
+  images = split.images
+  if images is None or not np.issubdtype(images.dtype, np.floating):
+    return  # integer pixels (and lazily decoded images) are always finite
+  finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+  if not finite.all():
+    first = int(np.flatnonzero(~finite)[0])
+    raise DataError(
+        f"{int((~finite).sum())} {split_name} images in {source} have "
+        f"non-finite pixels (NaN or inf; first at row {first}); repair or "
+        "drop those examples in the files")

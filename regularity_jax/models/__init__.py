@@ -1,0 +1,36 @@
+"""Flax NNX models by name, and a pure functional view for jitted loops.
+
+A leaf: imports only jax, flax and numpy.
+
+  model = create_model("resnet18", num_classes=10, example_shape=(32, 32, 3),
+                       rngs=nnx.Rngs(0))
+  graphdef, params, model_state = split(model)
+  logits, model_state = apply(graphdef, params, model_state, x, train=True,
+                              key=key)
+"""
+
+from .functional import apply
+from .functional import count_params
+from .functional import merge
+from .functional import split
+from .mlp import MLP
+from .registry import create_model
+from .registry import MODELS
+from .registry import model_kwargs
+from .resnet import ResNet18
+from .small_cnn import SmallCNN
+from .toneva_cnn import TonevaCNN
+
+__all__ = [
+    "MLP",
+    "MODELS",
+    "ResNet18",
+    "SmallCNN",
+    "TonevaCNN",
+    "apply",
+    "count_params",
+    "create_model",
+    "merge",
+    "model_kwargs",
+    "split",
+]

@@ -1,0 +1,111 @@
+"""Default config of the main job and its validation.
+
+Every experiment config in `experiments/configs/` starts from `default_config()` and overrides
+fields; any field can be set from the command line with `--config.<field>=<value>`.
+
+Fields:
+  dataset           name from regularity_jax.data.DATASETS (mnist1d needs no download)
+  data_dir          '' loads through tensorflow-datasets (or generates mnist1d); a directory
+                    loads the same dataset from local files (IDX, CIFAR archive, image folder, npz)
+  train_subset      0 = all; n = a seeded class-stratified subset of n training examples
+  test_subset       0 = all; likewise for the test split
+  subset_seed       seed of the subset choice
+  model             name from regularity_jax.models.MODELS
+  model_kwargs      keyword arguments of that model (e.g. hidden=(256, 256) for mlp)
+  dtype             compute dtype, 'float32' or 'bfloat16' (parameters stay float32)
+  num_epochs        epochs of training
+  batch_size        global batch size; must be a multiple of the number of devices
+  eval_batch_size   batch size of the evaluation passes
+  optimizer         sgd | adam | adamw; learning_rate, momentum, nesterov, weight_decay
+  schedule          constant | multistep (lr_milestones in epochs, lr_gamma) | cosine;
+                    warmup_epochs of linear warmup
+  augment           random crop (crop_padding pixels) + flip on the device, for images
+  seed              seed of initialization, data order, dropout and augmentation
+  eval_every        evaluate the full train and test splits every this many epochs (and at
+                    the last epoch); the evaluation stream feeds the test-split statistics
+  checkpoint_every  checkpoint every this many epochs (and at the last epoch)
+  num_devices       0 = all local devices (data parallel over a 1-D mesh)
+  corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
+  corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
+  tracking.kernels  metric kernels tracked on every stream (regularity_jax.metrics.KERNELS)
+  progress_bar      tqdm progress bar on stderr
+  plots             write PNG plots at the end of the run
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from regularity_jax import metrics
+from regularity_jax import models
+from regularity_jax.data import DATASETS
+from regularity_jax.data import CORRUPTIONS
+from regularity_jax.training import optimizers
+from regularity_jax.training.errors import ConfigError
+
+DTYPES = ("float32", "bfloat16")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.dataset = "mnist1d"
+  c.data_dir = ""
+  c.train_subset = 0
+  c.test_subset = 0
+  c.subset_seed = 0
+  c.model = "mlp"
+  c.model_kwargs = ml_collections.ConfigDict()
+  c.dtype = "float32"
+  c.num_epochs = 10
+  c.batch_size = 128
+  c.eval_batch_size = 1000
+  c.optimizer = "sgd"
+  c.learning_rate = 0.1
+  c.momentum = 0.9
+  c.nesterov = False
+  c.weight_decay = 0.0
+  c.schedule = "constant"
+  c.lr_milestones = ()
+  c.lr_gamma = 0.1
+  c.warmup_epochs = 0.0
+  c.augment = False
+  c.crop_padding = 4
+  c.seed = 0
+  c.eval_every = 1
+  c.checkpoint_every = 1
+  c.num_devices = 0
+  c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
+  c.tracking = ml_collections.ConfigDict({"kernels": tuple(metrics.KERNELS)})
+  c.progress_bar = True
+  c.plots = True
+  return c
+
+
+def _choice(name, value, allowed):
+  if value not in allowed:
+    raise ConfigError(f"unknown {name} {value!r}; set --config.{name} to one of {tuple(allowed)}")
+
+
+def validate(config) -> None:
+  """Raises ConfigError (one line: the problem and the fix) on any unusable field."""
+  _choice("dataset", config.dataset, DATASETS)
+  _choice("model", config.model, models.MODELS)
+  _choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
+  _choice("schedule", config.schedule, optimizers.SCHEDULES)
+  _choice("dtype", config.dtype, DTYPES)
+  _choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
+  for kernel in config.tracking.kernels:
+    _choice("tracking.kernels entry", kernel, metrics.KERNELS)
+  for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every"):
+    if int(config[field]) <= 0:
+      raise ConfigError(f"{field}={config[field]} must be a positive integer; "
+                        f"set --config.{field} to a value >= 1")
+  for field in ("train_subset", "test_subset"):
+    if int(config[field]) < 0:
+      raise ConfigError(f"{field}={config[field]} is negative; set --config.{field}=0 for all "
+                        "examples or a positive count")
+  if not 0.0 <= float(config.corruption.fraction) <= 1.0:
+    raise ConfigError(f"corruption.fraction={config.corruption.fraction} is outside [0, 1]; "
+                      "set --config.corruption.fraction between 0 and 1")
+  if float(config.learning_rate) <= 0:
+    raise ConfigError(f"learning_rate={config.learning_rate} must be > 0")

@@ -1,0 +1,9 @@
+"""Errors that reach the user as one line naming the problem and the fix."""
+
+
+class ConfigError(ValueError):
+  """A config field has a value the engine cannot use."""
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""

@@ -1,0 +1,240 @@
+"""The training loop of the main job: `train_and_evaluate(config, workdir)`.
+
+Per epoch: one permutation from the run key, fixed-shape padded batches gathered and augmented
+on the device, one fused jitted step per batch (train step + presentation-stream kernels),
+one host sync at the end of the epoch (loss/accuracy sums), evaluation of the full train and
+test splits every `eval_every` epochs (evaluation-stream kernels), then a checkpoint. The
+transfer guard is on inside the step loop, so no silent host copy can hide there.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import pathlib
+import sys
+import time
+from typing import Any
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from regularity_jax import data
+from regularity_jax import metrics
+from regularity_jax import models
+from regularity_jax.data import batching
+from regularity_jax.runs import Checkpointer
+from regularity_jax.runs import RunDirectory
+from regularity_jax.runs import plots
+from regularity_jax.training import config as config_lib
+from regularity_jax.training import optimizers
+from regularity_jax.training import sharding
+from regularity_jax.training import steps
+from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.errors import TrainingDiverged
+from regularity_jax.training.state import STREAM_DATA_ORDER
+from regularity_jax.training.state import STREAM_INIT
+from regularity_jax.training.state import TrainState
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What `train_and_evaluate` returns: the run directory and its final numbers."""
+  workdir: pathlib.Path
+  metrics: list[dict[str, Any]]
+  scores: dict[str, np.ndarray]
+
+  @property
+  def final(self) -> dict[str, Any]:
+    return self.metrics[-1] if self.metrics else {}
+
+
+def _split_arrays(split: data.Split) -> dict[str, np.ndarray]:
+  return {"image": split.images, "label": split.labels, "id": split.ids,
+          "weight": np.ones(len(split), np.float32)}
+
+
+def build_model(config, dataset: data.Dataset, key: jax.Array):
+  """Creates the model named by the config; returns (graphdef, params, model_state)."""
+  dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+  try:
+    model = models.create_model(config.model, num_classes=dataset.num_classes,
+                                example_shape=dataset.example_shape, rngs=nnx.Rngs(params=key),
+                                dtype=dtype, **config.model_kwargs.to_dict())
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"cannot build model {config.model!r}: {e}") from None
+  return models.split(model)
+
+
+def load_data(config) -> data.Dataset:
+  dataset = data.load_dataset(config.dataset, config.data_dir or None,
+                              train_subset=config.train_subset or None,
+                              test_subset=config.test_subset or None,
+                              subset_seed=config.subset_seed)
+  return data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
+                      config.corruption.seed)
+
+
+def _aggregates(prefix: str, table: dict[str, jnp.ndarray], ids: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  """A few scalar summaries of a split's statistics for metrics.jsonl (on device)."""
+  out = {}
+  if "forgetting_events" in table:
+    out[f"{prefix}forgetting_events_mean"] = jnp.mean(table["forgetting_events"][ids])
+    out[f"{prefix}unforgettable_fraction"] = jnp.mean(table["unforgettable"][ids])
+    out[f"{prefix}never_learned_fraction"] = jnp.mean(table["never_learned"][ids])
+  if "aum" in table:
+    out[f"{prefix}last_margin_mean"] = jnp.nanmean(table["last_margin"][ids])
+  return out
+
+
+def train_and_evaluate(config, workdir) -> RunResult:
+  """Trains `config`'s model while tracking every example; writes the run directory.
+
+  Resumes from the last checkpoint when `workdir` already holds this config's run.
+
+  Args:
+    config: an ml_collections.ConfigDict from `config.default_config()` (with overrides).
+    workdir: the run directory (created if missing; never deleted).
+
+  Returns:
+    RunResult with the per-epoch records and the per-example scores written to scores.npz.
+  """
+  config = copy.deepcopy(config)
+  config_lib.validate(config)
+  run = RunDirectory(workdir, config)
+  dataset = load_data(config)
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_size(config.batch_size, mesh)
+  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+  replicated = sharding.replicated(mesh)
+  rows = sharding.batch_sharded(mesh, axis=1)
+
+  n_train, n_test = len(dataset.train), len(dataset.test)
+  steps_per_epoch = batching.num_steps(n_train, config.batch_size)
+  id_space = int(max(dataset.train.ids.max(initial=-1), dataset.test.ids.max(initial=-1))) + 1
+  tracker = metrics.Tracker(id_space, kernels=tuple(config.tracking.kernels))
+
+  run_key = jax.random.key(config.seed)
+  graphdef, params, model_state = build_model(config, dataset,
+                                              jax.random.fold_in(run_key, STREAM_INIT))
+  tx = optimizers.make_optimizer(config, steps_per_epoch)
+  state = TrainState(
+      step=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32), params=params,
+      model_state=model_state, opt_state=tx.init(params), key=jax.random.key_data(run_key),
+      train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()})
+  state = jax.device_put(state, replicated)
+
+  checkpointer = Checkpointer(run.checkpoint_dir)
+  start_epoch = 0
+  if checkpointer.latest_epoch() is not None:
+    state = checkpointer.restore(state)
+    start_epoch = int(jax.device_get(state.epoch))
+    run.keep_metrics_through(start_epoch)
+  records = run.read_metrics()
+
+  train_split = jax.device_put(_split_arrays(dataset.train), replicated)
+  test_split = jax.device_put(_split_arrays(dataset.test), replicated)
+  train_ids = jax.device_put(dataset.train.ids, replicated)
+  test_ids = jax.device_put(dataset.test.ids, replicated)
+
+  train_step = steps.make_train_step(graphdef, tx, tracker)
+  epoch_step = jax.jit(
+      steps.make_epoch_step(train_step, augment_images=config.augment,
+                            crop_padding=config.crop_padding),
+      donate_argnums=(0, 1))
+  evaluate = jax.jit(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
+                     donate_argnums=(2,))
+  make_batches = jax.jit(
+      lambda key, epoch: batching.epoch_batches(
+          jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), STREAM_DATA_ORDER),
+                             epoch), n_train, config.batch_size),
+      out_shardings=(rows, rows))
+  eval_rows = {name: jax.device_put(batching.eval_batches(n, config.eval_batch_size), rows)
+               for name, n in (("train", n_train), ("test", n_test))}
+  aggregates = jax.jit(lambda s: {
+      **_aggregates("train_", tracker.summarize(s.train_stats), train_ids),
+      **_aggregates("test_", tracker.summarize(s.eval_stats["test"]), test_ids)})
+
+  schedule = optimizers.make_schedule(config, steps_per_epoch)
+  bar = tqdm.tqdm(total=config.num_epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+                  unit="step", desc=f"{config.dataset}/{config.model}", file=sys.stderr,
+                  disable=not config.progress_bar, mininterval=0.5, dynamic_ncols=True)
+  last_good = start_epoch
+  for epoch in range(start_epoch, config.num_epochs):
+    t0 = time.perf_counter()
+    positions, masks = make_batches(state.key, jax.device_put(np.int32(epoch), replicated))
+    sums = jax.device_put(np.zeros(3, np.float32), replicated)
+    with jax.transfer_guard("disallow"):
+      for position_row, mask_row in zip(positions, masks):
+        state, sums = epoch_step(state, sums, train_split, position_row, mask_row)
+        bar.update(1)
+    loss_sum, correct_sum, count = (float(x) for x in jax.device_get(sums))
+    if not math.isfinite(loss_sum):
+      bar.close()
+      raise TrainingDiverged(
+          f"the training loss became {loss_sum} in epoch {epoch + 1}; stopped, and the last good "
+          f"checkpoint (epoch {last_good}) is kept in {run.checkpoint_dir}: lower "
+          "--config.learning_rate (or check the inputs) and start a new --workdir")
+    state = state.replace(epoch=jax.device_put(np.int32(epoch + 1), replicated))
+    record = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
+              "learning_rate": float(schedule(epoch * steps_per_epoch)),
+              "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
+              "examples_presented": int(count), "train_time_s": time.perf_counter() - t0}
+    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
+      t1 = time.perf_counter()
+      for name, split, prefix in (("train", train_split, "eval_train_"), ("test", test_split, "test_")):
+        stats, eval_sums = evaluate(state.params, state.model_state, state.eval_stats[name], split,
+                                    *eval_rows[name])
+        state = state.replace(eval_stats={**state.eval_stats, name: stats})
+        e_loss, e_correct, e_count = (float(x) for x in jax.device_get(eval_sums))
+        record[f"{prefix}loss"], record[f"{prefix}accuracy"] = e_loss / e_count, e_correct / e_count
+      record["eval_time_s"] = time.perf_counter() - t1
+    record.update({k: float(v) for k, v in jax.device_get(aggregates(state)).items()})
+    records.append(record)
+    run.append_metrics(record)
+    bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
+                    acc=f"{record['train_accuracy']:.3f}",
+                    test=f"{record.get('test_accuracy', float('nan')):.3f}")
+    if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs:
+      checkpointer.save(epoch + 1, state)
+      last_good = epoch + 1
+  bar.close()
+  checkpointer.close()
+
+  scores = collect_scores(tracker, state, dataset)
+  run.write_scores(scores)
+  if config.plots:
+    plots.write_all(records, scores, run.plots_dir)
+  return RunResult(workdir=run.path, metrics=records, scores=scores)
+
+
+def collect_scores(tracker: metrics.Tracker, state: TrainState,
+                   dataset: data.Dataset) -> dict[str, np.ndarray]:
+  """Per-example arrays for scores.npz, rows in split order, keyed `<split>/<statistic>`.
+
+  train/<key>       presentation stream of the training split (CBTL is train/cumulative_correct)
+  train/eval_<key>  evaluation stream of the training split
+  test/<key>        evaluation stream of the test split (CBGL is test/cumulative_correct,
+                    mal-generalizing events test/forgetting_events)
+  """
+  host = jax.device_get({"train": tracker.summarize(state.train_stats),
+                         "eval_train": tracker.summarize(state.eval_stats["train"]),
+                         "test": tracker.summarize(state.eval_stats["test"])})
+  ids = {"train": dataset.train.ids, "test": dataset.test.ids}
+  out = {
+      "train/example_id": dataset.train.ids, "train/label": dataset.train.labels,
+      "train/original_label": dataset.train.original_labels,
+      "train/corrupted": dataset.train.corrupted,
+      "test/example_id": dataset.test.ids, "test/label": dataset.test.labels,
+  }
+  for key, value in host["train"].items():
+    out[f"train/{key}"] = np.asarray(value)[ids["train"]]
+  for key, value in host["eval_train"].items():
+    out[f"train/eval_{key}"] = np.asarray(value)[ids["train"]]
+  for key, value in host["test"].items():
+    out[f"test/{key}"] = np.asarray(value)[ids["test"]]
+  return out

@@ -1,0 +1,134 @@
+"""Pure train and eval steps that return per-example outputs.
+
+A batch is a dict of device arrays with a leading batch axis B:
+
+  image   f32[B, *example_shape]
+  label   i32[B]
+  id      i32[B]   stable example ids (metric kernels index their state with these)
+  mask    bool[B]  False on padding rows: they contribute nothing to loss, gradient or stats
+  weight  f32[B]   per-example loss weight (ones by default)
+
+`train_step(state, batch) -> (state, per_example)` takes one SGD step on the mean weighted
+loss over real rows and updates the presentation-stream tracker with the train-mode logits of
+that same forward pass (before the update), as Toneva et al. define a presentation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from regularity_jax import metrics
+from regularity_jax import models
+from regularity_jax.data import augment
+from regularity_jax.training.state import STREAM_STEP
+from regularity_jax.training.state import TrainState
+
+PerExample = dict[str, jnp.ndarray]
+
+
+def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """logits: [B, C], labels: i32[B] -> f32[B] softmax cross-entropy, computed in float32."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+
+
+def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndarray) -> PerExample:
+  """The per-example record every step returns: loss, correct, margin and the logits."""
+  logits = logits.astype(jnp.float32)
+  return {"loss": loss, "correct": jnp.argmax(logits, -1) == labels,
+          "margin": metrics.logit_margin(logits, labels), "logits": logits}
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation,
+                    tracker: metrics.Tracker) -> Callable[[TrainState, dict], tuple[TrainState, PerExample]]:
+  """Returns the pure `train_step(state, batch) -> (state, per_example)` (not jitted)."""
+
+  def train_step(state: TrainState, batch: dict) -> tuple[TrainState, PerExample]:
+    mask = batch["mask"]
+    weights = batch["weight"] * mask
+    dropout_key = state.rng(STREAM_STEP, state.step, 1)
+
+    def loss_fn(params):
+      logits, new_model_state = models.apply(graphdef, params, state.model_state, batch["image"],
+                                             train=True, key=dropout_key)
+      losses = cross_entropy(logits, batch["label"])
+      mean = jnp.sum(losses * weights) / jnp.maximum(jnp.sum(mask), 1)
+      return mean, (logits, losses, new_model_state)
+
+    grads, (logits, losses, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        model_state=new_model_state,
+        opt_state=opt_state,
+        train_stats=tracker.update(state.train_stats, batch["id"], logits, batch["label"], mask),
+    )
+    return new_state, per_example_outputs(logits, batch["label"], losses)
+
+  return train_step
+
+
+def make_eval_step(graphdef, tracker: metrics.Tracker):
+  """Returns `eval_step(params, model_state, stats, batch) -> (stats, per_example)` (eval mode)."""
+
+  def eval_step(params, model_state, stats, batch):
+    logits, _ = models.apply(graphdef, params, model_state, batch["image"], train=False)
+    stats = tracker.update(stats, batch["id"], logits, batch["label"], batch["mask"])
+    return stats, per_example_outputs(logits, batch["label"], cross_entropy(logits, batch["label"]))
+
+  return eval_step
+
+
+def gather_batch(split: dict, positions: jnp.ndarray, mask: jnp.ndarray) -> dict:
+  """Builds a batch from an on-device split dict {image, label, id, weight} at row `positions`."""
+  batch = {k: v[positions] for k, v in split.items()}
+  batch["mask"] = mask
+  return batch
+
+
+def _sums(per_example: PerExample, mask: jnp.ndarray) -> jnp.ndarray:
+  m = mask.astype(jnp.float32)
+  return jnp.stack([jnp.sum(per_example["loss"] * m),
+                    jnp.sum(per_example["correct"].astype(jnp.float32) * m), jnp.sum(m)])
+
+
+def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, flip: bool = True):
+  """Fuses gather + on-device augmentation + `train_step` + running sums into one function.
+
+  `epoch_step(state, sums, split, positions, mask) -> (state, sums)` where positions/mask are
+  one row (i32[B], bool[B]) of `batching.epoch_batches` and sums is f32[3] = (loss sum,
+  correct count, example count) over the real rows of the epoch so far.
+  """
+
+  def epoch_step(state: TrainState, sums: jnp.ndarray, split: dict, positions, mask):
+    batch = gather_batch(split, positions, mask)
+    if augment_images:
+      batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
+                                             batch["id"], padding=crop_padding, flip=flip)
+    state, per_example = train_step(state, batch)
+    return state, sums + _sums(per_example, mask)
+
+  return epoch_step
+
+
+def make_evaluate(eval_step):
+  """`evaluate(params, model_state, stats, split, positions[S, B], mask[S, B]) -> (stats, sums)`.
+
+  One `lax.scan` over the evaluation batches of a whole split: a single dispatch per split.
+  """
+
+  def evaluate(params, model_state, stats, split, positions, mask):
+    def body(carry, row):
+      stats, sums = carry
+      batch = gather_batch(split, *row)
+      stats, per_example = eval_step(params, model_state, stats, batch)
+      return (stats, sums + _sums(per_example, row[1])), None
+
+    (stats, sums), _ = jax.lax.scan(body, (stats, jnp.zeros(3, jnp.float32)), (positions, mask))
+    return stats, sums
+
+  return evaluate
