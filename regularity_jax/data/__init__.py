@@ -1,7 +1,8 @@
 """Datasets by name with stable example ids, and training-set corruptions.
 
-A leaf of `regularity_jax`: imports only numpy, Pillow, and optionally
-tensorflow_datasets, mnist1d and scipy (SVHN .mat files).
+A leaf of `regularity_jax`: imports nothing else of the package; loading
+uses numpy and Pillow, and optionally tensorflow_datasets, mnist1d and scipy
+(SVHN .mat files); the on-device helpers `augment` and `batching` use jax.
 
     ds = load_dataset("mnist", data_dir="../shared/data/mnist",
                       train_subset=3000)
@@ -11,7 +12,8 @@ tensorflow_datasets, mnist1d and scipy (SVHN .mat files).
 
 Modules: `types` (Split, Dataset, DataError), `catalog` (names, classes),
 `registry` (load_dataset), `local_files` / `image_folders` / `tfds_source` /
-`mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`.
+`mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`;
+`augment` and `batching` (on-device, jax).
 """
 
 from regularity_jax.data.catalog import DATASETS

@@ -87,7 +87,7 @@ def corrupt(dataset: Dataset, kind: str, fraction: float, seed: int, *,
     raise DataError(f"unknown pixel_permutation {pixel_permutation!r}: "
                     f"choose one of {', '.join(PIXEL_PERMUTATIONS)}")
   train = dataset.train
-  count = round(fraction * len(train))
+  count = int(round(fraction * len(train)))
   if kind == "none" or count == 0:
     return dataset
   seed = int(seed)

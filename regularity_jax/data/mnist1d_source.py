@@ -8,6 +8,7 @@ standardized by the package (global mean 0, std 1).
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -16,8 +17,9 @@ from regularity_jax.data.raw import RawData, in_memory
 from regularity_jax.data.types import DataError
 
 
+@functools.lru_cache(maxsize=4)
 def generate_mnist1d(seed: int = 42, num_samples: int = 5000) -> RawData:
-  """Generates MNIST-1D in the package's own order.
+  """Generates MNIST-1D in the package's own order (memoized: ~1 s, 1.6 MB).
 
   `make_dataset` reseeds Python's and numpy's global random state; this
   restores both afterwards, so generating leaves callers' randomness alone.
@@ -27,9 +29,11 @@ def generate_mnist1d(seed: int = 42, num_samples: int = 5000) -> RawData:
     num_samples: examples in total, 80% of them train.
 
   Returns:
-    The `RawData`, images f64[N, 40, 1], labels int[N].
+    The `RawData`, images f64[N, 40, 1], labels int[N]; callers must not
+    modify its arrays (they are shared between calls).
   """
   try:
+    # Imported here: the package is optional, and only mnist1d needs it.
     from mnist1d import data as mnist1d_data  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise DataError("generating mnist1d needs the mnist1d package, which is "
@@ -44,9 +48,13 @@ def generate_mnist1d(seed: int = 42, num_samples: int = 5000) -> RawData:
   finally:
     np.random.set_state(numpy_state)
     random.setstate(python_state)
-  return RawData(
+  raw = RawData(
       train=in_memory(arrays["x"], arrays["y"], split="train",
                       where="mnist1d"),
       test=in_memory(arrays["x_test"], arrays["y_test"], split="test",
                      where="mnist1d"),
       source="generated:mnist1d")
+  for split in (raw.train, raw.test):
+    split.images.flags.writeable = False
+    split.labels.flags.writeable = False
+  return raw

@@ -57,7 +57,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
 
   Args:
     name: one of `DATASETS`.
-    data_dir: directory with local files, or None for TFDS / generation.
+    data_dir: directory with local files, or None (or "") for TFDS /
+      generation.
     train_subset: number of training examples to keep, None for all.
     test_subset: number of test examples to keep, None for all.
     subset_seed: seed of the subset choice, >= 0.
@@ -68,15 +69,16 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
 
   Raises:
     DataError: unknown name, missing or unrecognizable files, labels outside
-      [0, num_classes), non-finite pixels, or a bad subset size; the message
-      names the fix.
+      [0, num_classes), non-finite pixels, a channel count other than the
+      dataset's (1 for the MNISTs, 3 for CIFAR and SVHN: catches a data_dir
+      of another dataset), or a bad subset size; the message names the fix.
   """
   info = dataset_info(name)
   if isinstance(subset_seed, bool) or not isinstance(
       subset_seed, (int, np.integer)) or subset_seed < 0:
     raise DataError(f"subset_seed={subset_seed!r} is not a non-negative "
                     "integer; pass e.g. subset_seed=0")
-  if data_dir is not None:
+  if data_dir is not None and str(data_dir):
     raw = local_files.load_local(info, data_dir, cache_dir=cache_dir)
   elif name == "mnist1d":
     raw = mnist1d_source.generate_mnist1d()
@@ -114,7 +116,9 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
   """
   class_names = raw.class_names or info.class_names
   if len(class_names) != info.num_classes:
-    class_names = info.class_names
+    raise DataError(
+        f"{raw.source} names {len(class_names)} classes but {info.name} has "
+        f"{info.num_classes}; store {info.num_classes} class_names, or none")
   for split_name, split in (("train", raw.train), ("test", raw.test)):
     _check_labels(split, split_name, info, raw.source)
     _check_finite(split, split_name, raw.source)
@@ -141,10 +145,11 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
         del full
     else:
       images = split.read(rows)
-    if images.shape[-1] != len(mean):
+    if images.shape[-1] != info.channels:
       raise DataError(
-          f"{raw.source}: test images have {images.shape[-1]} channels but "
-          f"train images have {len(mean)}; give both splits the same format")
+          f"{raw.source} holds {split_name} images with {images.shape[-1]} "
+          f"channel(s) but {info.name} has {info.channels}; check that "
+          f"--config.data_dir points at {info.name} files")
     ids = np.arange(len(split)) if rows is None else rows
     splits[split_name] = Split.clean(
         normalization.normalize(images, mean, std), split.labels[ids], ids)

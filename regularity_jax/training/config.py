@@ -24,6 +24,7 @@ Fields:
   eval_every        evaluate the full train and test splits every this many epochs (and at
                     the last epoch); the evaluation stream feeds the test-split statistics
   checkpoint_every  checkpoint every this many epochs (and at the last epoch)
+  keep_checkpoints  how many of the latest checkpoints to keep
   num_devices       0 = all local devices (data parallel over a 1-D mesh)
   corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
   corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
@@ -73,6 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.eval_every = 1
   c.checkpoint_every = 1
+  c.keep_checkpoints = 2
   c.num_devices = 0
   c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
   c.tracking = ml_collections.ConfigDict({"kernels": tuple(metrics.KERNELS)})
@@ -96,7 +98,8 @@ def validate(config) -> None:
   _choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
   for kernel in config.tracking.kernels:
     _choice("tracking.kernels entry", kernel, metrics.KERNELS)
-  for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every"):
+  for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every",
+                "keep_checkpoints"):
     if int(config[field]) <= 0:
       raise ConfigError(f"{field}={config[field]} must be a positive integer; "
                         f"set --config.{field} to a value >= 1")

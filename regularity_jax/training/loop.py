@@ -128,12 +128,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
       train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()})
   state = jax.device_put(state, replicated)
 
-  checkpointer = Checkpointer(run.checkpoint_dir)
+  checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
   start_epoch = 0
   if checkpointer.latest_epoch() is not None:
     state = checkpointer.restore(state)
     start_epoch = int(jax.device_get(state.epoch))
-    run.keep_metrics_through(start_epoch)
+  run.keep_metrics_through(start_epoch)  # Later epochs, if any were logged, are rerun.
   records = run.read_metrics()
 
   train_split = jax.device_put(_split_arrays(dataset.train), replicated)
@@ -167,12 +167,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
   for epoch in range(start_epoch, config.num_epochs):
     t0 = time.perf_counter()
     positions, masks = make_batches(state.key, jax.device_put(np.int32(epoch), replicated))
-    sums = jax.device_put(np.zeros(3, np.float32), replicated)
+    carry = jax.device_put(steps.init_epoch_carry(), replicated)
     with jax.transfer_guard("disallow"):
-      for position_row, mask_row in zip(positions, masks):
-        state, sums = epoch_step(state, sums, train_split, position_row, mask_row)
+      for _ in range(steps_per_epoch):
+        state, carry = epoch_step(state, carry, train_split, positions, masks)
         bar.update(1)
-    loss_sum, correct_sum, count = (float(x) for x in jax.device_get(sums))
+    loss_sum, correct_sum, count = (float(x) for x in jax.device_get(carry["sums"]))
     if not math.isfinite(loss_sum):
       bar.close()
       raise TrainingDiverged(

@@ -96,21 +96,29 @@ def _sums(per_example: PerExample, mask: jnp.ndarray) -> jnp.ndarray:
                     jnp.sum(per_example["correct"].astype(jnp.float32) * m), jnp.sum(m)])
 
 
+def init_epoch_carry() -> dict:
+  """The per-epoch carry of `epoch_step`: row counter and (loss, correct, count) sums."""
+  return {"row": jnp.zeros((), jnp.int32), "sums": jnp.zeros(3, jnp.float32)}
+
+
 def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, flip: bool = True):
   """Fuses gather + on-device augmentation + `train_step` + running sums into one function.
 
-  `epoch_step(state, sums, split, positions, mask) -> (state, sums)` where positions/mask are
-  one row (i32[B], bool[B]) of `batching.epoch_batches` and sums is f32[3] = (loss sum,
-  correct count, example count) over the real rows of the epoch so far.
+  `epoch_step(state, carry, split, positions, masks) -> (state, carry)` trains on row
+  `carry["row"]` of the epoch's i32[S, B] positions / bool[S, B] masks (from
+  `batching.epoch_batches`) and advances the row. The whole matrices stay on the device and
+  the row is picked there, so the host loop passes no per-step data at all.
   """
 
-  def epoch_step(state: TrainState, sums: jnp.ndarray, split: dict, positions, mask):
-    batch = gather_batch(split, positions, mask)
+  def epoch_step(state: TrainState, carry: dict, split: dict, positions, masks):
+    row = carry["row"]
+    mask = jax.lax.dynamic_index_in_dim(masks, row, keepdims=False)
+    batch = gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False), mask)
     if augment_images:
       batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
                                              batch["id"], padding=crop_padding, flip=flip)
     state, per_example = train_step(state, batch)
-    return state, sums + _sums(per_example, mask)
+    return state, {"row": row + 1, "sums": carry["sums"] + _sums(per_example, mask)}
 
   return epoch_step
 

@@ -1,0 +1,53 @@
+"""Tiny datasets and configs for engine tests: fast on 2 CPU cores."""
+
+import pathlib
+
+import numpy as np
+
+from regularity_jax.training import default_config
+
+
+def write_tiny_npz(directory, *, n_train=96, n_test=48, num_classes=4, shape=(6, 6, 1),
+                   seed=0, labels_offset=0, nan=False) -> pathlib.Path:
+  """An npz dataset in `directory` whose classes are separable by a class-dependent mean."""
+  rng = np.random.default_rng(seed)
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  means = rng.normal(size=(num_classes,) + shape).astype(np.float32)
+
+  def make(n):
+    y = np.arange(n) % num_classes
+    x = means[y] + 0.8 * rng.normal(size=(n,) + shape).astype(np.float32)
+    return (255 * (x - x.min()) / (x.max() - x.min())).astype(np.uint8), y
+
+  x_train, y_train = make(n_train)
+  x_test, y_test = make(n_test)
+  y_train = y_train + labels_offset
+  if nan:
+    x_train = x_train.astype(np.float32)
+    x_train[3, 0, 0, 0] = np.nan
+  path = directory / "tiny.npz"
+  np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+  return path
+
+
+def tiny_config(data_dir, **overrides):
+  c = default_config()
+  c.dataset = "mnist"  # any name: data_dir holds an npz, which loads for every name
+  c.data_dir = str(data_dir)
+  c.model = "mlp"
+  c.model_kwargs.hidden = (32,)
+  c.num_epochs = 4
+  c.batch_size = 16
+  c.eval_batch_size = 32
+  c.learning_rate = 0.05
+  c.momentum = 0.9
+  c.progress_bar = False
+  c.plots = False
+  for key, value in overrides.items():
+    target = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return c
