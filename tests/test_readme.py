@@ -1,0 +1,27 @@
+"""The README's promises: the two opening commands, the CI script, the kernel example runs."""
+
+import pathlib
+import re
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def _code_blocks(lang):
+  return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_opens_with_two_commands_and_ci_runs_the_second():
+  bash = _code_blocks("bash")
+  install_and_run, install_and_test = bash[0].strip(), bash[1].strip()
+  assert "experiments.main --config=experiments/configs/quickstart.py" in install_and_run
+  assert "pytest tests" in install_and_test
+  assert README.index(install_and_run) < README.index("## ")  # before the first section
+  assert install_and_test in (REPO / ".ci" / "run").read_text()
+
+
+def test_kernel_example_runs_as_written(capsys):
+  example = _code_blocks("python")[0]
+  exec(compile(example, "README.md", "exec"), {})  # pylint: disable=exec-used
+  printed = capsys.readouterr().out.split()
+  assert len(printed) == 2 and int(printed[0]) >= 0
