@@ -27,17 +27,18 @@ def reference_stats(num_examples, stream):
       correct = int(np.argmax(z)) == y
       others = [z[j] for j in range(len(z)) if j != y]
       margin = z[y] - max(others)
-      history[int(ids[row])].append((correct, margin, _softmax(z)[y]))
+      history[int(ids[row])].append((correct, margin, _softmax(z)[y], z, y))
 
   out = {k: [] for k in ("forgetting_events", "learning_events", "first_learned", "unforgettable",
                          "never_learned", "observations", "cumulative_correct", "mean_correct",
-                         "last_margin", "aum", "confidence", "variability", "correctness")}
+                         "last_margin", "aum", "confidence", "variability", "correctness",
+                         "last_loss", "mean_loss", "last_el2n", "mean_el2n")}
   for h in history:
     n = len(h)
     forgets = learns = 0
     first = -1
     prev = False  # the first observation's "previous" counts as wrong
-    for t, (c, _, _) in enumerate(h):
+    for t, (c, *_) in enumerate(h):
       if prev and not c:
         forgets += 1
       if c and not prev:
@@ -45,9 +46,11 @@ def reference_stats(num_examples, stream):
       if c and first < 0:
         first = t
       prev = c
-    corrects = [c for c, _, _ in h]
-    margins = [m for _, m, _ in h]
-    probs = [p for _, _, p in h]
+    corrects = [c for c, *_ in h]
+    margins = [m for _, m, *_ in h]
+    probs = [p for _, _, p, *_ in h]
+    losses = [-np.log(_softmax(z)[y]) for *_, z, y in h]
+    el2ns = [reference_el2n([z], [y])[0] for *_, z, y in h]
     out["forgetting_events"].append(forgets)
     out["learning_events"].append(learns)
     out["first_learned"].append(first)
@@ -61,6 +64,10 @@ def reference_stats(num_examples, stream):
     out["confidence"].append(np.mean(probs) if n else np.nan)
     out["variability"].append(np.std(probs) if n else np.nan)
     out["correctness"].append(np.mean(corrects) if n else np.nan)
+    out["last_loss"].append(losses[-1] if n else np.nan)
+    out["mean_loss"].append(np.mean(losses) if n else np.nan)
+    out["last_el2n"].append(el2ns[-1] if n else np.nan)
+    out["mean_el2n"].append(np.mean(el2ns) if n else np.nan)
   return {k: np.asarray(v) for k, v in out.items()}
 
 

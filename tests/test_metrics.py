@@ -14,6 +14,7 @@ from regularity_jax import metrics
 from regularity_jax.metrics import confidence
 from regularity_jax.metrics import cumulative
 from regularity_jax.metrics import forgetting
+from regularity_jax.metrics import losses
 from regularity_jax.metrics import margins
 from tests import metrics_reference
 
@@ -71,7 +72,7 @@ def assert_matches_reference(table, ref, keys):
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=key)
 
 
-@pytest.mark.parametrize("module", [forgetting, cumulative, margins, confidence],
+@pytest.mark.parametrize("module", [forgetting, cumulative, margins, confidence, losses],
                          ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 class TestKernelAgainstPlainImplementation:
 

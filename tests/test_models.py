@@ -110,10 +110,12 @@ class TestCreateModel:
 
   def test_model_kwargs_are_the_documented_defaults(self):
     assert models.MODELS == ("mlp", "toneva_cnn", "small_cnn", "resnet18")
-    assert models.model_kwargs("mlp") == dict(hidden=(256, 256), use_bias=True, dropout=0.0)
-    assert models.model_kwargs("toneva_cnn") == dict(dropout=0.5)
-    assert models.model_kwargs("small_cnn") == dict(widths=(32, 64, 128), dropout=0.0)
-    assert models.model_kwargs("resnet18") == dict(width=64, dropout=0.0)
+    turnover = dict(turnover_sites=(), turnover_rate=0.5)
+    assert models.model_kwargs("mlp") == dict(hidden=(256, 256), use_bias=True, dropout=0.0,
+                                              **turnover)
+    assert models.model_kwargs("toneva_cnn") == dict(dropout=0.5, **turnover)
+    assert models.model_kwargs("small_cnn") == dict(widths=(32, 64, 128), dropout=0.0, **turnover)
+    assert models.model_kwargs("resnet18") == dict(width=64, dropout=0.0, **turnover)
 
 
 class TestErrors:

@@ -8,7 +8,9 @@ no host sync. This package imports nothing else from regularity_jax: copy it int
   forgetting  forgetting/learning events, first_learned, unforgettable, never_learned
   cumulative  cumulative_correct (CBTL on the training stream, CBGL on the evaluation stream)
   margins     last logit margin and AUM; `logit_margin`
+  margin_distribution  sorted normalized-margin curve and its area, `margin_auc`
   confidence  confidence, variability, correctness (data maps)
+  losses      last/mean cross-entropy and EL2N over observations
   el2n, grand single-pass scores
   Tracker     any subset of the above as one pytree
 """
@@ -16,12 +18,15 @@ no host sync. This package imports nothing else from regularity_jax: copy it int
 from regularity_jax.metrics import confidence
 from regularity_jax.metrics import cumulative
 from regularity_jax.metrics import forgetting
+from regularity_jax.metrics import losses
+from regularity_jax.metrics import margin_distribution
 from regularity_jax.metrics import margins
+from regularity_jax.metrics.margin_distribution import margin_auc
 from regularity_jax.metrics.margins import logit_margin
 from regularity_jax.metrics.scores import el2n
 from regularity_jax.metrics.scores import grand
 from regularity_jax.metrics.tracker import KERNELS
 from regularity_jax.metrics.tracker import Tracker
 
-__all__ = ["confidence", "cumulative", "forgetting", "margins", "logit_margin", "el2n", "grand",
+__all__ = ["margin_distribution", "margin_auc", "confidence", "cumulative", "forgetting", "losses", "margins", "logit_margin", "el2n", "grand",
            "KERNELS", "Tracker"]

@@ -25,6 +25,7 @@ import numpy as np
 from regularity_jax.metrics import confidence
 from regularity_jax.metrics import cumulative
 from regularity_jax.metrics import forgetting
+from regularity_jax.metrics import losses
 from regularity_jax.metrics import margins
 
 KERNELS: dict[str, ModuleType] = {
@@ -32,6 +33,7 @@ KERNELS: dict[str, ModuleType] = {
     "cumulative": cumulative,
     "margins": margins,
     "confidence": confidence,
+    "losses": losses,
 }
 
 

@@ -14,23 +14,35 @@ from .functional import count_params
 from .functional import merge
 from .functional import split
 from .mlp import MLP
+from . import norms
+from .norms import network_norm
+from .norms import normalized_margin
+from .norms import NORMALIZERS
 from .registry import create_model
 from .registry import MODELS
 from .registry import model_kwargs
 from .resnet import ResNet18
 from .small_cnn import SmallCNN
 from .toneva_cnn import TonevaCNN
+from .turnover import TurnOver
+from . import turnover
 
 __all__ = [
     "MLP",
     "MODELS",
+    "NORMALIZERS",
     "ResNet18",
     "SmallCNN",
     "TonevaCNN",
+    "TurnOver",
+    "turnover",
     "apply",
     "count_params",
     "create_model",
     "merge",
     "model_kwargs",
+    "network_norm",
+    "normalized_margin",
+    "norms",
     "split",
 ]

@@ -24,6 +24,8 @@ from flax import nnx
 import jax
 import numpy as np
 
+from .turnover import TurnOver
+
 PyTree = Any
 
 
@@ -58,6 +60,7 @@ def apply(
     *,
     train: bool,
     key: jax.Array | None = None,
+    turnover: TurnOver | None = None,
 ) -> tuple[jax.Array, dict]:
   """Runs the model as a pure function.
 
@@ -69,6 +72,8 @@ def apply(
     train: static Python bool; batch statistics + running-average update in
       BatchNorm and dropout (needs `key` if the model's rate is > 0).
     key: PRNG key for dropout, or None.
+    turnover: turn-over dropout context (run key, example ids, mode) for models
+      built with `turnover_sites`; None is the full network.
 
   Returns:
     logits: f32[B, C].
@@ -76,7 +81,7 @@ def apply(
       itself (unchanged).
   """
   model = nnx.merge(graphdef, params, model_state)
-  logits = model(x, train=train, key=key)
+  logits = model(x, train=train, key=key, turnover=turnover)
   if not train:
     return logits, model_state
   _, _, new_model_state = nnx.split(model, nnx.Param, ...)

@@ -71,6 +71,9 @@ def create_model(
       toneva_cnn: dropout=0.5
       small_cnn: widths=(32, 64, 128), dropout=0.0
       resnet18: width=64, dropout=0.0
+      every model: turnover_sites=(), turnover_rate=0.5 (turn-over dropout;
+        sites: mlp hidden_<i>; toneva_cnn conv1, conv2, fc1; small_cnn
+        block_<i>, features; resnet18 stage_1..stage_4, features; or "all")
 
   Returns:
     The initialized `nnx.Module`; `functional.split` it for a jitted loop.

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from . import dropout as dropout_lib
+from . import turnover as turnover_lib
 
 _STAGE_BLOCKS = (2, 2, 2, 2)
 _STAGE_STRIDES = (1, 2, 2, 2)
@@ -79,6 +80,8 @@ class ResNet18(nnx.Module):
       *,
       width: int = 64,
       dropout: float = 0.0,
+      turnover_sites: Sequence[str] = (),
+      turnover_rate: float = 0.5,
       dtype: jnp.dtype = jnp.float32,
       rngs: nnx.Rngs,
   ):
@@ -89,12 +92,18 @@ class ResNet18(nnx.Module):
       num_classes: number of logits C.
       width: stem and first-stage width; stages use width * (1, 2, 4, 8).
       dropout: rate applied to the pooled features before the head.
+      turnover_sites: sites carrying ("stage_1".."stage_4": channels
+        after each stage of two blocks; "features": the pooled features) turn-over dropout, or ("all",).
+      turnover_rate: turn-over drop rate p (each unit is in m_i w.p. 1 - p).
       dtype: compute dtype; params and batch stats are float32.
       rngs: parameter initialization RNGs.
     """
     if len(example_shape) != 3:
       raise ValueError(
           f"resnet18 needs example_shape (H, W, C), got {tuple(example_shape)}")
+    self.turnover_available = ("stage_1", "stage_2", "stage_3", "stage_4", "features")
+    self.turnover_enabled, self.turnover_rate = turnover_lib.resolve_sites(
+        self.turnover_available, turnover_sites, turnover_rate)
     self.dropout_rate = dropout_lib.check_rate(dropout)
     self.dtype = dtype
     self.stem_conv = _conv3x3(example_shape[-1], width, 1, dtype, rngs)
@@ -112,8 +121,8 @@ class ResNet18(nnx.Module):
     self.head = nnx.Linear(in_ch, num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(
-      self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None
-  ) -> jax.Array:
+      self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None,
+      turnover: turnover_lib.TurnOver | None = None) -> jax.Array:
     """Computes logits.
 
     Args:
@@ -121,6 +130,8 @@ class ResNet18(nnx.Module):
       train: batch statistics in BatchNorm (and update the running averages);
         dropout when the rate is > 0 (needs `key`).
       key: PRNG key for dropout.
+      turnover: turn-over dropout context (example ids, mode) for the enabled
+        `turnover_sites`; None behaves as mode "full".
 
     Returns:
       logits: f32[B, num_classes].
@@ -129,8 +140,11 @@ class ResNet18(nnx.Module):
         key, 1, active=train and self.dropout_rate > 0)
     x = x.astype(self.dtype)
     x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=not train))
-    for block in self.blocks:
+    for i, block in enumerate(self.blocks):
       x = block(x, train=train)
+      if i % 2 == 1:  # the end of a stage
+        x = turnover_lib.at_site(self, f"stage_{i // 2 + 1}", x, turnover)
     x = jnp.mean(x, axis=(1, 2))
     x = dropout_lib.dropout(x, self.dropout_rate, dropout_key)
+    x = turnover_lib.at_site(self, "features", x, turnover)
     return self.head(x).astype(jnp.float32)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import dropout as dropout_lib
+from . import turnover as turnover_lib
 
 
 class ConvBlock(nnx.Module):
@@ -44,6 +45,8 @@ class SmallCNN(nnx.Module):
       *,
       widths: Sequence[int] = (32, 64, 128),
       dropout: float = 0.0,
+      turnover_sites: Sequence[str] = (),
+      turnover_rate: float = 0.5,
       dtype: jnp.dtype = jnp.float32,
       rngs: nnx.Rngs,
   ):
@@ -54,6 +57,9 @@ class SmallCNN(nnx.Module):
       num_classes: number of logits C.
       widths: output channels of each ConvBlock (each halves H and W).
       dropout: rate applied to the pooled features before the head.
+      turnover_sites: sites carrying ("block_<i>": channels after
+        block i; "features": the pooled features) turn-over dropout, or ("all",).
+      turnover_rate: turn-over drop rate p (each unit is in m_i w.p. 1 - p).
       dtype: compute dtype; params and batch stats are float32.
       rngs: parameter initialization RNGs.
     """
@@ -64,6 +70,9 @@ class SmallCNN(nnx.Module):
       raise ValueError("small_cnn needs at least one width")
     self.dropout_rate = dropout_lib.check_rate(dropout)
     self.dtype = dtype
+    self.turnover_available = (*(f"block_{i}" for i in range(len(widths))), "features")
+    self.turnover_enabled, self.turnover_rate = turnover_lib.resolve_sites(
+        self.turnover_available, turnover_sites, turnover_rate)
     channels = (example_shape[-1], *widths)
     self.blocks = nnx.List([
         ConvBlock(c_in, c_out, dtype=dtype, rngs=rngs)
@@ -72,8 +81,8 @@ class SmallCNN(nnx.Module):
     self.head = nnx.Linear(widths[-1], num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(
-      self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None
-  ) -> jax.Array:
+      self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None,
+      turnover: turnover_lib.TurnOver | None = None) -> jax.Array:
     """Computes logits.
 
     Args:
@@ -81,6 +90,8 @@ class SmallCNN(nnx.Module):
       train: batch statistics in BatchNorm (and update the running averages);
         dropout when the rate is > 0 (needs `key`).
       key: PRNG key for dropout.
+      turnover: turn-over dropout context (example ids, mode) for the enabled
+        `turnover_sites`; None behaves as mode "full".
 
     Returns:
       logits: f32[B, num_classes].
@@ -88,8 +99,9 @@ class SmallCNN(nnx.Module):
     (dropout_key,) = dropout_lib.dropout_keys(
         key, 1, active=train and self.dropout_rate > 0)
     x = x.astype(self.dtype)
-    for block in self.blocks:
-      x = block(x, train=train)
+    for i, block in enumerate(self.blocks):
+      x = turnover_lib.at_site(self, f"block_{i}", block(x, train=train), turnover)
     x = jnp.mean(x, axis=(1, 2))
     x = dropout_lib.dropout(x, self.dropout_rate, dropout_key)
+    x = turnover_lib.at_site(self, "features", x, turnover)
     return self.head(x).astype(jnp.float32)

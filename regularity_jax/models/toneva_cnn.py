@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from . import dropout as dropout_lib
+from . import turnover as turnover_lib
 
 # PyTorch's kaiming_uniform(a=sqrt(5)) for weights is U(+-1/sqrt(fan_in)).
 _torch_kernel_init = nnx.initializers.variance_scaling(
@@ -63,6 +64,8 @@ class TonevaCNN(nnx.Module):
       num_classes: int,
       *,
       dropout: float = 0.5,
+      turnover_sites: Sequence[str] = (),
+      turnover_rate: float = 0.5,
       dtype: jnp.dtype = jnp.float32,
       rngs: nnx.Rngs,
   ):
@@ -73,6 +76,9 @@ class TonevaCNN(nnx.Module):
       num_classes: number of logits C.
       dropout: rate of both the channel dropout after conv2 and the dropout
         after dense 50 (PyTorch example: 0.5 for both).
+      turnover_sites: sites carrying ("conv1", "conv2": channels after
+        pooling; "fc1": the 50 units) turn-over dropout, or ("all",).
+      turnover_rate: turn-over drop rate p (each unit is in m_i w.p. 1 - p).
       dtype: compute dtype; params are float32.
       rngs: parameter initialization RNGs.
     """
@@ -82,6 +88,9 @@ class TonevaCNN(nnx.Module):
     height, width, channels = example_shape
     self.dropout_rate = dropout_lib.check_rate(dropout)
     self.dtype = dtype
+    self.turnover_available = ("conv1", "conv2", "fc1")
+    self.turnover_enabled, self.turnover_rate = turnover_lib.resolve_sites(
+        self.turnover_available, turnover_sites, turnover_rate)
     self.conv1 = _conv5x5(channels, 10, dtype, rngs)
     self.conv2 = _conv5x5(10, 20, dtype, rngs)
     flat = 20 * math.prod(((d - 4) // 2 - 4) // 2 for d in (height, width))
@@ -92,14 +101,16 @@ class TonevaCNN(nnx.Module):
     self.fc2 = _linear(50, num_classes, dtype, rngs)
 
   def __call__(
-      self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None
-  ) -> jax.Array:
+      self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None,
+      turnover: turnover_lib.TurnOver | None = None) -> jax.Array:
     """Computes logits.
 
     Args:
       x: f32[B, H, W, C] (NHWC).
       train: apply both dropouts (needs `key` when the rate is > 0).
       key: PRNG key for dropout.
+      turnover: turn-over dropout context (example ids, mode) for the enabled
+        `turnover_sites`; None behaves as mode "full".
 
     Returns:
       logits: f32[B, num_classes].
@@ -108,12 +119,15 @@ class TonevaCNN(nnx.Module):
         key, 2, active=train and self.dropout_rate > 0)
     x = x.astype(self.dtype)
     x = nnx.relu(_pool(self.conv1(x)))
+    x = turnover_lib.at_site(self, "conv1", x, turnover)
     x = self.conv2(x)
     # Dropout2d: one mask value per (example, channel), shared over H and W.
     x = dropout_lib.dropout(
         x, self.dropout_rate, channel_key, broadcast_axes=(1, 2))
     x = nnx.relu(_pool(x))
+    x = turnover_lib.at_site(self, "conv2", x, turnover)
     x = x.reshape(x.shape[0], -1)
     x = nnx.relu(self.fc1(x))
     x = dropout_lib.dropout(x, self.dropout_rate, unit_key)
+    x = turnover_lib.at_site(self, "fc1", x, turnover)
     return self.fc2(x).astype(jnp.float32)

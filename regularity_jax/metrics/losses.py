@@ -1,0 +1,83 @@
+"""Per-example loss and EL2N over observations: the inputs of loss-based prioritization
+(Selective-Backprop, importance sampling, InfoBatch) and of EL2N scores (Paul et al. 2021).
+
+Summary keys (each an array of shape [num_examples]):
+
+  last_loss     f32  cross-entropy at the latest observation; NaN if never observed.
+  mean_loss     f32  mean cross-entropy over observations; NaN if never observed.
+  last_el2n     f32  `||softmax(logits) - onehot(y)||_2` at the latest observation.
+  mean_el2n     f32  its mean over observations (Paul et al. average EL2N over runs early in
+                     training; over presentations it is the single-run analogue).
+  observations  i32  number of observations.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from regularity_jax.metrics import indexing
+from regularity_jax.metrics.scores import el2n
+
+SUMMARY_KEYS = ("last_loss", "mean_loss", "last_el2n", "mean_el2n", "observations")
+
+
+def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """logits: [B, C], labels: i32[B] -> f32[B] `-log softmax(logits)[y]`."""
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return -jnp.take_along_axis(log_p, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
+class LossState(NamedTuple):
+  """Per-example running state; every field has shape [num_examples]."""
+  last_loss: jnp.ndarray     # f32, NaN before the first observation
+  loss_sum: jnp.ndarray      # f32
+  last_el2n: jnp.ndarray     # f32, NaN before the first observation
+  el2n_sum: jnp.ndarray      # f32
+  observations: jnp.ndarray  # i32
+
+
+def init(num_examples: int) -> LossState:
+  """Returns the state of `num_examples` examples that have not been observed yet."""
+  nan = lambda: jnp.full((num_examples,), jnp.nan, jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
+  zero = lambda: jnp.zeros((num_examples,), jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
+  return LossState(last_loss=nan(), loss_sum=zero(), last_el2n=nan(), el2n_sum=zero(),
+                   observations=jnp.zeros((num_examples,), jnp.int32))
+
+
+def update(state: LossState, ids: jnp.ndarray, logits: jnp.ndarray, labels: jnp.ndarray,
+           mask: jnp.ndarray | None = None) -> LossState:
+  """Adds one observation of each unmasked example.
+
+  Args:
+    state: from `init` or a previous `update`.
+    ids: i32[B] example ids, unique among unmasked rows.
+    logits: f32[B, C].
+    labels: i32[B].
+    mask: bool[B] or None; rows with False change nothing (padding).
+  """
+  n = state.observations.shape[0]
+  mask = indexing.resolve_mask(ids, mask)
+  sid = indexing.safe_ids(ids, mask, n)
+  loss = cross_entropy(logits, labels)
+  score = el2n(logits, labels)
+  return LossState(
+      last_loss=indexing.scatter_set(state.last_loss, sid, loss),
+      loss_sum=indexing.scatter_add(state.loss_sum, sid, loss),
+      last_el2n=indexing.scatter_set(state.last_el2n, sid, score),
+      el2n_sum=indexing.scatter_add(state.el2n_sum, sid, score),
+      observations=indexing.scatter_add(state.observations, sid, jnp.ones_like(sid)),
+  )
+
+
+def summarize(state: LossState) -> dict[str, jnp.ndarray]:
+  """Returns the summary table (see the module docstring for every key)."""
+  return {
+      "last_loss": state.last_loss,
+      "mean_loss": indexing.safe_divide(state.loss_sum, state.observations),
+      "last_el2n": state.last_el2n,
+      "mean_el2n": indexing.safe_divide(state.el2n_sum, state.observations),
+      "observations": state.observations,
+  }

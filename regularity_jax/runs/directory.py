@@ -1,0 +1,135 @@
+"""The run directory of one training run.
+
+  workdir/
+    config.json        the full config; a rerun must match it (then it resumes)
+    metrics.jsonl      one JSON object per epoch
+    scores.npz         per-example statistics: <split>/example_id, <split>/label, <split>/<key>
+    scores_train.csv   the train rows of scores.npz, one row per example id
+    scores_test.csv    the test rows
+    plots/*.png
+    checkpoints/       Orbax (regularity_jax.runs.checkpoints)
+
+Nothing here ever deletes or overwrites another run: a workdir that holds a run with a
+different config, or files that are not a run, is refused with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+# Fields that do not change results, so a run may resume with other values.
+RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkpoints"})
+
+
+class RunDirectoryError(ValueError):
+  """The workdir cannot be used for this run."""
+
+
+def _jsonable(value):
+  if isinstance(value, Mapping):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, Mapping):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def _atomic_write(path: pathlib.Path, write) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  write(tmp)
+  os.replace(tmp, path)
+
+
+class RunDirectory:
+  """Opens (creating, or checking and resuming) the run directory at `path` for `config`."""
+
+  def __init__(self, path: str | os.PathLike, config: Mapping[str, Any]):
+    self.path = pathlib.Path(path)
+    self.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
+    config_path = self.path / "config.json"
+    if self.path.exists() and not self.path.is_dir():
+      raise RunDirectoryError(f"workdir {self.path} is a file; pass a directory as --workdir")
+    if config_path.exists():
+      self._check_same_config(json.loads(config_path.read_text()))
+      self.resumed = True
+    else:
+      if self.path.exists() and any(self.path.iterdir()):
+        raise RunDirectoryError(
+            f"workdir {self.path} is not empty and holds no config.json, so it is not a "
+            "regularity_jax run; nothing was changed: pass a new or empty --workdir")
+      self.path.mkdir(parents=True, exist_ok=True)
+      _atomic_write(config_path,
+                    lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
+      self.resumed = False
+    self.plots_dir.mkdir(exist_ok=True)
+
+  def _check_same_config(self, saved: Mapping[str, Any]) -> None:
+    old, new = _flatten(saved), _flatten(self.config)
+    diff = sorted(k for k in set(old) | set(new)
+                  if k not in RESUME_NEUTRAL and old.get(k, "<unset>") != new.get(k, "<unset>"))
+    if diff:
+      shown = ", ".join(f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}"
+                        for k in diff[:4])
+      more = f" (and {len(diff) - 4} more)" if len(diff) > 4 else ""
+      raise RunDirectoryError(
+          f"workdir {self.path} holds a run with a different config ({shown}{more}); nothing "
+          "was changed: pass a new --workdir, or the same config to resume that run")
+
+  @property
+  def metrics_path(self) -> pathlib.Path:
+    return self.path / "metrics.jsonl"
+
+  @property
+  def scores_path(self) -> pathlib.Path:
+    return self.path / "scores.npz"
+
+  @property
+  def plots_dir(self) -> pathlib.Path:
+    return self.path / "plots"
+
+  @property
+  def checkpoint_dir(self) -> pathlib.Path:
+    return self.path / "checkpoints"
+
+  def read_metrics(self) -> list[dict[str, Any]]:
+    if not self.metrics_path.exists():
+      return []
+    return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+
+  def keep_metrics_through(self, epoch: int) -> None:
+    """On resume: drops the lines of epochs after the restored checkpoint (they are rerun)."""
+    records = [r for r in self.read_metrics() if r["epoch"] <= epoch]
+    _atomic_write(self.metrics_path,
+                  lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in records)))
+
+  def append_metrics(self, record: Mapping[str, Any]) -> None:
+    with self.metrics_path.open("a") as f:
+      f.write(json.dumps(_jsonable(record)) + "\n")
+
+  def write_scores(self, arrays: Mapping[str, np.ndarray], splits: Iterable[str] = ("train", "test")) -> None:
+    """Writes scores.npz and one CSV per split (columns: every `<split>/<key>` of `arrays`)."""
+    import pandas as pd  # The CSVs are for people; the npz is the record.
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    _atomic_write(self.scores_path, lambda p: np.savez(p.open("wb"), **arrays))
+    for split in splits:
+      cols = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{split}/")}
+      if not cols:
+        continue
+      frame = pd.DataFrame(cols).set_index("example_id")
+      _atomic_write(self.path / f"scores_{split}.csv", lambda p: frame.to_csv(p))
