@@ -28,5 +28,5 @@ from regularity_jax.metrics.scores import grand
 from regularity_jax.metrics.tracker import KERNELS
 from regularity_jax.metrics.tracker import Tracker
 
-__all__ = ["margin_distribution", "margin_auc", "confidence", "cumulative", "forgetting", "losses", "margins", "logit_margin", "el2n", "grand",
-           "KERNELS", "Tracker"]
+__all__ = ["confidence", "cumulative", "forgetting", "losses", "margins", "logit_margin", "el2n",
+           "grand", "KERNELS", "Tracker", "margin_distribution", "margin_auc"]
