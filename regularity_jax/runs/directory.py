@@ -128,7 +128,8 @@ class RunDirectory:
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     _atomic_write(self.scores_path, lambda p: np.savez(p.open("wb"), **arrays))
     for split in splits:
-      cols = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{split}/")}
+      cols = {k.split("/", 1)[1]: v for k, v in arrays.items()
+              if k.startswith(f"{split}/") and v.ndim == 1}  # [N, C] arrays stay in the npz
       if not cols:
         continue
       frame = pd.DataFrame(cols).set_index("example_id")

@@ -29,6 +29,17 @@ Fields:
   corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
   corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
   tracking.kernels  metric kernels tracked on every stream (regularity_jax.metrics.KERNELS)
+  turnover.enabled  turn-over dropout: each example trains only its own sub-network m_id; every
+                    evaluation then also scores memorization and generalization error
+  turnover.rate, turnover.sites   drop rate (0.5) and the model's sites carrying it ('all')
+  turnover.influence_targets      'none' or 'test': at the end, the influence of every training
+                    example on every test example (top-k lists and totals, influence.npz)
+  turnover.influence_top_k, turnover.influence_block   k and training examples per block
+  weighting.scheme  uniform | easy_first | hard_first | medium_first | self_paced
+  weighting.score   difficulty: forgetting | cbtl | aum | el2n | loss | generalization_error
+  weighting.scores_path  '' = the running state of this run (recomputed every epoch from
+                    weighting.start_epoch on); a scores.npz path = a previous run's scores
+  weighting.temperature, weighting.pace_start, weighting.pace_end   see regularity_jax.weighting
   progress_bar      tqdm progress bar on stderr
   plots             write PNG plots at the end of the run
 """
@@ -41,6 +52,7 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import DATASETS
 from regularity_jax.data import CORRUPTIONS
+from regularity_jax import weighting
 from regularity_jax.training import optimizers
 from regularity_jax.training.errors import ConfigError
 
@@ -78,6 +90,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_devices = 0
   c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
   c.tracking = ml_collections.ConfigDict({"kernels": tuple(metrics.KERNELS)})
+  c.turnover = ml_collections.ConfigDict({
+      "enabled": False, "rate": 0.5, "sites": ("all",), "influence_targets": "none",
+      "influence_top_k": 10, "influence_block": 16})
+  c.weighting = ml_collections.ConfigDict({
+      "scheme": "uniform", "score": "forgetting", "scores_path": "", "temperature": 2.0,
+      "start_epoch": 1, "pace_start": 0.3, "pace_end": 0.8})
   c.progress_bar = True
   c.plots = True
   return c
@@ -110,5 +128,16 @@ def validate(config) -> None:
   if not 0.0 <= float(config.corruption.fraction) <= 1.0:
     raise ConfigError(f"corruption.fraction={config.corruption.fraction} is outside [0, 1]; "
                       "set --config.corruption.fraction between 0 and 1")
+  _choice("weighting.scheme", config.weighting.scheme, weighting.SCHEMES)
+  _choice("weighting.score", config.weighting.score, weighting.SCORES)
+  _choice("turnover.influence_targets", config.turnover.influence_targets, ("none", "test"))
+  if config.weighting.score == "generalization_error" and not config.turnover.enabled and \
+      config.weighting.scheme != "uniform" and not config.weighting.scores_path:
+    raise ConfigError("weighting.score='generalization_error' needs turn-over dropout: set "
+                      "--config.turnover.enabled=True (or weighting.scores_path to a run that had it)")
+  if config.turnover.influence_targets != "none" and not config.turnover.enabled:
+    raise ConfigError("turnover.influence_targets needs --config.turnover.enabled=True")
+  if config.turnover.enabled and not 0.0 < float(config.turnover.rate) < 1.0:
+    raise ConfigError(f"turnover.rate={config.turnover.rate} must be in (0, 1)")
   if float(config.learning_rate) <= 0:
     raise ConfigError(f"learning_rate={config.learning_rate} must be > 0")

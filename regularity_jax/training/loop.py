@@ -1,10 +1,11 @@
 """The training loop of the main job: `train_and_evaluate(config, workdir)`.
 
 Per epoch: one permutation from the run key, fixed-shape padded batches gathered and augmented
-on the device, one fused jitted step per batch (train step + presentation-stream kernels),
-one host sync at the end of the epoch (loss/accuracy sums), evaluation of the full train and
-test splits every `eval_every` epochs (evaluation-stream kernels), then a checkpoint. The
-transfer guard is on inside the step loop, so no silent host copy can hide there.
+on the device, one fused jitted step per batch (train step + presentation-stream kernels), one
+host sync at the end of the epoch (loss/accuracy sums), evaluation of the full train and test
+splits every `eval_every` epochs (evaluation-stream kernels, and the turn-over estimators when
+on), then a checkpoint. The transfer guard is on inside the step loop, so no silent host copy
+can hide there.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import tqdm
 from regularity_jax import data
 from regularity_jax import metrics
 from regularity_jax import models
+from regularity_jax import weighting
 from regularity_jax.data import batching
+from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
 from regularity_jax.runs import plots
@@ -38,6 +41,7 @@ from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.errors import TrainingDiverged
 from regularity_jax.training.state import STREAM_DATA_ORDER
 from regularity_jax.training.state import STREAM_INIT
+from regularity_jax.training.state import STREAM_TURNOVER
 from regularity_jax.training.state import TrainState
 
 
@@ -58,13 +62,21 @@ def _split_arrays(split: data.Split) -> dict[str, np.ndarray]:
           "weight": np.ones(len(split), np.float32)}
 
 
+def model_kwargs(config) -> dict[str, Any]:
+  kwargs = config.model_kwargs.to_dict()
+  if config.turnover.enabled:
+    kwargs.setdefault("turnover_sites", tuple(config.turnover.sites))
+    kwargs.setdefault("turnover_rate", float(config.turnover.rate))
+  return kwargs
+
+
 def build_model(config, dataset: data.Dataset, key: jax.Array):
   """Creates the model named by the config; returns (graphdef, params, model_state)."""
   dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
   try:
     model = models.create_model(config.model, num_classes=dataset.num_classes,
                                 example_shape=dataset.example_shape, rngs=nnx.Rngs(params=key),
-                                dtype=dtype, **config.model_kwargs.to_dict())
+                                dtype=dtype, **model_kwargs(config))
   except (TypeError, ValueError) as e:
     raise ConfigError(f"cannot build model {config.model!r}: {e}") from None
   return models.split(model)
@@ -91,6 +103,31 @@ def _aggregates(prefix: str, table: dict[str, jnp.ndarray], ids: jnp.ndarray) ->
   return out
 
 
+def _file_weights(config, dataset: data.Dataset) -> np.ndarray:
+  """Weights from a previous run's scores.npz, matched by example id."""
+  path = pathlib.Path(config.weighting.scores_path)
+  if not path.is_file():
+    raise ConfigError(f"weighting.scores_path {path} does not exist; pass the scores.npz of a "
+                      "finished run, or '' to weight by this run's running statistics")
+  with np.load(path) as z:
+    stored = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("train/")}
+  if "example_id" not in stored:
+    raise ConfigError(f"{path} has no train/example_id column; is it a regularity_jax scores.npz?")
+  table = {k: v for k, v in stored.items() if v.ndim == 1}
+  score = np.asarray(weighting.difficulty_from_summary(config.weighting.score, table))
+  position = {int(i): p for p, i in enumerate(stored["example_id"])}
+  aligned = np.array([score[position[i]] if i in position else np.nan for i in dataset.train.ids],
+                     np.float32)
+  ranks = weighting.difficulty_rank(aligned)
+  return np.asarray(_scheme_weights(config, ranks, progress=0.0))
+
+
+def _scheme_weights(config, ranks, progress):
+  w = config.weighting
+  return weighting.weights(w.scheme, ranks, temperature=w.temperature, progress=progress,
+                           pace_start=w.pace_start, pace_end=w.pace_end)
+
+
 def train_and_evaluate(config, workdir) -> RunResult:
   """Trains `config`'s model while tracking every example; writes the run directory.
 
@@ -112,6 +149,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
   replicated = sharding.replicated(mesh)
   rows = sharding.batch_sharded(mesh, axis=1)
+  use_turnover = bool(config.turnover.enabled)
 
   n_train, n_test = len(dataset.train), len(dataset.test)
   steps_per_epoch = batching.num_steps(n_train, config.batch_size)
@@ -122,10 +160,14 @@ def train_and_evaluate(config, workdir) -> RunResult:
   graphdef, params, model_state = build_model(config, dataset,
                                               jax.random.fold_in(run_key, STREAM_INIT))
   tx = optimizers.make_optimizer(config, steps_per_epoch)
+  extra = {}
+  if use_turnover:
+    extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
   state = TrainState(
       step=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32), params=params,
       model_state=model_state, opt_state=tx.init(params), key=jax.random.key_data(run_key),
-      train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()})
+      train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()},
+      extra=extra)
   state = jax.device_put(state, replicated)
 
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
@@ -136,18 +178,23 @@ def train_and_evaluate(config, workdir) -> RunResult:
   run.keep_metrics_through(start_epoch)  # Later epochs, if any were logged, are rerun.
   records = run.read_metrics()
 
-  train_split = jax.device_put(_split_arrays(dataset.train), replicated)
+  train_arrays = _split_arrays(dataset.train)
+  weights_from_file = config.weighting.scheme != "uniform" and bool(config.weighting.scores_path)
+  if weights_from_file:
+    train_arrays["weight"] = _file_weights(config, dataset)
+  train_split = jax.device_put(train_arrays, replicated)
   test_split = jax.device_put(_split_arrays(dataset.test), replicated)
   train_ids = jax.device_put(dataset.train.ids, replicated)
   test_ids = jax.device_put(dataset.test.ids, replicated)
 
-  train_step = steps.make_train_step(graphdef, tx, tracker)
+  train_step = steps.make_train_step(graphdef, tx, tracker, turnover=use_turnover)
   epoch_step = jax.jit(
       steps.make_epoch_step(train_step, augment_images=config.augment,
                             crop_padding=config.crop_padding),
       donate_argnums=(0, 1))
   evaluate = jax.jit(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
                      donate_argnums=(2,))
+  evaluate_turnover = jax.jit(steps.make_turnover_evaluate(graphdef), donate_argnums=(3,))
   make_batches = jax.jit(
       lambda key, epoch: batching.epoch_batches(
           jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), STREAM_DATA_ORDER),
@@ -159,6 +206,16 @@ def train_and_evaluate(config, workdir) -> RunResult:
       **_aggregates("train_", tracker.summarize(s.train_stats), train_ids),
       **_aggregates("test_", tracker.summarize(s.eval_stats["test"]), test_ids)})
 
+  running_weights = config.weighting.scheme != "uniform" and not weights_from_file
+
+  @jax.jit
+  def weights_from_state(state, progress):
+    table = dict(tracker.summarize(state.train_stats))
+    if use_turnover:
+      table.update(turnover_estimator.summarize(state.extra["turnover"]))
+    score = weighting.difficulty_from_summary(config.weighting.score, table)[train_ids]
+    return _scheme_weights(config, weighting.difficulty_rank(score), progress)
+
   schedule = optimizers.make_schedule(config, steps_per_epoch)
   bar = tqdm.tqdm(total=config.num_epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                   unit="step", desc=f"{config.dataset}/{config.model}", file=sys.stderr,
@@ -166,6 +223,9 @@ def train_and_evaluate(config, workdir) -> RunResult:
   last_good = start_epoch
   for epoch in range(start_epoch, config.num_epochs):
     t0 = time.perf_counter()
+    if running_weights and epoch >= config.weighting.start_epoch:
+      progress = jax.device_put(np.float32(epoch / config.num_epochs), replicated)
+      train_split = {**train_split, "weight": weights_from_state(state, progress)}
     positions, masks = make_batches(state.key, jax.device_put(np.int32(epoch), replicated))
     carry = jax.device_put(steps.init_epoch_carry(), replicated)
     with jax.transfer_guard("disallow"):
@@ -192,6 +252,11 @@ def train_and_evaluate(config, workdir) -> RunResult:
         state = state.replace(eval_stats={**state.eval_stats, name: stats})
         e_loss, e_correct, e_count = (float(x) for x in jax.device_get(eval_sums))
         record[f"{prefix}loss"], record[f"{prefix}accuracy"] = e_loss / e_count, e_correct / e_count
+      if use_turnover:
+        stats = evaluate_turnover(state.params, state.model_state, state.rng(STREAM_TURNOVER),
+                                  state.extra["turnover"], train_split, *eval_rows["train"])
+        state = state.replace(extra={**state.extra, "turnover": stats})
+        record.update(_turnover_record(stats, dataset))
       record["eval_time_s"] = time.perf_counter() - t1
     record.update({k: float(v) for k, v in jax.device_get(aggregates(state)).items()})
     records.append(record)
@@ -206,10 +271,61 @@ def train_and_evaluate(config, workdir) -> RunResult:
   checkpointer.close()
 
   scores = collect_scores(tracker, state, dataset)
+  scores["train/weight"] = np.asarray(jax.device_get(train_split["weight"]))
+  if use_turnover:
+    scores.update(turnover_estimator.scores_from_state(state.extra["turnover"], dataset.train.ids))
+    if config.turnover.influence_targets == "test":
+      write_influence(run.path / "influence.npz", config, graphdef, state, dataset)
   run.write_scores(scores)
   if config.plots:
     plots.write_all(records, scores, run.plots_dir)
   return RunResult(workdir=run.path, metrics=records, scores=scores)
+
+
+def _turnover_record(stats, dataset: data.Dataset) -> dict[str, float]:
+  """metrics.jsonl summaries of the turn-over estimators (and their AUROC for corrupted labels)."""
+  table = jax.device_get(turnover_estimator.summarize(stats))
+  ids = dataset.train.ids
+  out = {"train_memorization_mean": float(np.nanmean(table["memorization"][ids])),
+         "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][ids])),
+         "train_generalization_error_mean": float(np.nanmean(table["generalization_error"][ids]))}
+  flags = dataset.train.corrupted
+  if flags.any() and not flags.all():
+    out["memorization_auroc_corrupted"] = auroc(table["memorization_loss"][ids], flags)
+  return out
+
+
+def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
+  """Area under the ROC curve of `scores` for flagging `positives` (ties count one half)."""
+  scores = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
+  pos, neg = scores[positives], scores[~positives]
+  order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+  ranks = np.empty(len(order))
+  values = np.concatenate([pos, neg])[order]
+  # Average ranks of ties (1-based).
+  i = 0
+  while i < len(values):
+    j = i
+    while j + 1 < len(values) and values[j + 1] == values[i]:
+      j += 1
+    ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+    i = j + 1
+  return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def write_influence(path: pathlib.Path, config, graphdef, state: TrainState,
+                    dataset: data.Dataset) -> None:
+  """Influence of every training example on every test example (top-k and totals) -> npz."""
+  fn = jax.jit(lambda params, model_state, key, ids, x, y: turnover_estimator.influence_on_targets(
+      graphdef, params, model_state, key, ids, x, y, top_k=config.turnover.influence_top_k,
+      block_size=config.turnover.influence_block))
+  out = jax.device_get(fn(state.params, state.model_state, state.rng(STREAM_TURNOVER),
+                          jnp.asarray(dataset.train.ids), jnp.asarray(dataset.test.images),
+                          jnp.asarray(dataset.test.labels)))
+  np.savez(path, **{"train/example_id": dataset.train.ids, "train/total_influence": out["total"],
+                    "test/example_id": dataset.test.ids, "test/helpful_ids": out["helpful_ids"],
+                    "test/helpful": out["helpful"], "test/harmful_ids": out["harmful_ids"],
+                    "test/harmful": out["harmful"]})
 
 
 def collect_scores(tracker: metrics.Tracker, state: TrainState,

@@ -23,6 +23,7 @@ class TrainState:
     key: u32[2] raw PRNG key of the run; per-step and per-example keys fold into it.
     train_stats: metric-tracker state of the presentation stream (training split).
     eval_stats: {"train": ..., "test": ...} tracker states of the evaluation stream.
+    extra: states of optional estimators by name (e.g. "turnover"); {} when none is on.
   """
   step: jnp.ndarray
   epoch: jnp.ndarray
@@ -32,6 +33,7 @@ class TrainState:
   key: jnp.ndarray
   train_stats: Any
   eval_stats: Any
+  extra: Any = flax.struct.field(default_factory=dict)
 
   def rng(self, *path: int) -> jax.Array:
     """A typed key derived from the run key by folding in `path` (stream tags, step, id)."""
@@ -42,4 +44,4 @@ class TrainState:
 
 
 # Tags of the independent random streams (fold_in the run key with these first).
-STREAM_INIT, STREAM_DATA_ORDER, STREAM_STEP = 0, 1, 2
+STREAM_INIT, STREAM_DATA_ORDER, STREAM_STEP, STREAM_TURNOVER = 0, 1, 2, 3

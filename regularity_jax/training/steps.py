@@ -25,6 +25,7 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import augment
 from regularity_jax.training.state import STREAM_STEP
+from regularity_jax.training.state import STREAM_TURNOVER
 from regularity_jax.training.state import TrainState
 
 PerExample = dict[str, jnp.ndarray]
@@ -42,18 +43,24 @@ def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndar
           "margin": metrics.logit_margin(logits, labels), "logits": logits}
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation,
-                    tracker: metrics.Tracker) -> Callable[[TrainState, dict], tuple[TrainState, PerExample]]:
-  """Returns the pure `train_step(state, batch) -> (state, per_example)` (not jitted)."""
+def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics.Tracker, *,
+                    turnover: bool = False
+                    ) -> Callable[[TrainState, dict], tuple[TrainState, PerExample]]:
+  """Returns the pure `train_step(state, batch) -> (state, per_example)` (not jitted).
+
+  With `turnover`, every example trains only its own turn-over sub-network m_id.
+  """
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, PerExample]:
     mask = batch["mask"]
     weights = batch["weight"] * mask
     dropout_key = state.rng(STREAM_STEP, state.step, 1)
+    context = (models.TurnOver(state.rng(STREAM_TURNOVER), batch["id"], "own")
+               if turnover else None)
 
     def loss_fn(params):
       logits, new_model_state = models.apply(graphdef, params, state.model_state, batch["image"],
-                                             train=True, key=dropout_key)
+                                             train=True, key=dropout_key, turnover=context)
       losses = cross_entropy(logits, batch["label"])
       mean = jnp.sum(losses * weights) / jnp.maximum(jnp.sum(mask), 1)
       return mean, (logits, losses, new_model_state)
@@ -121,6 +128,25 @@ def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, 
     return state, {"row": row + 1, "sums": carry["sums"] + _sums(per_example, mask)}
 
   return epoch_step
+
+
+def make_turnover_evaluate(graphdef):
+  """`evaluate(params, model_state, turnover_key, stats, split, positions, mask) -> stats`:
+  own and flipped sub-network passes over a split, feeding `estimators.turnover` state."""
+  from regularity_jax.estimators import turnover as turnover_estimator  # pylint: disable=g-import-not-at-top
+
+  def evaluate(params, model_state, turnover_key, stats, split, positions, mask):
+    def body(stats, row):
+      batch = gather_batch(split, *row)
+      own, flipped = turnover_estimator.own_and_flipped_logits(
+          graphdef, params, model_state, turnover_key, batch["image"], batch["id"])
+      return turnover_estimator.update(stats, batch["id"], own, flipped, batch["label"],
+                                       batch["mask"]), None
+
+    stats, _ = jax.lax.scan(body, stats, (positions, mask))
+    return stats
+
+  return evaluate
 
 
 def make_evaluate(eval_step):
