@@ -108,6 +108,36 @@ def data_map(scores: Mapping[str, np.ndarray], path, split: str = "train") -> pa
   return _save(fig, path)
 
 
+def margin_distribution_over_time(records: Sequence[Mapping[str, Any]], path) -> pathlib.Path:
+  """The training margin distribution (quantile curve of the normalized margins) at every
+  evaluation, colored by epoch, and its area (margin AUC) with the training fraction used."""
+  evals = [r for r in records if "train_margin_quantiles" in r]
+  fig, (ax_q, ax_auc) = plt.subplots(1, 2, figsize=(10, 3.8))
+  cmap = plt.get_cmap("viridis")
+  for j, r in enumerate(evals):
+    q = np.asarray(r["train_margin_quantiles"])
+    xs = (np.arange(len(q)) + 0.5) / len(q)
+    ax_q.plot(xs, q, color=cmap(j / max(len(evals) - 1, 1)), lw=1.2,
+              label=f"epoch {r['epoch']}" if j in (0, len(evals) - 1) else None)
+  ax_q.axhline(0, color="k", lw=0.8)
+  ax_q.set(xlabel="fraction of training examples (sorted by margin)",
+           ylabel="normalized margin", title="training margin distribution")
+  if evals:
+    ax_q.legend()
+    epochs = [r["epoch"] for r in evals]
+    ax_auc.plot(epochs, [r["margin_auc"] for r in evals], marker=".", label="train margin AUC")
+    if "test_margin_auc" in evals[0]:
+      ax_auc.plot(epochs, [r["test_margin_auc"] for r in evals], marker=".", label="test")
+    ax_auc.set(xlabel="epoch", ylabel="margin AUC (mean normalized margin)")
+    frac = [(r["epoch"], r["train_fraction_used"]) for r in records if "train_fraction_used" in r]
+    if frac and min(f for _, f in frac) < 1.0:
+      ax_frac = ax_auc.twinx()
+      ax_frac.step(*zip(*frac), where="post", color="tab:red", alpha=0.6)
+      ax_frac.set_ylabel("training fraction used", color="tab:red")
+    ax_auc.legend(loc="upper left")
+  return _save(fig, path)
+
+
 def write_all(records, scores, plots_dir) -> list[pathlib.Path]:
   """Writes every plot of a run into `plots_dir`; returns the paths."""
   plots_dir = pathlib.Path(plots_dir)
@@ -119,4 +149,6 @@ def write_all(records, scores, plots_dir) -> list[pathlib.Path]:
     out.append(margin_distributions(scores, plots_dir / "margin_distributions.png"))
   if "train/confidence" in scores:
     out.append(data_map(scores, plots_dir / "data_map.png"))
+  if any("train_margin_quantiles" in r for r in records):
+    out.append(margin_distribution_over_time(records, plots_dir / "margin_distribution_over_time.png"))
   return out

@@ -40,6 +40,14 @@ Fields:
   weighting.scores_path  '' = the running state of this run (recomputed every epoch from
                     weighting.start_epoch on); a scores.npz path = a previous run's scores
   weighting.temperature, weighting.pace_start, weighting.pace_end   see regularity_jax.weighting
+  margins.normalizer  frobenius_product (default: product of the BN-folded kernel norms) |
+                    last_layer | none; divides the logit margins of every evaluation
+  margins.quantiles number of quantiles of the training margin distribution logged per evaluation
+  reduction.enabled dynamic training-set reduction (Banburski et al. 2021): once the training
+                    accuracy of an evaluation reaches reduction.threshold ("separated"), train
+                    only on the reduction.fraction of examples with the lowest margins,
+                    re-selected every reduction.every epochs (a multiple of eval_every) from the
+                    latest evaluation; reduction.by = margin | random (a same-size random subset)
   progress_bar      tqdm progress bar on stderr
   plots             write PNG plots at the end of the run
 """
@@ -93,6 +101,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.turnover = ml_collections.ConfigDict({
       "enabled": False, "rate": 0.5, "sites": ("all",), "influence_targets": "none",
       "influence_top_k": 10, "influence_block": 16})
+  c.margins = ml_collections.ConfigDict({"normalizer": "frobenius_product", "quantiles": 21})
+  c.reduction = ml_collections.ConfigDict({
+      "enabled": False, "fraction": 0.1, "every": 1, "threshold": 1.0, "by": "margin"})
   c.weighting = ml_collections.ConfigDict({
       "scheme": "uniform", "score": "forgetting", "scores_path": "", "temperature": 2.0,
       "start_epoch": 1, "pace_start": 0.3, "pace_end": 0.8})
@@ -130,6 +141,14 @@ def validate(config) -> None:
                       "set --config.corruption.fraction between 0 and 1")
   _choice("weighting.scheme", config.weighting.scheme, weighting.SCHEMES)
   _choice("weighting.score", config.weighting.score, weighting.SCORES)
+  _choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
+  _choice("reduction.by", config.reduction.by, ("margin", "random"))
+  if config.reduction.enabled:
+    if not 0.0 < float(config.reduction.fraction) <= 1.0:
+      raise ConfigError(f"reduction.fraction={config.reduction.fraction} must be in (0, 1]")
+    if int(config.reduction.every) <= 0 or int(config.reduction.every) % int(config.eval_every):
+      raise ConfigError(f"reduction.every={config.reduction.every} must be a positive multiple of "
+                        f"eval_every={config.eval_every}: re-selection uses the latest evaluation")
   _choice("turnover.influence_targets", config.turnover.influence_targets, ("none", "test"))
   if config.weighting.score == "generalization_error" and not config.turnover.enabled and \
       config.weighting.scheme != "uniform" and not config.weighting.scores_path:

@@ -47,10 +47,15 @@ from regularity_jax.training.state import TrainState
 
 @dataclasses.dataclass
 class RunResult:
-  """What `train_and_evaluate` returns: the run directory and its final numbers."""
+  """What `train_and_evaluate` returns: the run directory and its final numbers.
+
+  `trace_counts` says how often each jitted function was traced (compiled) in this process:
+  1 each, however the training subset changed.
+  """
   workdir: pathlib.Path
   metrics: list[dict[str, Any]]
   scores: dict[str, np.ndarray]
+  trace_counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
   @property
   def final(self) -> dict[str, Any]:
@@ -128,6 +133,26 @@ def _scheme_weights(config, ranks, progress):
                            pace_start=w.pace_start, pace_end=w.pace_end)
 
 
+def _counting(fn, name: str, counts: dict[str, int]):
+  """Wraps `fn` so that `counts[name]` grows each time JAX traces it (i.e. compiles)."""
+  def traced(*args, **kwargs):
+    counts[name] = counts.get(name, 0) + 1
+    return fn(*args, **kwargs)
+  return traced
+
+
+def select_lowest_margin(margins: jnp.ndarray, count: jnp.ndarray, key: jax.Array,
+                         by: str) -> jnp.ndarray:
+  """bool[N]: the `count` training rows with the lowest margins (NaN last; ties by position),
+  or `count` random rows (`by="random"`, the same-size control)."""
+  n = margins.shape[0]
+  if by == "random":
+    order = jax.random.permutation(key, n)
+  else:
+    order = jnp.argsort(jnp.where(jnp.isnan(margins), jnp.inf, margins), stable=True)
+  return jnp.zeros((n,), bool).at[order].set(jnp.arange(n) < count)
+
+
 def train_and_evaluate(config, workdir) -> RunResult:
   """Trains `config`'s model while tracking every example; writes the run directory.
 
@@ -160,7 +185,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
   graphdef, params, model_state = build_model(config, dataset,
                                               jax.random.fold_in(run_key, STREAM_INIT))
   tx = optimizers.make_optimizer(config, steps_per_epoch)
-  extra = {}
+  extra = {"reduction": {"active": jnp.ones((n_train,), bool)}}
   if use_turnover:
     extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
   state = TrainState(
@@ -187,19 +212,27 @@ def train_and_evaluate(config, workdir) -> RunResult:
   train_ids = jax.device_put(dataset.train.ids, replicated)
   test_ids = jax.device_put(dataset.test.ids, replicated)
 
+  traces: dict[str, int] = {}
   train_step = steps.make_train_step(graphdef, tx, tracker, turnover=use_turnover)
-  epoch_step = jax.jit(
+  epoch_step = jax.jit(_counting(
       steps.make_epoch_step(train_step, augment_images=config.augment,
-                            crop_padding=config.crop_padding),
-      donate_argnums=(0, 1))
-  evaluate = jax.jit(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
-                     donate_argnums=(2,))
+                            crop_padding=config.crop_padding), "epoch_step", traces),
+                       donate_argnums=(0, 1))
+  evaluate = jax.jit(_counting(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
+                               "evaluate", traces), donate_argnums=(2,))
   evaluate_turnover = jax.jit(steps.make_turnover_evaluate(graphdef), donate_argnums=(3,))
-  make_batches = jax.jit(
-      lambda key, epoch: batching.epoch_batches(
+  make_batches = jax.jit(_counting(
+      lambda key, epoch, active: batching.epoch_batches(
           jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), STREAM_DATA_ORDER),
-                             epoch), n_train, config.batch_size),
+                             epoch), n_train, config.batch_size, active), "epoch_batches", traces),
       out_shardings=(rows, rows))
+  margin_summary = jax.jit(lambda s: _margin_summary(config, s, train_ids, test_ids))
+  reselect = jax.jit(_counting(
+      lambda s, epoch: select_lowest_margin(
+          tracker_margins(tracker, s.eval_stats["train"], train_ids),
+          jnp.int32(max(1, round(config.reduction.fraction * n_train))),
+          jax.random.fold_in(s.rng(STREAM_DATA_ORDER, 1), epoch), config.reduction.by),
+      "reselect", traces))
   eval_rows = {name: jax.device_put(batching.eval_batches(n, config.eval_batch_size), rows)
                for name, n in (("train", n_train), ("test", n_test))}
   aggregates = jax.jit(lambda s: {
@@ -226,10 +259,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
     if running_weights and epoch >= config.weighting.start_epoch:
       progress = jax.device_put(np.float32(epoch / config.num_epochs), replicated)
       train_split = {**train_split, "weight": weights_from_state(state, progress)}
-    positions, masks = make_batches(state.key, jax.device_put(np.int32(epoch), replicated))
+    active = state.extra["reduction"]["active"]
+    num_active = int(jax.device_get(jnp.sum(active)))
+    positions, masks = make_batches(state.key, jax.device_put(np.int32(epoch), replicated), active)
     carry = jax.device_put(steps.init_epoch_carry(), replicated)
     with jax.transfer_guard("disallow"):
-      for _ in range(steps_per_epoch):
+      for _ in range(batching.num_steps(num_active, config.batch_size)):
         state, carry = epoch_step(state, carry, train_split, positions, masks)
         bar.update(1)
     loss_sum, correct_sum, count = (float(x) for x in jax.device_get(carry["sums"]))
@@ -243,7 +278,8 @@ def train_and_evaluate(config, workdir) -> RunResult:
     record = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
               "learning_rate": float(schedule(epoch * steps_per_epoch)),
               "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
-              "examples_presented": int(count), "train_time_s": time.perf_counter() - t0}
+              "examples_presented": int(count), "train_fraction_used": num_active / n_train,
+              "train_time_s": time.perf_counter() - t0}
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
       t1 = time.perf_counter()
       for name, split, prefix in (("train", train_split, "eval_train_"), ("test", test_split, "test_")):
@@ -257,6 +293,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
                                   state.extra["turnover"], train_split, *eval_rows["train"])
         state = state.replace(extra={**state.extra, "turnover": stats})
         record.update(_turnover_record(stats, dataset))
+      record.update(jax.tree.map(lambda x: np.asarray(x).tolist(),
+                                 jax.device_get(margin_summary(state))))
+      if config.reduction.enabled:
+        state, selected = _maybe_reselect(config, state, record, epoch, reselect, run, dataset,
+                                          replicated)
+        record["reduction_reselected"] = selected
       record["eval_time_s"] = time.perf_counter() - t1
     record.update({k: float(v) for k, v in jax.device_get(aggregates(state)).items()})
     records.append(record)
@@ -272,6 +314,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
 
   scores = collect_scores(tracker, state, dataset)
   scores["train/weight"] = np.asarray(jax.device_get(train_split["weight"]))
+  norm = jax.device_get(models.norms.network_norm(state.params, state.model_state,
+                                                  kind=config.margins.normalizer, model=config.model))
+  for split in ("train", "test"):
+    last = scores[f"{split}/eval_last_margin" if split == "train" else "test/last_margin"]
+    scores[f"{split}/normalized_margin"] = np.asarray(last / norm, np.float32)
+  scores["train/active"] = np.asarray(jax.device_get(state.extra["reduction"]["active"]))
   if use_turnover:
     scores.update(turnover_estimator.scores_from_state(state.extra["turnover"], dataset.train.ids))
     if config.turnover.influence_targets == "test":
@@ -279,7 +327,45 @@ def train_and_evaluate(config, workdir) -> RunResult:
   run.write_scores(scores)
   if config.plots:
     plots.write_all(records, scores, run.plots_dir)
-  return RunResult(workdir=run.path, metrics=records, scores=scores)
+  return RunResult(workdir=run.path, metrics=records, scores=scores, trace_counts=traces)
+
+
+def tracker_margins(tracker: metrics.Tracker, stats, ids: jnp.ndarray) -> jnp.ndarray:
+  """Logit margins f32[n] of the latest evaluation of rows `ids` (needs the margins kernel)."""
+  return stats["margins"].last_margin[ids]
+
+
+def _margin_summary(config, state: TrainState, train_ids, test_ids) -> dict[str, jnp.ndarray]:
+  """Normalized-margin summaries of the latest evaluation (on device)."""
+  log_norm = models.norms.log_network_norm(state.params, state.model_state,
+                                           kind=config.margins.normalizer, model=config.model)
+  out = {"log_network_norm": log_norm}
+  for prefix, stats, ids in (("", state.eval_stats["train"], train_ids),
+                             ("test_", state.eval_stats["test"], test_ids)):
+    normalized = stats["margins"].last_margin[ids] * jnp.exp(-log_norm)
+    out[f"{prefix}margin_auc"] = metrics.margin_distribution.margin_auc(normalized)
+    if not prefix:
+      _, q = metrics.margin_distribution.margin_distribution_curve(normalized, num_points=config.margins.quantiles)
+      out["train_margin_quantiles"] = q
+  return out
+
+
+def _maybe_reselect(config, state: TrainState, record: dict, epoch: int, reselect, run,
+                    dataset: data.Dataset, replicated) -> tuple[TrainState, bool]:
+  """Dynamic reduction, after an evaluation: once the training split is separated (eval
+  accuracy >= threshold), keep the lowest-margin fraction; from then on re-select every
+  `every` epochs (whatever the accuracy), always from the whole training split's margins.
+  The kept ids of each selection go to reduction/kept_ids_epoch_<E>.npy."""
+  separated = record.get("eval_train_accuracy", 0.0) >= config.reduction.threshold
+  started = not bool(jax.device_get(jnp.all(state.extra["reduction"]["active"])))
+  if (started and (epoch + 1) % config.reduction.every) or (not started and not separated):
+    return state, False
+  active = reselect(state, jax.device_put(np.int32(epoch), replicated))
+  folder = run.path / "reduction"
+  folder.mkdir(exist_ok=True)
+  kept = dataset.train.ids[np.asarray(jax.device_get(active))]
+  np.save(folder / f"kept_ids_epoch_{epoch + 1:04d}.npy", kept.astype(np.int32))
+  return state.replace(extra={**state.extra, "reduction": {"active": active}}), True
 
 
 def _turnover_record(stats, dataset: data.Dataset) -> dict[str, float]:
