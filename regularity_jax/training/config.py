@@ -40,6 +40,15 @@ Fields:
   weighting.scores_path  '' = the running state of this run (recomputed every epoch from
                     weighting.start_epoch on); a scores.npz path = a previous run's scores
   weighting.temperature, weighting.pace_start, weighting.pace_end   see regularity_jax.weighting
+  prioritization.kind  uniform | selective_backprop | importance | infobatch | noise_aware
+                    (regularity_jax.training.prioritization documents each and its fields:
+                    sb_beta, sb_history, candidates, is_smoothing, is_reweight,
+                    infobatch_ratio, infobatch_anneal, noise_score, noise_fraction, noise_warmup)
+  pruning.fraction_kept  static pruning before training: keep this fraction of the training
+                    set by pruning.rule (regularity_jax.selection.pruning.RULES: hardest keeps
+                    the hardest, i.e. removes the easiest first as Toneva et al. do) over
+                    pruning.score (forgetting, cbtl, aum, el2n, grand, memorization, random) read
+                    from pruning.scores_path (a previous run's scores.npz); pruning.seed
   margins.normalizer  frobenius_product (default: product of the BN-folded kernel norms) |
                     last_layer | none; divides the logit margins of every evaluation
   margins.quantiles number of quantiles of the training margin distribution logged per evaluation
@@ -101,6 +110,14 @@ def default_config() -> ml_collections.ConfigDict:
   c.turnover = ml_collections.ConfigDict({
       "enabled": False, "rate": 0.5, "sites": ("all",), "influence_targets": "none",
       "influence_top_k": 10, "influence_block": 16})
+  c.prioritization = ml_collections.ConfigDict({
+      "kind": "uniform", "sb_beta": 1.0, "sb_history": 1024, "candidates": 2,
+      "is_smoothing": 0.1, "is_reweight": True, "infobatch_ratio": 0.5,
+      "infobatch_anneal": 0.875, "noise_score": "forgetting", "noise_fraction": 0.2,
+      "noise_warmup": 2})
+  c.pruning = ml_collections.ConfigDict({
+      "scores_path": "", "score": "forgetting", "rule": "hardest", "fraction_kept": 1.0,
+      "seed": 0, "num_bins": 50})
   c.margins = ml_collections.ConfigDict({"normalizer": "frobenius_product", "quantiles": 21})
   c.reduction = ml_collections.ConfigDict({
       "enabled": False, "fraction": 0.1, "every": 1, "threshold": 1.0, "by": "margin"})
@@ -141,6 +158,29 @@ def validate(config) -> None:
                       "set --config.corruption.fraction between 0 and 1")
   _choice("weighting.scheme", config.weighting.scheme, weighting.SCHEMES)
   _choice("weighting.score", config.weighting.score, weighting.SCORES)
+  from regularity_jax.selection import pruning  # pylint: disable=g-import-not-at-top
+  from regularity_jax.training import prioritization  # pylint: disable=g-import-not-at-top
+  _choice("prioritization.kind", config.prioritization.kind, prioritization.KINDS)
+  _choice("prioritization.noise_score", config.prioritization.noise_score,
+          prioritization.NOISE_SCORES)
+  needs_losses = config.prioritization.kind in ("importance", "infobatch", "noise_aware")
+  if needs_losses and "losses" not in config.tracking.kernels:
+    raise ConfigError(f"prioritization.kind={config.prioritization.kind!r} needs the 'losses' "
+                      "kernel: add it to --config.tracking.kernels")
+  if config.prioritization.kind == "noise_aware":
+    if config.prioritization.noise_score == "forgetting" and "forgetting" not in config.tracking.kernels:
+      raise ConfigError("prioritization.noise_score='forgetting' needs the 'forgetting' kernel")
+    if config.prioritization.noise_score == "memorization" and not config.turnover.enabled:
+      raise ConfigError("prioritization.noise_score='memorization' needs "
+                        "--config.turnover.enabled=True")
+  if not 0.0 < float(config.pruning.fraction_kept) <= 1.0:
+    raise ConfigError(f"pruning.fraction_kept={config.pruning.fraction_kept} must be in (0, 1]")
+  if float(config.pruning.fraction_kept) < 1.0:
+    _choice("pruning.rule", config.pruning.rule, pruning.RULES)
+    _choice("pruning.score", config.pruning.score, tuple(pruning.SCORES))
+    if config.pruning.score != "random" and not config.pruning.scores_path:
+      raise ConfigError("pruning by a score needs --config.pruning.scores_path=RUN/scores.npz "
+                        "(a finished run of the same dataset), or pruning.score='random'")
   _choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
   _choice("reduction.by", config.reduction.by, ("margin", "random"))
   if config.reduction.enabled:

@@ -30,11 +30,14 @@ from regularity_jax import models
 from regularity_jax import weighting
 from regularity_jax.data import batching
 from regularity_jax.estimators import turnover as turnover_estimator
+from regularity_jax.selection import online
+from regularity_jax.selection import pruning
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
 from regularity_jax.runs import plots
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import optimizers
+from regularity_jax.training import prioritization
 from regularity_jax.training import sharding
 from regularity_jax.training import steps
 from regularity_jax.training.errors import ConfigError
@@ -127,10 +130,51 @@ def _file_weights(config, dataset: data.Dataset) -> np.ndarray:
   return np.asarray(_scheme_weights(config, ranks, progress=0.0))
 
 
+def _pruning_mask(config, dataset: data.Dataset) -> np.ndarray:
+  """bool[n_train]: static pruning by a previous run's scores (or at random), ids matched."""
+  n = len(dataset.train)
+  if float(config.pruning.fraction_kept) >= 1.0:
+    return np.ones(n, bool)
+  cfg = config.pruning
+  if cfg.score == "random":
+    scores = np.zeros(n, np.float32)
+    rule = "random"
+  else:
+    path = pathlib.Path(cfg.scores_path)
+    if not path.is_file():
+      raise ConfigError(f"pruning.scores_path {path} does not exist; pass the scores.npz of a "
+                        "finished run on the same dataset")
+    with np.load(path) as z:
+      table = {k: z[k] for k in z.files}
+    stored = pruning.score_from_table(table, cfg.score, seed=cfg.seed)
+    position = {int(i): p for p, i in enumerate(table["train/example_id"])}
+    scores = np.array([stored[position[i]] if i in position else np.nan
+                       for i in dataset.train.ids], np.float32)
+    rule = cfg.rule
+  kept = pruning.select(scores, fraction_kept=cfg.fraction_kept, rule=rule,
+                        labels=dataset.train.labels, seed=cfg.seed, num_bins=cfg.num_bins)
+  mask = np.zeros(n, bool)
+  mask[kept] = True
+  return mask
+
+
 def _scheme_weights(config, ranks, progress):
   w = config.weighting
   return weighting.weights(w.scheme, ranks, temperature=w.temperature, progress=progress,
                            pace_start=w.pace_start, pace_end=w.pace_end)
+
+
+class _Frozen:
+  """A read-only, hashable view of a ConfigDict for static use inside jit (with overrides)."""
+
+  def __init__(self, config, **overrides):
+    self._values = {**config.to_dict(), **overrides}
+
+  def __getattr__(self, name):
+    try:
+      return self._values[name]
+    except KeyError:
+      raise AttributeError(name) from None
 
 
 def _counting(fn, name: str, counts: dict[str, int]):
@@ -185,7 +229,10 @@ def train_and_evaluate(config, workdir) -> RunResult:
   graphdef, params, model_state = build_model(config, dataset,
                                               jax.random.fold_in(run_key, STREAM_INIT))
   tx = optimizers.make_optimizer(config, steps_per_epoch)
-  extra = {"reduction": {"active": jnp.ones((n_train,), bool)}}
+  extra = {"reduction": {"active": jnp.asarray(_pruning_mask(config, dataset))}}
+  kind = config.prioritization.kind
+  if kind == "selective_backprop":
+    extra["sb"] = online.sb_init(config.prioritization.sb_history)
   if use_turnover:
     extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
   state = TrainState(
@@ -221,11 +268,33 @@ def train_and_evaluate(config, workdir) -> RunResult:
   evaluate = jax.jit(_counting(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
                                "evaluate", traces), donate_argnums=(2,))
   evaluate_turnover = jax.jit(steps.make_turnover_evaluate(graphdef), donate_argnums=(3,))
-  make_batches = jax.jit(_counting(
-      lambda key, epoch, active: batching.epoch_batches(
-          jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), STREAM_DATA_ORDER),
-                             epoch), n_train, config.batch_size, active), "epoch_batches", traces),
-      out_shardings=(rows, rows))
+  if kind == "selective_backprop":
+    sb_step = jax.jit(_counting(prioritization.make_sb_epoch_step(
+        train_step, graphdef, batch_size=config.batch_size, beta=config.prioritization.sb_beta,
+        augment_images=config.augment, crop_padding=config.crop_padding), "sb_step", traces),
+                      donate_argnums=(0, 1))
+
+  def plan(state, epoch, kind):
+    table = tracker.summarize(state.train_stats)
+    if kind == "noise_aware" and config.prioritization.noise_score == "memorization":
+      flags = turnover_estimator.summarize(state.extra["turnover"])["memorization_loss"]
+    elif kind == "noise_aware":
+      flags = metrics.forgetting.rank_score(table)
+    else:
+      flags = jnp.zeros((id_space,), jnp.float32)
+    last_loss = table["last_loss"] if "last_loss" in table else jnp.full((id_space,), jnp.nan)
+    key = jax.random.fold_in(state.rng(STREAM_DATA_ORDER), epoch)
+    return prioritization.epoch_plan(
+        _Frozen(config.prioritization, kind=kind), key,
+        last_loss=last_loss[train_ids], seen=jnp.isfinite(last_loss[train_ids]),
+        flag_scores=flags[train_ids], base_active=state.extra["reduction"]["active"],
+        epoch=epoch, num_epochs=config.num_epochs, batch_size=config.batch_size)
+
+  plan_shardings = {"positions": rows, "masks": rows, "row_weights": rows,
+                    "example_weights": replicated, "num_active": replicated}
+  make_plan = {k: jax.jit(_counting(lambda s, e, k=k: plan(s, e, k), "epoch_plan_" + k, traces),
+                          out_shardings=plan_shardings)
+               for k in {kind, "uniform"}}
   margin_summary = jax.jit(lambda s: _margin_summary(config, s, train_ids, test_ids))
   reselect = jax.jit(_counting(
       lambda s, epoch: select_lowest_margin(
@@ -259,15 +328,22 @@ def train_and_evaluate(config, workdir) -> RunResult:
     if running_weights and epoch >= config.weighting.start_epoch:
       progress = jax.device_put(np.float32(epoch / config.num_epochs), replicated)
       train_split = {**train_split, "weight": weights_from_state(state, progress)}
-    active = state.extra["reduction"]["active"]
-    num_active = int(jax.device_get(jnp.sum(active)))
-    positions, masks = make_batches(state.key, jax.device_put(np.int32(epoch), replicated), active)
+    first_step = int(jax.device_get(state.step))
+    epoch_kind = "uniform" if (kind == "selective_backprop" and epoch == 0) else kind
+    epoch_plan = make_plan[epoch_kind](state, jax.device_put(np.int32(epoch), replicated))
+    num_active = int(jax.device_get(epoch_plan["num_active"]))
+    step_fn = sb_step if epoch_kind == "selective_backprop" else epoch_step
+    epoch_split = train_split
+    if kind in ("infobatch", "noise_aware"):
+      epoch_split = {**train_split, "weight": train_split["weight"] * epoch_plan["example_weights"]}
     carry = jax.device_put(steps.init_epoch_carry(), replicated)
     with jax.transfer_guard("disallow"):
-      for _ in range(batching.num_steps(num_active, config.batch_size)):
-        state, carry = epoch_step(state, carry, train_split, positions, masks)
+      for _ in range(batching.num_steps(num_active, epoch_plan["positions"].shape[1])):
+        state, carry = step_fn(state, carry, epoch_split, epoch_plan["positions"],
+                               epoch_plan["masks"], epoch_plan["row_weights"])
         bar.update(1)
     loss_sum, correct_sum, count = (float(x) for x in jax.device_get(carry["sums"]))
+    forwarded = int(jax.device_get(carry["forwarded"]))
     if not math.isfinite(loss_sum):
       bar.close()
       raise TrainingDiverged(
@@ -276,9 +352,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
           "--config.learning_rate (or check the inputs) and start a new --workdir")
     state = state.replace(epoch=jax.device_put(np.int32(epoch + 1), replicated))
     record = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
-              "learning_rate": float(schedule(epoch * steps_per_epoch)),
+              "learning_rate": float(schedule(first_step)),
               "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
-              "examples_presented": int(count), "train_fraction_used": num_active / n_train,
+              "examples_presented": int(count), "examples_backpropagated": int(count),
+              "examples_forwarded": forwarded,
+              "train_fraction_used": float(jax.device_get(
+                  jnp.mean(state.extra["reduction"]["active"]))),
               "train_time_s": time.perf_counter() - t0}
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
       t1 = time.perf_counter()

@@ -97,35 +97,42 @@ def gather_batch(split: dict, positions: jnp.ndarray, mask: jnp.ndarray) -> dict
   return batch
 
 
-def _sums(per_example: PerExample, mask: jnp.ndarray) -> jnp.ndarray:
+def batch_sums(per_example: PerExample, mask: jnp.ndarray) -> jnp.ndarray:
+  """f32[3]: (loss sum, correct count, example count) over the rows with mask True."""
   m = mask.astype(jnp.float32)
   return jnp.stack([jnp.sum(per_example["loss"] * m),
                     jnp.sum(per_example["correct"].astype(jnp.float32) * m), jnp.sum(m)])
 
 
 def init_epoch_carry() -> dict:
-  """The per-epoch carry of `epoch_step`: row counter and (loss, correct, count) sums."""
-  return {"row": jnp.zeros((), jnp.int32), "sums": jnp.zeros(3, jnp.float32)}
+  """The per-epoch carry of `epoch_step`: row counter, (loss, correct, count) sums over the
+  backpropagated rows, and the number of examples forwarded."""
+  return {"row": jnp.zeros((), jnp.int32), "sums": jnp.zeros(3, jnp.float32),
+          "forwarded": jnp.zeros((), jnp.int32)}
 
 
 def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, flip: bool = True):
   """Fuses gather + on-device augmentation + `train_step` + running sums into one function.
 
-  `epoch_step(state, carry, split, positions, masks) -> (state, carry)` trains on row
-  `carry["row"]` of the epoch's i32[S, B] positions / bool[S, B] masks (from
-  `batching.epoch_batches`) and advances the row. The whole matrices stay on the device and
-  the row is picked there, so the host loop passes no per-step data at all.
+  `epoch_step(state, carry, split, positions, masks, row_weights) -> (state, carry)` trains
+  on row `carry["row"]` of the epoch's i32[S, B] positions / bool[S, B] masks (from
+  `batching.epoch_batches`), with the loss weights of the split times f32[S, B] row_weights
+  (importance-sampling corrections; ones otherwise), and advances the row. The whole matrices
+  stay on the device and the row is picked there, so the host loop passes no per-step data.
   """
 
-  def epoch_step(state: TrainState, carry: dict, split: dict, positions, masks):
+  def epoch_step(state: TrainState, carry: dict, split: dict, positions, masks, row_weights):
     row = carry["row"]
     mask = jax.lax.dynamic_index_in_dim(masks, row, keepdims=False)
     batch = gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False), mask)
+    batch["weight"] = batch["weight"] * jax.lax.dynamic_index_in_dim(row_weights, row,
+                                                                     keepdims=False)
     if augment_images:
       batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
                                              batch["id"], padding=crop_padding, flip=flip)
     state, per_example = train_step(state, batch)
-    return state, {"row": row + 1, "sums": carry["sums"] + _sums(per_example, mask)}
+    return state, {"row": row + 1, "sums": carry["sums"] + batch_sums(per_example, mask),
+                   "forwarded": carry["forwarded"] + jnp.sum(mask)}
 
   return epoch_step
 
@@ -160,7 +167,7 @@ def make_evaluate(eval_step):
       stats, sums = carry
       batch = gather_batch(split, *row)
       stats, per_example = eval_step(params, model_state, stats, batch)
-      return (stats, sums + _sums(per_example, row[1])), None
+      return (stats, sums + batch_sums(per_example, row[1])), None
 
     (stats, sums), _ = jax.lax.scan(body, (stats, jnp.zeros(3, jnp.float32)), (positions, mask))
     return stats, sums
