@@ -21,6 +21,11 @@ Fields:
                     warmup_epochs of linear warmup
   augment           random crop (crop_padding pixels) + flip on the device, for images
   seed              seed of initialization, data order, dropout and augmentation
+  num_seeds         K replicas with seeds seed..seed+K-1 trained in one program (vmap over a
+                    leading replica axis); scores.npz holds seed-combined and per-seed scores
+                    (regularity_jax.training.seeds). Not with reduction, Selective-Backprop,
+                    InfoBatch, noise_aware, running weighting or influence targets (their
+                    per-replica step counts or weights would differ).
   eval_every        evaluate the full train and test splits every this many epochs (and at
                     the last epoch); the evaluation stream feeds the test-split statistics
   checkpoint_every  checkpoint every this many epochs (and at the last epoch)
@@ -101,6 +106,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.augment = False
   c.crop_padding = 4
   c.seed = 0
+  c.num_seeds = 1
   c.eval_every = 1
   c.checkpoint_every = 1
   c.keep_checkpoints = 2
@@ -181,6 +187,21 @@ def validate(config) -> None:
     if config.pruning.score != "random" and not config.pruning.scores_path:
       raise ConfigError("pruning by a score needs --config.pruning.scores_path=RUN/scores.npz "
                         "(a finished run of the same dataset), or pruning.score='random'")
+  if int(config.num_seeds) < 1:
+    raise ConfigError(f"num_seeds={config.num_seeds} must be >= 1")
+  if int(config.num_seeds) > 1:
+    clashes = []
+    if config.reduction.enabled:
+      clashes.append("reduction.enabled")
+    if config.prioritization.kind not in ("uniform", "importance"):
+      clashes.append(f"prioritization.kind={config.prioritization.kind}")
+    if config.weighting.scheme != "uniform" and not config.weighting.scores_path:
+      clashes.append("running weighting")
+    if config.turnover.influence_targets != "none":
+      clashes.append("turnover.influence_targets")
+    if clashes:
+      raise ConfigError(f"num_seeds={config.num_seeds} cannot be combined with {', '.join(clashes)} "
+                        "(per-replica step counts or weights would differ); use num_seeds=1")
   _choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
   _choice("reduction.by", config.reduction.by, ("margin", "random"))
   if config.reduction.enabled:

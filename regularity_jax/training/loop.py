@@ -38,6 +38,7 @@ from regularity_jax.runs import plots
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import optimizers
 from regularity_jax.training import prioritization
+from regularity_jax.training import seeds
 from regularity_jax.training import sharding
 from regularity_jax.training import steps
 from regularity_jax.training.errors import ConfigError
@@ -225,28 +226,40 @@ def train_and_evaluate(config, workdir) -> RunResult:
   id_space = int(max(dataset.train.ids.max(initial=-1), dataset.test.ids.max(initial=-1))) + 1
   tracker = metrics.Tracker(id_space, kernels=tuple(config.tracking.kernels))
 
-  run_key = jax.random.key(config.seed)
-  graphdef, params, model_state = build_model(config, dataset,
-                                              jax.random.fold_in(run_key, STREAM_INIT))
+  num_seeds = int(config.num_seeds)
+  # Replica k is the run with seed + k: vmap every per-state function over a leading axis.
+  lift = (lambda fn, axes: fn) if num_seeds == 1 else (lambda fn, axes: jax.vmap(fn, in_axes=axes))
   tx = optimizers.make_optimizer(config, steps_per_epoch)
-  extra = {"reduction": {"active": jnp.asarray(_pruning_mask(config, dataset))}}
   kind = config.prioritization.kind
-  if kind == "selective_backprop":
-    extra["sb"] = online.sb_init(config.prioritization.sb_history)
-  if use_turnover:
-    extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
-  state = TrainState(
-      step=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32), params=params,
-      model_state=model_state, opt_state=tx.init(params), key=jax.random.key_data(run_key),
-      train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()},
-      extra=extra)
+  pruning_mask = _pruning_mask(config, dataset)
+
+  def init_state(seed):
+    run_key = jax.random.key(seed)
+    graphdef, params, model_state = build_model(config, dataset,
+                                                jax.random.fold_in(run_key, STREAM_INIT))
+    extra = {"reduction": {"active": jnp.asarray(pruning_mask)}}
+    if kind == "selective_backprop":
+      extra["sb"] = online.sb_init(config.prioritization.sb_history)
+    if use_turnover:
+      extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
+    return graphdef, TrainState(
+        step=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32), params=params,
+        model_state=model_state, opt_state=tx.init(params), key=jax.random.key_data(run_key),
+        train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()},
+        extra=extra)
+
+  graphdef, state = init_state(config.seed)
+  if num_seeds > 1:
+    replicas = [state] + [init_state(config.seed + k)[1] for k in range(1, num_seeds)]
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *replicas)
   state = jax.device_put(state, replicated)
+  first_replica = lambda x: np.asarray(jax.device_get(x)).reshape(-1)[0]  # pylint: disable=unnecessary-lambda-assignment
 
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
   start_epoch = 0
   if checkpointer.latest_epoch() is not None:
     state = checkpointer.restore(state)
-    start_epoch = int(jax.device_get(state.epoch))
+    start_epoch = int(first_replica(state.epoch))
   run.keep_metrics_through(start_epoch)  # Later epochs, if any were logged, are rerun.
   records = run.read_metrics()
 
@@ -261,13 +274,18 @@ def train_and_evaluate(config, workdir) -> RunResult:
 
   traces: dict[str, int] = {}
   train_step = steps.make_train_step(graphdef, tx, tracker, turnover=use_turnover)
-  epoch_step = jax.jit(_counting(
+  epoch_step = jax.jit(_counting(lift(
       steps.make_epoch_step(train_step, augment_images=config.augment,
-                            crop_padding=config.crop_padding), "epoch_step", traces),
-                       donate_argnums=(0, 1))
-  evaluate = jax.jit(_counting(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
-                               "evaluate", traces), donate_argnums=(2,))
-  evaluate_turnover = jax.jit(steps.make_turnover_evaluate(graphdef), donate_argnums=(3,))
+                            crop_padding=config.crop_padding), (0, 0, None, 0, 0, 0)),
+                                 "epoch_step", traces), donate_argnums=(0, 1))
+  evaluate = jax.jit(_counting(lift(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
+                                    (0, 0, 0, None, None, None)), "evaluate", traces),
+                     donate_argnums=(2,))
+  turnover_pass = steps.make_turnover_evaluate(graphdef)
+  evaluate_turnover = jax.jit(lift(
+      lambda s, stats, split, positions, mask: turnover_pass(
+          s.params, s.model_state, s.rng(STREAM_TURNOVER), stats, split, positions, mask),
+      (0, 0, None, None, None)), donate_argnums=(1,))
   if kind == "selective_backprop":
     sb_step = jax.jit(_counting(prioritization.make_sb_epoch_step(
         train_step, graphdef, batch_size=config.batch_size, beta=config.prioritization.sb_beta,
@@ -292,10 +310,13 @@ def train_and_evaluate(config, workdir) -> RunResult:
 
   plan_shardings = {"positions": rows, "masks": rows, "row_weights": rows,
                     "example_weights": replicated, "num_active": replicated}
-  make_plan = {k: jax.jit(_counting(lambda s, e, k=k: plan(s, e, k), "epoch_plan_" + k, traces),
-                          out_shardings=plan_shardings)
+  if num_seeds > 1:
+    plan_shardings = {k: sharding.batch_sharded(mesh, axis=2) if v is rows else replicated
+                      for k, v in plan_shardings.items()}
+  make_plan = {k: jax.jit(_counting(lift(lambda s, e, k=k: plan(s, e, k), (0, None)),
+                                    "epoch_plan_" + k, traces), out_shardings=plan_shardings)
                for k in {kind, "uniform"}}
-  margin_summary = jax.jit(lambda s: _margin_summary(config, s, train_ids, test_ids))
+  margin_summary = jax.jit(lift(lambda s: _margin_summary(config, s, train_ids, test_ids), 0))
   reselect = jax.jit(_counting(
       lambda s, epoch: select_lowest_margin(
           tracker_margins(tracker, s.eval_stats["train"], train_ids),
@@ -304,9 +325,10 @@ def train_and_evaluate(config, workdir) -> RunResult:
       "reselect", traces))
   eval_rows = {name: jax.device_put(batching.eval_batches(n, config.eval_batch_size), rows)
                for name, n in (("train", n_train), ("test", n_test))}
-  aggregates = jax.jit(lambda s: {
+  aggregates = jax.jit(lift(lambda s: {
       **_aggregates("train_", tracker.summarize(s.train_stats), train_ids),
-      **_aggregates("test_", tracker.summarize(s.eval_stats["test"]), test_ids)})
+      **_aggregates("test_", tracker.summarize(s.eval_stats["test"]), test_ids)}, 0))
+  summarize = jax.jit(lift(tracker.summarize, 0))
 
   running_weights = config.weighting.scheme != "uniform" and not weights_from_file
 
@@ -328,30 +350,35 @@ def train_and_evaluate(config, workdir) -> RunResult:
     if running_weights and epoch >= config.weighting.start_epoch:
       progress = jax.device_put(np.float32(epoch / config.num_epochs), replicated)
       train_split = {**train_split, "weight": weights_from_state(state, progress)}
-    first_step = int(jax.device_get(state.step))
+    first_step = int(first_replica(state.step))
     epoch_kind = "uniform" if (kind == "selective_backprop" and epoch == 0) else kind
     epoch_plan = make_plan[epoch_kind](state, jax.device_put(np.int32(epoch), replicated))
-    num_active = int(jax.device_get(epoch_plan["num_active"]))
+    num_active = int(np.max(jax.device_get(epoch_plan["num_active"])))
     step_fn = sb_step if epoch_kind == "selective_backprop" else epoch_step
     epoch_split = train_split
     if kind in ("infobatch", "noise_aware"):
       epoch_split = {**train_split, "weight": train_split["weight"] * epoch_plan["example_weights"]}
-    carry = jax.device_put(steps.init_epoch_carry(), replicated)
+    carry = steps.init_epoch_carry()
+    if num_seeds > 1:
+      carry = jax.tree.map(lambda x: jnp.stack([x] * num_seeds), carry)
+    carry = jax.device_put(carry, replicated)
     with jax.transfer_guard("disallow"):
-      for _ in range(batching.num_steps(num_active, epoch_plan["positions"].shape[1])):
+      for _ in range(batching.num_steps(num_active, epoch_plan["positions"].shape[-1])):
         state, carry = step_fn(state, carry, epoch_split, epoch_plan["positions"],
                                epoch_plan["masks"], epoch_plan["row_weights"])
         bar.update(1)
-    loss_sum, correct_sum, count = (float(x) for x in jax.device_get(carry["sums"]))
-    forwarded = int(jax.device_get(carry["forwarded"]))
+    sums = np.asarray(jax.device_get(carry["sums"])).reshape(-1, 3)  # [K, 3]
+    loss_sum, correct_sum, count = (float(x) for x in sums.sum(0) / len(sums))
+    forwarded = int(np.mean(jax.device_get(carry["forwarded"])))
     if not math.isfinite(loss_sum):
       bar.close()
       raise TrainingDiverged(
           f"the training loss became {loss_sum} in epoch {epoch + 1}; stopped, and the last good "
           f"checkpoint (epoch {last_good}) is kept in {run.checkpoint_dir}: lower "
           "--config.learning_rate (or check the inputs) and start a new --workdir")
-    state = state.replace(epoch=jax.device_put(np.int32(epoch + 1), replicated))
-    record = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
+    state = state.replace(epoch=jax.device_put(np.full(np.shape(state.epoch), epoch + 1, np.int32),
+                                               replicated))
+    record = {"epoch": epoch + 1, "step": int(first_replica(state.step)),
               "learning_rate": float(schedule(first_step)),
               "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
               "examples_presented": int(count), "examples_backpropagated": int(count),
@@ -359,27 +386,40 @@ def train_and_evaluate(config, workdir) -> RunResult:
               "train_fraction_used": float(jax.device_get(
                   jnp.mean(state.extra["reduction"]["active"]))),
               "train_time_s": time.perf_counter() - t0}
+    if num_seeds > 1:
+      record["train_accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
       t1 = time.perf_counter()
       for name, split, prefix in (("train", train_split, "eval_train_"), ("test", test_split, "test_")):
         stats, eval_sums = evaluate(state.params, state.model_state, state.eval_stats[name], split,
                                     *eval_rows[name])
         state = state.replace(eval_stats={**state.eval_stats, name: stats})
-        e_loss, e_correct, e_count = (float(x) for x in jax.device_get(eval_sums))
-        record[f"{prefix}loss"], record[f"{prefix}accuracy"] = e_loss / e_count, e_correct / e_count
+        e_sums = np.asarray(jax.device_get(eval_sums)).reshape(-1, 3)
+        record[f"{prefix}loss"] = float(np.mean(e_sums[:, 0] / e_sums[:, 2]))
+        record[f"{prefix}accuracy"] = float(np.mean(e_sums[:, 1] / e_sums[:, 2]))
+        if num_seeds > 1:
+          record[f"{prefix}accuracy_per_seed"] = (e_sums[:, 1] / e_sums[:, 2]).tolist()
       if use_turnover:
-        stats = evaluate_turnover(state.params, state.model_state, state.rng(STREAM_TURNOVER),
-                                  state.extra["turnover"], train_split, *eval_rows["train"])
+        stats = evaluate_turnover(state, state.extra["turnover"], train_split, *eval_rows["train"])
         state = state.replace(extra={**state.extra, "turnover": stats})
-        record.update(_turnover_record(stats, dataset))
-      record.update(jax.tree.map(lambda x: np.asarray(x).tolist(),
-                                 jax.device_get(margin_summary(state))))
+        record.update(_turnover_record(stats, dataset, num_seeds))
+      margins = jax.device_get(margin_summary(state))
+      if num_seeds > 1:
+        margins = {k: np.mean(v, axis=0) for k, v in margins.items()}
+      record.update(jax.tree.map(lambda x: np.asarray(x).tolist(), margins))
       if config.reduction.enabled:
         state, selected = _maybe_reselect(config, state, record, epoch, reselect, run, dataset,
                                           replicated)
         record["reduction_reselected"] = selected
       record["eval_time_s"] = time.perf_counter() - t1
-    record.update({k: float(v) for k, v in jax.device_get(aggregates(state)).items()})
+    record.update({k: float(np.mean(v)) for k, v in jax.device_get(aggregates(state)).items()})
+    if num_seeds > 1:
+      combined = seeds.combine(jax.device_get(summarize(state.train_stats)))
+      ids = dataset.train.ids
+      record["train_unforgettable_fraction_per_seed"] = (
+          jax.device_get(aggregates(state))["train_unforgettable_fraction"].tolist())
+      if "unforgettable" in combined:
+        record["train_unforgettable_fraction"] = float(np.mean(combined["unforgettable"][ids]))
     records.append(record)
     run.append_metrics(record)
     bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
@@ -391,22 +431,59 @@ def train_and_evaluate(config, workdir) -> RunResult:
   bar.close()
   checkpointer.close()
 
-  scores = collect_scores(tracker, state, dataset)
+  if num_seeds == 1:
+    scores = _replica_scores(config, tracker, state, dataset)
+  else:
+    per_seed = [_replica_scores(config, tracker, jax.tree.map(lambda x, k=k: x[k], state), dataset)
+                for k in range(num_seeds)]
+    scores = _combine_replica_scores(per_seed)
   scores["train/weight"] = np.asarray(jax.device_get(train_split["weight"]))
-  norm = jax.device_get(models.norms.network_norm(state.params, state.model_state,
-                                                  kind=config.margins.normalizer, model=config.model))
-  for split in ("train", "test"):
-    last = scores[f"{split}/eval_last_margin" if split == "train" else "test/last_margin"]
-    scores[f"{split}/normalized_margin"] = np.asarray(last / norm, np.float32)
-  scores["train/active"] = np.asarray(jax.device_get(state.extra["reduction"]["active"]))
   if use_turnover:
-    scores.update(turnover_estimator.scores_from_state(state.extra["turnover"], dataset.train.ids))
     if config.turnover.influence_targets == "test":
       write_influence(run.path / "influence.npz", config, graphdef, state, dataset)
   run.write_scores(scores)
   if config.plots:
     plots.write_all(records, scores, run.plots_dir)
   return RunResult(workdir=run.path, metrics=records, scores=scores, trace_counts=traces)
+
+
+def _replica_scores(config, tracker, state: TrainState, dataset: data.Dataset) -> dict[str, np.ndarray]:
+  """scores.npz arrays of one replica (a state without the seed axis)."""
+  scores = collect_scores(tracker, state, dataset)
+  norm = jax.device_get(models.norms.network_norm(state.params, state.model_state,
+                                                  kind=config.margins.normalizer, model=config.model))
+  for split in ("train", "test"):
+    last = scores[f"{split}/eval_last_margin" if split == "train" else "test/last_margin"]
+    scores[f"{split}/normalized_margin"] = np.asarray(last / norm, np.float32)
+  scores["train/active"] = np.asarray(jax.device_get(state.extra["reduction"]["active"]))
+  if "turnover" in state.extra:
+    scores.update(turnover_estimator.scores_from_state(state.extra["turnover"], dataset.train.ids))
+  return scores
+
+
+_PER_RUN_KEYS = ("example_id", "label", "original_label", "corrupted", "active")
+
+
+def _combine_replica_scores(per_seed: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """Seed-combined `<split>/<key>` (see `seeds.combine`) plus per-seed `<split>/seed<k>/<key>`;
+  `train/flipped_prob` keeps the seed axis ([K, N, C]) for `estimators.bias_variance`."""
+  out = {}
+  for split in ("train", "test"):
+    keys = [k for k in per_seed[0] if k.startswith(f"{split}/")]
+    stat_keys = [k for k in keys if k.split("/", 1)[1] not in _PER_RUN_KEYS
+                 and k != "train/flipped_prob"]
+    for key in keys:
+      if key not in stat_keys:
+        out[key] = per_seed[0][key]
+    stacked = {k.split("/", 1)[1]: np.stack([s[k] for s in per_seed]) for k in stat_keys}
+    for name, value in seeds.combine(stacked).items():
+      out[f"{split}/{name}"] = value
+    for k, table in enumerate(per_seed):
+      for key in stat_keys:
+        out[f"{split}/seed{k}/{key.split('/', 1)[1]}"] = table[key]
+  if "train/flipped_prob" in per_seed[0]:
+    out["train/flipped_prob"] = np.stack([s["train/flipped_prob"] for s in per_seed])
+  return out
 
 
 def tracker_margins(tracker: metrics.Tracker, stats, ids: jnp.ndarray) -> jnp.ndarray:
@@ -447,9 +524,12 @@ def _maybe_reselect(config, state: TrainState, record: dict, epoch: int, reselec
   return state.replace(extra={**state.extra, "reduction": {"active": active}}), True
 
 
-def _turnover_record(stats, dataset: data.Dataset) -> dict[str, float]:
+def _turnover_record(stats, dataset: data.Dataset, num_seeds: int = 1) -> dict[str, float]:
   """metrics.jsonl summaries of the turn-over estimators (and their AUROC for corrupted labels)."""
-  table = jax.device_get(turnover_estimator.summarize(stats))
+  table = jax.device_get(turnover_estimator.summarize(stats) if num_seeds == 1 else
+                         jax.vmap(turnover_estimator.summarize)(stats))
+  if num_seeds > 1:
+    table = seeds.combine(table)
   ids = dataset.train.ids
   out = {"train_memorization_mean": float(np.nanmean(table["memorization"][ids])),
          "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][ids])),

@@ -1,0 +1,51 @@
+"""Several seeds in one program: replica k of `num_seeds` is the run with seed `seed + k`.
+
+The train state gets a leading replica axis and every jitted function is `vmap`ped over it
+(the dataset and the batch shapes are shared; data order, initialization, dropout and
+augmentation differ per replica because each replica has its own run key). Replica k computes
+exactly what a single run with `--config.seed=seed+k` computes, but K small models fill an
+accelerator far better than one.
+
+Combining seeds (Toneva et al. 2019 report statistics "summed over 5 seeds"):
+
+  forgetting_events, learning_events, cumulative_correct, observations   summed over seeds
+  unforgettable      learned in every seed and never forgotten in any (so the combined
+                     forgetting count is 0 and no seed left it unlearned)
+  never_learned      never learned in any seed (observed at least once)
+  first_learned      the mean over the seeds that learned it (-1 if none did)
+  every float (AUM, confidence, losses, margins, turn-over scores...)   mean over seeds
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+import warnings
+
+import numpy as np
+
+SUMMED = ("forgetting_events", "learning_events", "cumulative_correct", "observations",
+          "turnover_observations")
+
+
+def combine(per_seed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Summary tables with a leading seed axis ([K, N] arrays) -> one combined [N] table."""
+  out = {}
+  for key, value in per_seed.items():
+    value = np.asarray(value)
+    if key in SUMMED:
+      out[key] = value.sum(0).astype(value.dtype)
+    elif key == "unforgettable":
+      out[key] = value.all(0)
+    elif key == "never_learned":
+      out[key] = value.all(0)
+    elif key == "first_learned":
+      learned = value >= 0
+      mean = np.where(learned, value, 0).sum(0) / np.maximum(learned.sum(0), 1)
+      out[key] = np.where(learned.any(0), mean, -1.0).astype(np.float32)
+    elif value.dtype == bool:
+      out[key] = value.mean(0).astype(np.float32)
+    else:
+      with warnings.catch_warnings():  # all-NaN columns (never observed) stay NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out[key] = np.nanmean(value.astype(np.float64), axis=0).astype(np.float32)
+  return out
