@@ -76,7 +76,7 @@ class TestReductionRun:
 
   def test_never_recompiles(self, run):
     assert run.trace_counts["epoch_step"] == 1
-    assert run.trace_counts["epoch_batches"] == 1
+    assert run.trace_counts["epoch_plan_uniform"] == 1
     assert run.trace_counts["reselect"] == 1
 
   def test_normalized_margins_in_scores(self, run):
