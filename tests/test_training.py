@@ -278,3 +278,11 @@ class TestBadInput:
       train_and_evaluate(config, workdir)
     assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()
                   if p.name.isdigit()) == [1, 2]
+
+
+def test_scanned_epoch_equals_stepped_epoch(tiny_dir, tmp_path):
+  """scan_epoch runs the same steps as one device program: identical statistics."""
+  runs = [train_and_evaluate(engine_fixtures.tiny_config(tiny_dir, num_epochs=3, scan_epoch=scan),
+                             tmp_path / f"scan{scan}") for scan in (False, True)]
+  assert_scores_equal(runs[0].scores, runs[1].scores, float_atol=1e-5)
+  assert runs[1].trace_counts["scanned_epoch"] == 1 and "epoch_step" not in runs[1].trace_counts

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 # Fields that do not change results, so a run may resume with other values.
-RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkpoints"})
+RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkpoints",
+                            "scan_epoch"})
 
 
 class RunDirectoryError(ValueError):

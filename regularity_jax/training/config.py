@@ -31,6 +31,9 @@ Fields:
   checkpoint_every  checkpoint every this many epochs (and at the last epoch)
   keep_checkpoints  how many of the latest checkpoints to keep
   num_devices       0 = all local devices (data parallel over a 1-D mesh)
+  scan_epoch        run each epoch as one device program (lax.fori_loop over the steps):
+                    faster for small models where per-step dispatch dominates; the progress bar
+                    then moves once per epoch. Selective-Backprop epochs always step on the host.
   corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
   corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
   tracking.kernels  metric kernels tracked on every stream (regularity_jax.metrics.KERNELS)
@@ -111,6 +114,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1
   c.keep_checkpoints = 2
   c.num_devices = 0
+  c.scan_epoch = False
   c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
   c.tracking = ml_collections.ConfigDict({"kernels": tuple(metrics.KERNELS)})
   c.turnover = ml_collections.ConfigDict({

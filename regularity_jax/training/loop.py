@@ -281,6 +281,10 @@ def train_and_evaluate(config, workdir) -> RunResult:
   evaluate = jax.jit(_counting(lift(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
                                     (0, 0, 0, None, None, None)), "evaluate", traces),
                      donate_argnums=(2,))
+  scanned_epoch = jax.jit(_counting(lift(steps.make_scanned_epoch(
+      steps.make_epoch_step(train_step, augment_images=config.augment,
+                            crop_padding=config.crop_padding)), (0, 0, None, 0, 0, 0, None)),
+                                    "scanned_epoch", traces), donate_argnums=(0, 1))
   turnover_pass = steps.make_turnover_evaluate(graphdef)
   evaluate_turnover = jax.jit(lift(
       lambda s, stats, split, positions, mask: turnover_pass(
@@ -362,11 +366,18 @@ def train_and_evaluate(config, workdir) -> RunResult:
     if num_seeds > 1:
       carry = jax.tree.map(lambda x: jnp.stack([x] * num_seeds), carry)
     carry = jax.device_put(carry, replicated)
-    with jax.transfer_guard("disallow"):
-      for _ in range(batching.num_steps(num_active, epoch_plan["positions"].shape[-1])):
-        state, carry = step_fn(state, carry, epoch_split, epoch_plan["positions"],
-                               epoch_plan["masks"], epoch_plan["row_weights"])
-        bar.update(1)
+    num_rows = batching.num_steps(num_active, epoch_plan["positions"].shape[-1])
+    if config.scan_epoch and step_fn is epoch_step:
+      state, carry = scanned_epoch(state, carry, epoch_split, epoch_plan["positions"],
+                                   epoch_plan["masks"], epoch_plan["row_weights"],
+                                   jax.device_put(np.int32(num_rows), replicated))
+      bar.update(num_rows)
+    else:
+      with jax.transfer_guard("disallow"):
+        for _ in range(num_rows):
+          state, carry = step_fn(state, carry, epoch_split, epoch_plan["positions"],
+                                 epoch_plan["masks"], epoch_plan["row_weights"])
+          bar.update(1)
     sums = np.asarray(jax.device_get(carry["sums"])).reshape(-1, 3)  # [K, 3]
     loss_sum, correct_sum, count = (float(x) for x in sums.sum(0) / len(sums))
     forwarded = int(np.mean(jax.device_get(carry["forwarded"])))

@@ -137,6 +137,21 @@ def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, 
   return epoch_step
 
 
+def make_scanned_epoch(epoch_step):
+  """`scanned(state, carry, split, positions, masks, row_weights, num_steps) -> (state, carry)`:
+  the first `num_steps` rows of an epoch as ONE device program (`lax.fori_loop` with a traced
+  trip count, so a changing number of steps does not recompile). Faster for small models,
+  where per-step dispatch dominates; the cost is no per-step progress on the host."""
+
+  def scanned(state, carry, split, positions, masks, row_weights, num_steps):
+    return jax.lax.fori_loop(
+        0, num_steps,
+        lambda _, sc: epoch_step(sc[0], sc[1], split, positions, masks, row_weights),
+        (state, carry))
+
+  return scanned
+
+
 def make_turnover_evaluate(graphdef):
   """`evaluate(params, model_state, turnover_key, stats, split, positions, mask) -> stats`:
   own and flipped sub-network passes over a split, feeding `estimators.turnover` state."""

@@ -1,0 +1,154 @@
+"""Study 2: is a correct hard example more informative than an easy one? (Liu, Lin, Jaggi 2021)
+
+Per seed s:
+  1. a scoring run with turn-over dropout (`base`, seed s) gives every training example its
+     memorization (`score`, default the loss form L(i; 1 - m_i) - L(i; m_i) at the last
+     evaluation);
+  2. among the correctly labelled examples (label == original label; all of them unless `base`
+     corrupts labels) the k most memorized ("hard"), the k least memorized ("easy") and k random
+     ones are removed, for each k in `ks`;
+  3. each reduced training set, and the full one (k = 0), is retrained from scratch with seed s
+     (`base` with turn-over off unless `retrain_turnover`), and its final test accuracy is read.
+
+Claim checked: removing the k most memorized examples costs more test accuracy than removing the
+k least memorized ones (mean over seeds, for each k); random removal is the reference.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from regularity_jax.studies import figures
+from regularity_jax.studies import subruns
+from regularity_jax.studies.errors import StudyError
+from regularity_jax.studies.report import Report
+from regularity_jax.studies.report import mean_std_rows
+from regularity_jax.training import loop
+
+ORDERS = ("most", "least", "random")
+
+
+def removal_ids(ids: np.ndarray, score: np.ndarray, candidates: np.ndarray, k: int, order: str,
+                seed: int) -> np.ndarray:
+  """The k example ids to remove: the highest `score` ("most"), the lowest ("least") or a
+  seeded random choice ("random") among the `candidates` (bool mask over `ids`).
+
+  NaN scores sort as the lowest; ties are broken by position, so the choice is deterministic.
+  """
+  ids, candidates = np.asarray(ids), np.asarray(candidates, bool)
+  if k > candidates.sum():
+    raise StudyError(f"k={k} is more than the {int(candidates.sum())} candidate examples; "
+                     "lower --config.ks")
+  pool = ids[candidates]
+  s = np.nan_to_num(np.asarray(score, np.float64)[candidates], nan=-np.inf)
+  if order == "most":
+    return pool[np.argsort(-s, kind="stable")[:k]]
+  if order == "least":
+    return pool[np.argsort(s, kind="stable")[:k]]
+  if order == "random":
+    return np.random.default_rng(seed).choice(pool, size=k, replace=False)
+  raise StudyError(f"unknown removal order {order!r}; choose from {ORDERS}")
+
+
+def run(config, workdir) -> pathlib.Path:
+  """Runs study 2 into `workdir`; returns the report path."""
+  for order in config.orders:
+    if order not in ORDERS:
+      raise StudyError(f"unknown order {order!r} in --config.orders; choose from {ORDERS}")
+  workdir = pathlib.Path(workdir)
+  runs = subruns.SubRuns(workdir)
+  report = Report(workdir, "Turn-over dropout: are correct hard examples more informative?",
+                  seeds=config.seeds)
+  report.preformatted(__doc__.split("\n\n", 1)[1])
+  rows: list[dict[str, Any]] = []
+  grids = []
+  for seed in config.seeds:
+    seed = int(seed)
+    score_config = subruns.derive_config(config.base, {
+        "dataset": config.dataset, "data_dir": subruns.data_dir_for(config, config.dataset),
+        "seed": seed, "corruption.seed": seed, "turnover.enabled": True})
+    scored = runs.run(f"score_seed{seed}", score_config)
+    dataset = loop.load_data(score_config)
+    ids = scored.scores["train/example_id"]
+    if not np.array_equal(ids, dataset.train.ids):
+      raise StudyError("scores.npz rows do not match the loaded dataset; was the data changed?")
+    score = scored.scores[f"train/{config.score}"]
+    correct = scored.scores["train/label"] == scored.scores["train/original_label"]
+    retrain = subruns.derive_config(score_config, {
+        "turnover.enabled": bool(config.retrain_turnover), "turnover.influence_targets": "none",
+        "weighting.scheme": "uniform"})
+    full = runs.run_on_subset(f"full_seed{seed}", retrain, dataset, ids)
+    full_acc = subruns.final_metric(full, "test_accuracy")
+    rows.append({"k": 0, "removed": "none", "seed": seed, "test_acc": full_acc, "delta": 0.0,
+                 "mean_score_removed": float("nan")})
+    for k in config.ks:
+      for order in config.orders:
+        removed = removal_ids(ids, score, correct, int(k), order, seed=1000 * seed + int(k))
+        keep = np.setdiff1d(ids, removed)
+        result = runs.run_on_subset(f"{order}{k}_seed{seed}", retrain, dataset, keep)
+        acc = subruns.final_metric(result, "test_accuracy")
+        rows.append({"k": int(k), "removed": order, "seed": seed, "test_acc": acc,
+                     "delta": acc - full_acc,
+                     "mean_score_removed": float(np.nanmean(score[np.isin(ids, removed)]))})
+    if not grids:
+      for order in ("most", "least"):
+        chosen = removal_ids(ids, score, correct, 16, order, seed=0)
+        pos = np.array([np.flatnonzero(ids == c)[0] for c in chosen])
+        fig = figures.image_grid(
+            dataset.train.images[pos],
+            [f"y={dataset.train.labels[p]} m={score[p]:.2f}" for p in pos],
+            suptitle=f"16 {order} memorized training examples (seed {seed}, {config.score})")
+        grids.append((fig, f"{order}_memorized.png", f"The 16 {order} memorized examples"))
+
+  b = config.base
+  report.note("setup", (
+      f"{config.dataset}: {b.train_subset or 'all'} training / {b.test_subset or 'all'} test "
+      f"examples; model {b.model} {b.model_kwargs.to_dict()}; {b.optimizer} lr "
+      f"{b.learning_rate} momentum {b.momentum}, batch {b.batch_size}, {b.num_epochs} epochs; "
+      f"scoring runs with turn-over dropout (rate {b.turnover.rate}); retraining "
+      f"{'with' if config.retrain_turnover else 'without'} turn-over; k in {tuple(config.ks)}"))
+  report.note("runs", runs.summary())
+  summary = mean_std_rows(rows, ("k", "removed"), ("test_acc", "delta", "mean_score_removed"))
+  report.heading("Test accuracy after removing k examples (mean ± std over seeds)")
+  report.table(summary, headers={"delta": "test_acc - full (paired)",
+                                 "mean_score_removed": f"mean {config.score} of removed"})
+  report.heading("Every run")
+  report.table(rows, formats={"test_acc": ".4f", "delta": "+.4f", "mean_score_removed": ".3f"})
+  report.heading("Claim")
+  verdicts = []
+  for k in config.ks:
+    acc = {o: np.mean([r["test_acc"] for r in rows if r["k"] == k and r["removed"] == o])
+           for o in config.orders}
+    if "most" in acc and "least" in acc:
+      held = acc["most"] < acc["least"]
+      ref = f", random {acc['random']:.4f}" if "random" in acc else ""
+      verdicts.append(f"k={k}: most-memorized removed {acc['most']:.4f} vs least-memorized "
+                      f"removed {acc['least']:.4f}{ref} -> claim "
+                      f"{'held' if held else 'did not hold'}")
+  report.bullets(verdicts)
+
+  fig, axes = figures.subplots(1, width=4.5, height=3.2)
+  ax = axes[0]
+  for order in config.orders:
+    xs, means, stds = [0], [], []
+    fulls = [r["test_acc"] for r in rows if r["k"] == 0]
+    means.append(np.mean(fulls))
+    stds.append(np.std(fulls))
+    for k in config.ks:
+      acc = [r["test_acc"] for r in rows if r["k"] == k and r["removed"] == order]
+      xs.append(k)
+      means.append(np.mean(acc))
+      stds.append(np.std(acc))
+    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{order} memorized removed"
+                if order != "random" else "random removed")
+  ax.set(xlabel="k examples removed", ylabel="test accuracy",
+         title=f"{config.dataset}, {len(config.seeds)} seed(s)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  report.figure(fig, "test_accuracy_vs_k.png", "Test accuracy after removal (mean ± std)")
+  for fig, name, caption in grids:
+    report.figure(fig, name, caption)
+  return report.write()

@@ -1,0 +1,160 @@
+"""Sub-runs of a study: training configs derived from the study's `base`, run under
+`workdir/runs/<name>`.
+
+A study config holds `base` (a `regularity_jax.training.default_config()` with overrides) and
+its own parameters. Each training run the study needs is `base` with a few dotted overrides:
+
+  runs = SubRuns(workdir)
+  config = derive_config(study.base, {"dataset": "mnist", "corruption.fraction": 0.2, "seed": 1})
+  result = runs.run("mnist_noise20_seed1", config)       # RunResult(workdir, metrics, scores)
+
+A rerun of the study reuses a finished sub-run (same config, last epoch logged, scores.npz
+written) without touching it, resumes an unfinished one from its checkpoint, and refuses one
+whose directory holds another config (`RunDirectoryError`); nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import sys
+from typing import Any, Callable, Mapping
+
+import ml_collections
+import numpy as np
+
+from regularity_jax import data
+from regularity_jax.runs import RunDirectory
+from regularity_jax.studies import datasets
+from regularity_jax.studies.errors import StudyError
+from regularity_jax.training import RunResult
+from regularity_jax.training import train_and_evaluate
+
+# Parents under which an override may add a new field (model kwargs are open-ended).
+_OPEN_FIELDS = ("model_kwargs",)
+
+
+def derive_config(base: ml_collections.ConfigDict,
+                  overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """A deep copy of `base` with `overrides` ({'dotted.key': value}) applied.
+
+  Raises StudyError for a key that `base` does not have (except under model_kwargs, whose
+  keys are the model's own).
+  """
+  config = copy.deepcopy(base)
+  for key, value in (overrides or {}).items():
+    *parents, leaf = key.split(".")
+    target = config
+    try:
+      for p in parents:
+        target = target[p]
+    except KeyError:
+      raise StudyError(f"config override {key!r}: base has no field {'.'.join(parents)!r}; "
+                       "check the spelling against regularity_jax.training.default_config()"
+                       ) from None
+    if leaf not in target and (not parents or parents[-1] not in _OPEN_FIELDS):
+      raise StudyError(f"config override {key!r}: base has no field {key!r}; check the "
+                       "spelling against regularity_jax.training.default_config()")
+    with target.unlocked():
+      target[leaf] = tuple(value) if isinstance(value, list) else value
+  return config
+
+
+def data_dir_for(study_config: ml_collections.ConfigDict, dataset: str) -> str:
+  """The study's `<dataset>_dir` field ('' = tensorflow-datasets / generated mnist1d)."""
+  return str(study_config.get(f"{dataset}_dir", "") or "")
+
+
+def load_finished(config: ml_collections.ConfigDict, path: pathlib.Path) -> RunResult | None:
+  """The RunResult of a finished run of `config` in `path`, or None if it is not finished.
+
+  Finished: config.json equal to `config` (RunDirectoryError if it differs), a metrics line
+  for the last epoch, scores.npz, and influence.npz when the config asks for it.
+  """
+  if not (path / "config.json").is_file():
+    return None
+  run = RunDirectory(path, config)  # Raises if the saved config differs; creates nothing new.
+  records = run.read_metrics()
+  if not records or records[-1]["epoch"] != config.num_epochs or not run.scores_path.is_file():
+    return None
+  if config.turnover.enabled and config.turnover.influence_targets != "none" and \
+      not (path / "influence.npz").is_file():
+    return None
+  with np.load(run.scores_path) as z:
+    scores = {k: z[k] for k in z.files}
+  return RunResult(workdir=path, metrics=records, scores=scores)
+
+
+def read_influence(result: RunResult) -> dict[str, np.ndarray]:
+  """The influence.npz of a run with turnover.influence_targets='test'."""
+  path = pathlib.Path(result.workdir) / "influence.npz"
+  if not path.is_file():
+    raise StudyError(f"{path} is missing; the sub-run needs turnover.influence_targets='test'")
+  with np.load(path) as z:
+    return {k: z[k] for k in z.files}
+
+
+class SubRuns:
+  """Runs (or reuses) the training runs of one study under `workdir/runs/`.
+
+  Attributes:
+    root: workdir/runs.
+    trained, reused: names of the sub-runs this instance trained (or resumed) and reused.
+  """
+
+  def __init__(self, workdir: str | pathlib.Path,
+               log: Callable[[str], None] | None = None):
+    self.root = pathlib.Path(workdir) / "runs"
+    self.trained: list[str] = []
+    self.reused: list[str] = []
+    self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+  def path(self, name: str) -> pathlib.Path:
+    return self.root / name
+
+  def run(self, name: str, config: ml_collections.ConfigDict) -> RunResult:
+    """Trains `config` into root/`name`, or returns the finished run already there."""
+    path = self.path(name)
+    result = load_finished(config, path)
+    if result is not None:
+      self.reused.append(name)
+      self._log(f"[study] reuse {name}")
+      return result
+    self._log(f"[study] train {name}")
+    result = train_and_evaluate(config, path)
+    self.trained.append(name)
+    return result
+
+  def run_on_subset(self, name: str, config: ml_collections.ConfigDict, dataset: data.Dataset,
+                    keep_ids: np.ndarray, *, data_name: str | None = None) -> RunResult:
+    """Trains `config` on the training examples of `dataset` whose ids are in `keep_ids`.
+
+    The subset is written once as workdir/data/<data_name or name>/<dataset>.npz
+    (`datasets.write_subset_npz`; runs sharing a data_name share the file) and the sub-run
+    reads it: data_dir points there, train_subset/test_subset are 0 and corruption is off (the
+    npz already holds the labels `dataset` had, corrupted or not). Its ids are renumbered.
+    """
+    directory = self.root.parent.resolve() / "data" / (data_name or name)
+    data_dir = datasets.write_subset_npz(dataset, keep_ids, directory)
+    config = derive_config(config, {"dataset": dataset.name, "data_dir": str(data_dir),
+                                    "train_subset": 0, "test_subset": 0,
+                                    "corruption.kind": "none", "corruption.fraction": 0.0})
+    return self.run(name, config)
+
+  def summary(self) -> str:
+    return (f"{len(self.trained) + len(self.reused)} training runs under runs/ "
+            f"({len(self.trained)} trained by this invocation, {len(self.reused)} reused)")
+
+
+def final_metric(result: RunResult, key: str) -> float:
+  """The last logged value of metrics key `key` (NaN if never logged)."""
+  for record in reversed(result.metrics):
+    if key in record:
+      return float(record[key])
+  return float("nan")
+
+
+def config_json(config: ml_collections.ConfigDict) -> str:
+  """A compact JSON of a config, for reports."""
+  return json.dumps(config.to_dict(), sort_keys=True, default=str)
