@@ -12,6 +12,13 @@ workdir/report.md with its PNG figures.
   figures     shared matplotlib figures
   turnover_labels, informative_examples, weighting_schemes, influence_demo: the studies of
               turn-over dropout (idea C) and difficulty weighting (idea D)
+  removal_curves, noise_prioritization, test_selection: the studies of data selection (ideas
+              A and E): Toneva-style removal curves, prioritization under noise, test-set
+              selection by regularity
+  final_model the model of a finished sub-run from its checkpoint (logits, GraNd)
+  margin_generalization, margin_reduction, margin_overlap: the studies of margin
+              distributions (idea B): the margin AUC against generalization, dynamic
+              reduction to the low-margin examples, and the overlap of the kept subsets
 
 Each study module exposes `run(config, workdir) -> pathlib.Path` (the report). To add a study,
 add its module to STUDIES.
@@ -23,6 +30,12 @@ import os
 import pathlib
 
 from regularity_jax.studies import influence_demo
+from regularity_jax.studies import margin_generalization
+from regularity_jax.studies import margin_overlap
+from regularity_jax.studies import margin_reduction
+from regularity_jax.studies import noise_prioritization
+from regularity_jax.studies import removal_curves
+from regularity_jax.studies import test_selection
 from regularity_jax.studies import informative_examples
 from regularity_jax.studies import turnover_labels
 from regularity_jax.studies import weighting_schemes
@@ -30,10 +43,16 @@ from regularity_jax.studies.errors import StudyError
 from regularity_jax.studies.report import Report
 
 STUDIES = {
+    "margin_generalization": margin_generalization,
+    "margin_reduction": margin_reduction,
+    "margin_overlap": margin_overlap,
     "turnover_labels": turnover_labels,
     "informative_examples": informative_examples,
     "weighting_schemes": weighting_schemes,
     "influence_demo": influence_demo,
+    "removal_curves": removal_curves,
+    "noise_prioritization": noise_prioritization,
+    "test_selection": test_selection,
 }
 
 

@@ -60,7 +60,8 @@ def image_grid(images: np.ndarray, titles: Sequence[str], *, ncols: int = 8,
   """A grid of images f32[K, H, W, C] (C = 1 shown in gray, min-max scaled each) with titles."""
   k = len(images)
   nrows = max(1, -(-k // ncols))
-  fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.25) * nrows),
+  lines = max((t.count("\n") + 1 for t in titles), default=1)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.15 * lines) * nrows),
                            squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")

@@ -19,7 +19,8 @@ Per scoring seed s:
 `mean influence of removed` = mean over the removed examples of total_influence / (number of
 validation targets): how strongly, per target, the removed examples were estimated to act.
 Claim checked: for each k, removing the most harmful examples lowers the mean validation loss
-below the full set's, and below removing k random examples.
+below the full set's, and below removing k random examples (paired over seeds; "within seed
+noise" when a mean change is not larger than its std over the runs).
 """
 
 from __future__ import annotations
@@ -142,13 +143,27 @@ def run(config, workdir) -> pathlib.Path:
   report.heading("Claim")
   verdicts = []
   for k in config.ks:
-    d = {r: np.mean([x["delta_loss"] for x in rows if x["k"] == k and x["removed"] == r])
-         for r in config.removals}
-    if "harmful" in d:
-      held = d["harmful"] < 0 and ("random" not in d or d["harmful"] < d["random"])
-      ref = f", random removed {d['random']:+.4f}" if "random" in d else ""
-      verdicts.append(f"k={k}: harmful removed {d['harmful']:+.4f}{ref} (mean change of the "
-                      f"validation loss) -> claim {'held' if held else 'did not hold'}")
+    deltas = {r: np.array([x["delta_loss"] for x in rows if x["k"] == k and x["removed"] == r])
+              for r in config.removals}
+    if "harmful" in deltas:
+      d = deltas["harmful"]
+      spread = d.std(ddof=1) if len(d) > 1 else 0.0
+      ref, vs_random = "", ""
+      beats_random = True
+      if "random" in deltas:  # paired: same scoring and retrain seed
+        hr = d - deltas["random"]
+        hr_spread = hr.std(ddof=1) if len(hr) > 1 else 0.0
+        beats_random = hr.mean() < 0 and not (len(hr) > 1 and abs(hr.mean()) <= hr_spread)
+        ref = (f"; random removed {deltas['random'].mean():+.4f}; paired harmful - random "
+               f"{hr.mean():+.4f} ± {hr_spread:.4f}")
+        if hr.mean() < 0 and not beats_random:
+          vs_random = " (lower than random removal only within seed noise)"
+      verdict = ("within seed noise" if len(d) > 1 and abs(d.mean()) <= spread else
+                 "held" if d.mean() < 0 and beats_random else
+                 f"did not hold{vs_random}")
+      verdicts.append(f"k={k}: change of the validation loss with the most harmful removed "
+                      f"{d.mean():+.4f} ± {spread:.4f} (std over {len(d)} runs){ref} -> claim "
+                      f"{verdict}")
   report.bullets(verdicts)
 
   fig, axes = figures.subplots(1, width=4.5, height=3.2)

@@ -112,7 +112,8 @@ def evidence(seeds: Iterable[int] = (), wall_time_s: float | None = None,
       "seeds": ", ".join(str(int(s)) for s in sorted(set(seeds))) or "none",
   }
   if wall_time_s is not None:
-    out["wall time"] = f"{wall_time_s:.0f} s ({wall_time_s / 60:.1f} min)"
+    out["wall time"] = (f"{wall_time_s:.0f} s ({wall_time_s / 60:.1f} min) for this invocation "
+                        "of the study")
   out.update(extra or {})
   return out
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pathlib
 import sys
+import time
 from typing import Any, Callable, Mapping
 
 import ml_collections
@@ -108,7 +110,25 @@ class SubRuns:
     self.root = pathlib.Path(workdir) / "runs"
     self.trained: list[str] = []
     self.reused: list[str] = []
+    self._epoch_seconds: dict[str, float] = {}
     self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+  @property
+  def wall_times_path(self) -> pathlib.Path:
+    """root/wall_times.json: seconds each sub-run took when it was trained (all invocations)."""
+    return self.root / "wall_times.json"
+
+  def wall_times(self) -> dict[str, float]:
+    if not self.wall_times_path.is_file():
+      return {}
+    return json.loads(self.wall_times_path.read_text())
+
+  def _record_wall_time(self, name: str, seconds: float) -> None:
+    times = self.wall_times()
+    times[name] = times.get(name, 0.0) + seconds  # a resumed run adds its second part
+    tmp = self.wall_times_path.with_name("wall_times.json.tmp")
+    tmp.write_text(json.dumps(times, indent=1, sort_keys=True))
+    os.replace(tmp, self.wall_times_path)
 
   def path(self, name: str) -> pathlib.Path:
     return self.root / name
@@ -119,11 +139,15 @@ class SubRuns:
     result = load_finished(config, path)
     if result is not None:
       self.reused.append(name)
+      self._epoch_seconds[name] = _epoch_seconds(result)
       self._log(f"[study] reuse {name}")
       return result
     self._log(f"[study] train {name}")
+    start = time.perf_counter()
     result = train_and_evaluate(config, path)
+    self._record_wall_time(name, time.perf_counter() - start)
     self.trained.append(name)
+    self._epoch_seconds[name] = _epoch_seconds(result)
     return result
 
   def run_on_subset(self, name: str, config: ml_collections.ConfigDict, dataset: data.Dataset,
@@ -143,8 +167,22 @@ class SubRuns:
     return self.run(name, config)
 
   def summary(self) -> str:
-    return (f"{len(self.trained) + len(self.reused)} training runs under runs/ "
-            f"({len(self.trained)} trained by this invocation, {len(self.reused)} reused)")
+    """How many sub-runs, how many reused, and what they cost when they were trained."""
+    names = self.trained + self.reused
+    text = (f"{len(names)} training runs under runs/ ({len(self.trained)} trained by this "
+            f"invocation, {len(self.reused)} reused from an earlier one); their logged epoch "
+            f"times (train + eval, metrics.jsonl) sum to {sum(self._epoch_seconds.values()):.0f} s")
+    walls = self.wall_times()
+    known = [n for n in names if n in walls]
+    if known:
+      text += (f"; wall time when trained (compilation, data loading and the influence pass "
+               f"included) {sum(walls[n] for n in known):.0f} s for {len(known)} of them")
+    return text
+
+
+def _epoch_seconds(result: RunResult) -> float:
+  return float(sum(r.get("train_time_s", 0.0) + r.get("eval_time_s", 0.0)
+                   for r in result.metrics))
 
 
 def final_metric(result: RunResult, key: str) -> float:

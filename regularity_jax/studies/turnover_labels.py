@@ -255,8 +255,8 @@ def _verdict(rows, claims) -> str:
                  f"{same}/{len(noisy)} runs, clean faster in {faster}/{len(noisy)} runs.")
   top = max(r["noise"] for r in rows)
   lines.append(
-      f"Final train accuracy of the own sub-networks (presentation stream) "
-      f"{min(r['train_acc_own_subnet'] for r in rows):.3f} or more in every run; at "
+      f"Final train accuracy of the own sub-networks (presentation stream): at least "
+      f"{min(r['train_acc_own_subnet'] for r in rows):.3f} in every run; at "
       f"{top:.0%} random labels the full network (eval mode) reached "
       + ", ".join(f"{r['train_acc_full_net']:.3f}" for r in rows if r["noise"] == top)
       + " on the same labels: each example's fixed mask lets its own sub-network fit its "

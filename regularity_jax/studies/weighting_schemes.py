@@ -87,8 +87,10 @@ def run(config, workdir) -> pathlib.Path:
                                       float(config.imbalance_ratio), seed=0)
     counts = np.bincount(tail_dataset.train.labels[np.isin(tail_dataset.train.ids, tail_ids)],
                          minlength=tail_dataset.num_classes)
-    tail_classes = np.argsort(counts, kind="stable")[:tail_dataset.num_classes // 2]
-    report.note("long-tail class counts", ", ".join(str(int(c)) for c in counts))
+    present = np.flatnonzero(counts > 0)
+    tail_classes = present[np.argsort(counts[present], kind="stable")[:len(present) // 2]]
+    report.note("long-tail class counts", ", ".join(str(int(c)) for c in counts[present]) +
+                f" (tail = classes {', '.join(str(int(c)) for c in sorted(tail_classes))})")
 
   rows, curves = [], {}
   for seed in config.seeds:
@@ -141,6 +143,11 @@ def run(config, workdir) -> pathlib.Path:
       line += (f"; easy_first {means['easy_first']:.4f} vs hard_first "
                f"{means['hard_first']:.4f}")
     lines.append(line)
+  n_test = len(result.scores["test/label"])
+  acc = float(np.mean([r["test_acc"] for r in rows]))
+  lines.append(f"For scale: the binomial standard error of one accuracy on {n_test} test examples "
+               f"is about {np.sqrt(acc * (1 - acc) / n_test):.4f}; with {len(config.seeds)} "
+               "seed(s), differences of that size are not evidence for a scheme.")
   report.bullets(lines)
 
   fig, axes = figures.subplots(len(config.conditions))

@@ -1,0 +1,53 @@
+r"""MNIST with dynamic training-set reduction to the low-margin examples (Banburski et al. 2021).
+
+  python -m experiments.main --config=experiments/configs/margins_mnist.py \
+      --config.data_dir=../shared/data/mnist --workdir=runs/margins_mnist
+  # CPU-sized check (5,000 training examples, 12 epochs; under 2 minutes on 2 cores):
+  python -m experiments.main --config=experiments/configs/margins_mnist.py:smoke \
+      --config.data_dir=../shared/data/mnist --workdir=runs/margins_mnist_smoke
+
+Setup: MLP 784-256-10, SGD lr 0.1 momentum 0.9, batch 128, 40 epochs, every example's margin
+tracked. Every evaluation (each epoch) logs the normalized training-margin AUC (`margin_auc`,
+normalizer: product of the kernels' Frobenius norms), its test counterpart, 21 quantiles of the
+training margin distribution and `train_fraction_used`. Once the evaluation finds every
+training example classified correctly (`reduction.threshold=1.0`, "separated"), training goes
+on with only the 1% of examples with the lowest margins (`reduction.fraction`), re-selected
+every epoch; the kept ids of each selection are in WORKDIR/reduction/. `--config.reduction.by=
+random` gives the same-size random control, `--config.reduction.enabled=False` full training.
+The studies margins_reduction.py / margins_overlap.py compare them over seeds.
+
+Expected: separation after about 10 epochs on 10,000 examples (seed 0, `:smoke`-like settings;
+more on all 60,000), then `train_fraction_used` 0.01, with test accuracy about that of full
+training (about 98% on all of MNIST for this MLP; see
+experiments/results/margins/reduction/report.md for the measured comparison at 10,000
+examples). On 2 Intel Xeon CPU cores `:smoke` takes well under 2 minutes.
+"""
+
+from regularity_jax.training import default_config
+
+
+def get_config(arg: str = ""):
+  c = default_config()
+  c.dataset = "mnist"
+  c.model = "mlp"
+  c.model_kwargs.hidden = (256,)
+  c.num_epochs = 40
+  c.batch_size = 128
+  c.eval_batch_size = 2000
+  c.optimizer = "sgd"
+  c.learning_rate = 0.1
+  c.momentum = 0.9
+  c.eval_every = 1
+  c.checkpoint_every = 10
+  c.reduction.enabled = True
+  c.reduction.fraction = 0.01
+  c.reduction.threshold = 1.0
+  c.reduction.every = 1
+  c.reduction.by = "margin"
+  if arg == "smoke":
+    c.train_subset, c.test_subset = 5000, 2000
+    c.num_epochs = 12
+    c.checkpoint_every = 12
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; use '' or 'smoke'")
+  return c

@@ -1,0 +1,47 @@
+r"""A study: several training runs and a Markdown report (regularity_jax.studies).
+
+  python -m experiments.study --config=experiments/configs/turnover_mnist.py:smoke \
+      --workdir=runs/turnover_mnist_smoke
+
+The config names the study (`study`), the template of its training runs (`base`, any field
+settable as --config.base.<field>=...) and the study's parameters; each config's docstring
+gives its command, hardware, runtime and expected result. Training runs land in
+WORKDIR/runs/<name>; rerunning the same command reuses the finished ones (nothing is
+deleted), and the report is written to WORKDIR/report.md. This file only parses flags.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file (path[:arg]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Study directory (created; reused if it exists).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+  # Imported here so that --help answers before JAX starts.
+  from regularity_jax import data  # pylint: disable=g-import-not-at-top
+  from regularity_jax import runs  # pylint: disable=g-import-not-at-top
+  from regularity_jax import studies  # pylint: disable=g-import-not-at-top
+  from regularity_jax import training  # pylint: disable=g-import-not-at-top
+  user_errors = (data.DataError, runs.RunDirectoryError, training.ConfigError,
+                 training.TrainingDiverged, studies.StudyError)
+  try:
+    report = studies.run_study(_CONFIG.value, _WORKDIR.value)
+  except user_errors as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(f"report: {report}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,308 @@
+"""Toneva-style removal curves (idea A): test accuracy vs fraction of training data removed,
+easiest first, for each difficulty score.
+
+Per dataset and seed s:
+  1. a full run (`base`, seed s) scores every training example; it is also the point
+     "0% removed" of every curve;
+  2. when `memorization` is among the scores, a second full run with turn-over dropout
+     (`turnover.enabled=True`) scores its turn-over memorization;
+  3. the study writes workdir/scores/<dataset>_seed<s>.npz, the full run's scores.npz plus
+       train/grand         GraNd at the full run's checkpoint of `grand_epoch` (0 = the last),
+                           computed here (`final_model.grand`): the loop does not track it
+       train/el2n          EL2N, the full run's train/mean_el2n (its mean over presentations)
+       train/memorization  the turn-over run's `memorization_form` (default the loss form
+                           L(i; 1 - m_i) - L(i; m_i) of the last evaluation)
+     which `pruning.scores_path` reads;
+  4. for each score and fraction f in `fractions_removed`, a run with seed s on the kept
+     1 - f of the training set: `pruning.rule` (default "hardest": keep the hardest, i.e.
+     remove the easiest first, as Toneva et al.), `pruning.score` as named below, ties broken
+     at random by `pruning.seed` = s. Same number of epochs as the full run, so a pruned run
+     takes fewer optimizer steps (Toneva et al. also keep the epoch budget).
+
+Scores (`regularity_jax.selection.pruning.SCORES`, higher = harder, presentation stream):
+  forgetting    forgetting events, never-learned examples ranked as the most forgotten
+  cbtl          minus the number of correct presentations (CBTL, Zhang et al. 2021)
+  aum           minus the mean logit margin (Pleiss et al. 2020)
+  el2n, grand   Paul et al. 2021 (see 3.)
+  memorization  turn-over memorization (Liu et al. 2021; see 3.)
+  random        a uniformly random subset (pruning.score="random"): the baseline
+
+Claim checked (Toneva et al. 2019): removing the least forgotten examples first keeps test
+accuracy up to a large fraction removed (MNIST 80%, CIFAR-10 30% in the paper), and better
+than removing at random. Criterion: the largest fraction removed at which a score's mean test
+accuracy is within `tolerance` of the full run's, and the mean gap to random at each fraction.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from regularity_jax.selection import pruning
+from regularity_jax.studies import figures
+from regularity_jax.studies import final_model
+from regularity_jax.studies import subruns
+from regularity_jax.studies.errors import StudyError
+from regularity_jax.studies.report import Report
+from regularity_jax.studies.report import mean_std_rows
+from regularity_jax.training import RunResult
+
+MEMORIZATION_FORMS = ("memorization_loss", "memorization", "memorization_loss_mean")
+
+
+def scores_table(full: RunResult, *, grand: np.ndarray | None = None,
+                 turnover: RunResult | None = None,
+                 memorization_form: str = "memorization_loss") -> dict[str, np.ndarray]:
+  """The full run's scores plus train/el2n, train/grand and train/memorization (see the
+  module docstring), every column in the row order of the full run's train/example_id."""
+  table = dict(full.scores)
+  table["train/el2n"] = np.asarray(table["train/mean_el2n"], np.float32)
+  ids = np.asarray(table["train/example_id"])
+  if grand is not None:
+    table["train/grand"] = np.asarray(grand, np.float32)
+  if turnover is not None:
+    other = np.asarray(turnover.scores["train/example_id"])
+    if not np.array_equal(np.sort(other), np.sort(ids)):
+      raise StudyError("the turn-over run trained on other examples than the full run; "
+                       "both must use the same dataset, subset and corruption")
+    position = {int(i): p for p, i in enumerate(other)}
+    column = np.asarray(turnover.scores[f"train/{memorization_form}"], np.float32)
+    table["train/memorization"] = column[[position[int(i)] for i in ids]]
+  return table
+
+
+def write_table(table: dict[str, np.ndarray], path: pathlib.Path) -> pathlib.Path:
+  """Writes `table` to `path` (npz) unless the same ids and scores are there already."""
+  if path.is_file():
+    with np.load(path) as z:
+      same = all(k in z.files and np.array_equal(z[k], v, equal_nan=v.dtype.kind == "f")
+                 for k, v in table.items() if k.startswith("train/"))
+    if same:
+      return path
+    raise StudyError(f"{path} already holds other scores; nothing was overwritten: use a new "
+                     "study workdir (or remove that file yourself)")
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.stem}.tmp.npz")
+  np.savez_compressed(tmp, **table)
+  os.replace(tmp, path)
+  return path
+
+
+def rank_correlations(table, names) -> list[dict[str, Any]]:
+  """Spearman rank correlation between the difficulty scores (ties by average rank; +inf
+  scores rank last)."""
+  ranks = {}
+  for name in names:
+    s = pruning.score_from_table(table, name, seed=0).astype(np.float64)
+    s = np.where(np.isnan(s), np.nanmax(np.where(np.isinf(s), np.nan, s)), s)
+    ranks[name] = _average_ranks(s)
+  return [{"score": a, **{b: float(np.corrcoef(ranks[a], ranks[b])[0, 1]) for b in names}}
+          for a in names]
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+  order = np.argsort(x, kind="mergesort")
+  ranks = np.empty(len(x))
+  ranks[order] = np.arange(len(x))
+  _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+  sums = np.bincount(inverse, ranks)
+  return sums[inverse] / counts[inverse]
+
+
+def _check(config) -> None:
+  for name in config.scores:
+    if name not in pruning.SCORES:
+      raise StudyError(f"unknown score {name!r} in --config.scores; choose from "
+                       f"{tuple(pruning.SCORES)}")
+  for f in config.fractions_removed:
+    if not 0.0 < float(f) < 1.0:
+      raise StudyError(f"fraction removed {f} must be in (0, 1); fix --config.fractions_removed")
+  if config.memorization_form not in MEMORIZATION_FORMS:
+    raise StudyError(f"unknown memorization_form {config.memorization_form!r}; choose from "
+                     f"{MEMORIZATION_FORMS}")
+  if config.rule not in pruning.RULES:
+    raise StudyError(f"unknown rule {config.rule!r}; choose from {pruning.RULES}")
+  if not config.seeds:
+    raise StudyError("no seeds; set --config.seeds, e.g. '(0,)'")
+
+
+def run(config, workdir) -> pathlib.Path:
+  """Runs the removal-curve study into `workdir`; returns the report path."""
+  _check(config)
+  workdir = pathlib.Path(workdir)
+  runs = subruns.SubRuns(workdir)
+  report = Report(workdir, "Removal curves: test accuracy vs fraction removed, easiest first",
+                  seeds=config.seeds)
+  report.preformatted(__doc__.split("\n\n", 1)[1])
+  names = tuple(config.scores)
+  rows: list[dict[str, Any]] = []
+  full_rows: list[dict[str, Any]] = []
+  correlations = {}
+  for dataset in config.datasets:
+    for seed in config.seeds:
+      seed = int(seed)
+      cfg = subruns.derive_config(config.base, {
+          "dataset": dataset, "data_dir": subruns.data_dir_for(config, dataset), "seed": seed})
+      full = runs.run(f"{dataset}_full_seed{seed}", cfg)
+      turnover = None
+      if "memorization" in names:
+        turnover = runs.run(f"{dataset}_turnover_seed{seed}",
+                            subruns.derive_config(cfg, {"turnover.enabled": True}))
+      grand = None
+      if "grand" in names:
+        model = final_model.load(cfg, full.workdir, epoch=int(config.grand_epoch) or None)
+        if not np.array_equal(model.dataset.train.ids, full.scores["train/example_id"]):
+          raise StudyError("scores.npz rows do not match the loaded dataset; was the data "
+                           "changed?")
+        grand = final_model.grand(model, model.dataset.train.images,
+                                  model.dataset.train.labels, batch_size=config.grand_batch,
+                                  chunk_size=int(config.get("grand_chunk", 0)) or None)
+      table = scores_table(full, grand=grand, turnover=turnover,
+                           memorization_form=config.memorization_form)
+      path = write_table(table, workdir.resolve() / "scores" / f"{dataset}_seed{seed}.npz")
+      if seed == int(config.seeds[0]):
+        correlations[dataset] = rank_correlations(table, [n for n in names if n != "random"])
+      full_acc = subruns.final_metric(full, "test_accuracy")
+      n_train = len(full.scores["train/example_id"])
+      full_rows.append({
+          "dataset": dataset, "seed": seed, "train": n_train, "test_acc": full_acc,
+          "unforgettable": float(np.mean(full.scores["train/unforgettable"])),
+          "never_learned": float(np.mean(full.scores["train/never_learned"])),
+          "turnover_test_acc": (subruns.final_metric(turnover, "test_accuracy")
+                                if turnover is not None else float("nan"))})
+      for name in names:
+        rows.append({"dataset": dataset, "score": name, "removed": 0.0, "seed": seed,
+                     "kept": n_train, "test_acc": full_acc})
+        for f in config.fractions_removed:
+          f = float(f)
+          overrides = {"pruning.fraction_kept": round(1.0 - f, 6), "pruning.score": name,
+                       "pruning.rule": config.rule if name != "random" else "random",
+                       "pruning.scores_path": str(path) if name != "random" else "",
+                       "pruning.seed": seed}
+          result = runs.run(f"{dataset}_{name}_removed{round(100 * f)}_seed{seed}",
+                            subruns.derive_config(cfg, overrides))
+          rows.append({"dataset": dataset, "score": name, "removed": f, "seed": seed,
+                       "kept": int(np.sum(result.scores["train/active"])),
+                       "test_acc": subruns.final_metric(result, "test_accuracy")})
+
+  b = config.base
+  report.note("setup", (
+      f"{', '.join(config.datasets)}: {b.train_subset or 'all'} training / "
+      f"{b.test_subset or 'all'} test examples; model {b.model} {b.model_kwargs.to_dict()}; "
+      f"{b.optimizer} lr {b.learning_rate} momentum {b.momentum}, batch {b.batch_size}, "
+      f"{b.num_epochs} epochs (every run, pruned or not); rule {config.rule}; GraNd at "
+      f"{'the last epoch' if not config.grand_epoch else f'epoch {config.grand_epoch}'}; "
+      f"memorization = turn-over {config.memorization_form}"))
+  report.note("runs", runs.summary())
+  for note in config.get("notes", ()):
+    report.paragraph(note)
+  report.heading("Full runs (the 0% point)")
+  report.table(full_rows, formats={"test_acc": ".4f", "unforgettable": ".3f",
+                                   "never_learned": ".4f", "turnover_test_acc": ".4f"})
+  report.heading("Test accuracy after removing the easiest fraction (mean ± std over seeds)")
+  summary = _summary(rows, names, config.fractions_removed)
+  for dataset in config.datasets:
+    report.paragraph(f"**{dataset}**")
+    report.table([r for r in summary if r["dataset"] == dataset])
+  report.heading("Claims")
+  claims = _claims(rows, config.datasets, names, float(config.tolerance))
+  report.table(claims, formats={"removable": ".0%", "mean_gap_to_random": "+.4f",
+                                "gap_at_max": "+.4f"})
+  report.paragraph(_verdict(claims, config.tolerance))
+  if correlations:
+    report.heading(f"Spearman rank correlation between the scores (seed {config.seeds[0]})")
+    for dataset, table in correlations.items():
+      report.paragraph(f"**{dataset}**")
+      report.table(table, formats={n: ".2f" for n in names})
+
+  fig, axes = figures.subplots(len(config.datasets), width=4.2, height=3.3)
+  for ax, dataset in zip(axes, config.datasets):
+    for name in names:
+      xs, means, stds = _curve(rows, dataset, name)
+      ax.errorbar(xs, means, yerr=stds, marker=".", capsize=2,
+                  label=name, ls="--" if name == "random" else "-")
+    ax.set(xlabel="fraction of training set removed (easiest first)", ylabel="test accuracy",
+           title=dataset)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  report.figure(fig, "removal_curves.png",
+                f"Test accuracy vs fraction removed, mean ± std over seeds {tuple(config.seeds)}")
+  if "random" in names:
+    fig, axes = figures.subplots(len(config.datasets), width=4.2, height=3.3)
+    for ax, dataset in zip(axes, config.datasets):
+      _, base, _ = _curve(rows, dataset, "random")
+      for name in names:
+        if name == "random":
+          continue
+        xs, means, _ = _curve(rows, dataset, name)
+        ax.plot(xs, means - base, marker=".", label=name)
+      ax.axhline(0.0, color="gray", lw=0.8, ls="--")
+      ax.set(xlabel="fraction removed", ylabel="test accuracy minus random removal",
+             title=dataset)
+      ax.grid(alpha=0.3)
+      ax.legend(fontsize=7)
+    report.figure(fig, "gap_to_random.png", "Mean test accuracy of each score minus random removal")
+  return report.write()
+
+
+def _curve(rows, dataset, name):
+  xs = sorted({r["removed"] for r in rows if r["dataset"] == dataset and r["score"] == name})
+  vals = [[r["test_acc"] for r in rows if r["dataset"] == dataset and r["score"] == name
+           and r["removed"] == x] for x in xs]
+  return (np.array(xs), np.array([np.mean(v) for v in vals]),
+          np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]))
+
+
+def _summary(rows, names, fractions) -> list[dict[str, Any]]:
+  """One row per (dataset, score): mean ± std test accuracy at each fraction removed."""
+  cells = mean_std_rows(rows, ("dataset", "score", "removed"), ("test_acc",))
+  out: dict[tuple, dict[str, Any]] = {}
+  for c in cells:
+    row = out.setdefault((c["dataset"], c["score"]), {"dataset": c["dataset"],
+                                                      "score": c["score"]})
+    row[f"{c['removed']:.0%} removed"] = c["test_acc"]
+  return list(out.values())
+
+
+def removable_fraction(removed: np.ndarray, accuracy: np.ndarray, tolerance: float) -> float:
+  """The largest fraction removed up to which every point's accuracy stays within `tolerance`
+  of the first point's (`removed` sorted ascending, removed[0] = 0 the full run)."""
+  ok = np.asarray(accuracy) >= accuracy[0] - tolerance
+  first_bad = int(np.argmin(ok)) if not ok.all() else len(ok)
+  return float(removed[max(first_bad - 1, 0)])
+
+
+def _claims(rows, datasets, names, tolerance) -> list[dict[str, Any]]:
+  out = []
+  for dataset in datasets:
+    _, base, _ = _curve(rows, dataset, "random")
+    for name in names:
+      xs, means, _ = _curve(rows, dataset, name)
+      gaps = means[1:] - base[1:] if len(base) == len(means) else np.full(len(means) - 1, np.nan)
+      out.append({"dataset": dataset, "score": name,
+                  "removable": removable_fraction(xs, means, tolerance),
+                  "mean_gap_to_random": float(np.mean(gaps)) if len(gaps) else float("nan"),
+                  "gap_at_max": float(gaps[-1]) if len(gaps) else float("nan"),
+                  "beats_random_at": f"{int(np.sum(gaps > 0))}/{len(gaps)}"})
+  return out
+
+
+def _verdict(claims, tolerance) -> str:
+  lines = []
+  for dataset in dict.fromkeys(c["dataset"] for c in claims):
+    cs = [c for c in claims if c["dataset"] == dataset and c["score"] != "random"]
+    best = max(cs, key=lambda c: (c["removable"], c["mean_gap_to_random"]))
+    forgetting = [c for c in cs if c["score"] == "forgetting"]
+    text = (f"{dataset}: largest fraction removable within {tolerance:.1%} of the full run's "
+            f"test accuracy: " + ", ".join(f"{c['score']} {c['removable']:.0%}" for c in claims
+                                           if c["dataset"] == dataset)
+            + f" (best: {best['score']}).")
+    if forgetting:
+      f = forgetting[0]
+      text += (f" Forgetting vs random: mean gap {f['mean_gap_to_random']:+.4f}, above random "
+               f"at {f['beats_random_at']} fractions.")
+    lines.append(text)
+  return " ".join(lines)
