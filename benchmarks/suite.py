@@ -288,14 +288,28 @@ def case_seeds(b: Bench):
                                 seed=s) for s in range(k)]
   epoch_step = replicas[0][2]
   states = jax.tree.map(lambda *xs: jnp.stack(xs), *[r[1] for r in replicas])
-  one = jax.jit(steps.make_scanned_epoch(epoch_step))
-  many = jax.jit(jax.vmap(steps.make_scanned_epoch(epoch_step), (0, 0, None, 0, 0, 0, None)))
+  one = jax.jit(epoch_step)
+  many = jax.jit(jax.vmap(epoch_step, (0, 0, None, 0, 0, 0)))
   stack = lambda x: jnp.stack([x] * k)  # pylint: disable=unnecessary-lambda-assignment
   carry_k = jax.tree.map(stack, steps.init_epoch_carry())
-  seq = _median_time(lambda: [one(r[1], steps.init_epoch_carry(), split, positions, masks, rw,
-                                  positions.shape[0])[1] for r in replicas], _REPEATS.value)
-  vm = _median_time(lambda: many(states, carry_k, split, stack(positions), stack(masks),
-                                 stack(rw), positions.shape[0])[1], _REPEATS.value)
+  stacked = [stack(positions), stack(masks), stack(rw)]
+
+  def sequential():
+    out = []
+    for r in replicas:
+      s, carry = r[1], steps.init_epoch_carry()
+      for _ in range(positions.shape[0]):
+        s, carry = one(s, carry, split, positions, masks, rw)
+      out.append(carry)
+    return out
+
+  def vmapped():
+    s, carry = states, carry_k
+    for _ in range(positions.shape[0]):
+      s, carry = many(s, carry, split, *stacked)
+    return carry
+  seq = _median_time(sequential, _REPEATS.value)
+  vm = _median_time(vmapped, _REPEATS.value)
   b.add(case="6 seeds", variant=f"{k} sequential small_cnn runs ({source})", batch=batch,
         img_per_s=round(k * n / seq), ratio="")
   b.add(case="6 seeds", variant=f"{k} seeds vmapped", batch=batch, img_per_s=round(k * n / vm),

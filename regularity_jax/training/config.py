@@ -215,6 +215,12 @@ def validate(config) -> None:
       raise ConfigError(f"reduction.every={config.reduction.every} must be a positive multiple of "
                         f"eval_every={config.eval_every}: re-selection uses the latest evaluation")
   _choice("turnover.influence_targets", config.turnover.influence_targets, ("none", "test"))
+  needs = {"forgetting": "forgetting", "cbtl": "cumulative", "aum": "margins", "el2n": "losses",
+           "loss": "losses"}.get(config.weighting.score)
+  running = config.weighting.scheme != "uniform" and not config.weighting.scores_path
+  if running and needs and needs not in config.tracking.kernels:
+    raise ConfigError(f"weighting.score={config.weighting.score!r} needs the {needs!r} kernel: "
+                      "add it to --config.tracking.kernels")
   if config.weighting.score == "generalization_error" and not config.turnover.enabled and \
       config.weighting.scheme != "uniform" and not config.weighting.scores_path:
     raise ConfigError("weighting.score='generalization_error' needs turn-over dropout: set "

@@ -545,7 +545,11 @@ def _turnover_record(stats, dataset: data.Dataset, num_seeds: int = 1) -> dict[s
   out = {"train_memorization_mean": float(np.nanmean(table["memorization"][ids])),
          "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][ids])),
          "train_generalization_error_mean": float(np.nanmean(table["generalization_error"][ids]))}
-  flags = dataset.train.corrupted
+  # Label corruptions: what a detector can find is a changed label (random_labels redraws
+  # from all classes, so about 1/C keep theirs); image corruptions: the corrupted flag.
+  flags = dataset.train.labels != dataset.train.original_labels
+  if not flags.any():
+    flags = dataset.train.corrupted
   if flags.any() and not flags.all():
     out["memorization_auroc_corrupted"] = auroc(table["memorization_loss"][ids], flags)
   return out
