@@ -9,11 +9,8 @@ resumes from the last checkpoint. Everything happens in regularity_jax.training;
 parses flags.
 """
 
-import sys
-
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:arg]).",
@@ -25,19 +22,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   # Imported here so that --help answers before JAX starts.
-  from regularity_jax import data  # pylint: disable=g-import-not-at-top
-  from regularity_jax import runs  # pylint: disable=g-import-not-at-top
+  from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top
   from regularity_jax import training  # pylint: disable=g-import-not-at-top
-  user_errors = (data.DataError, runs.RunDirectoryError, training.ConfigError,
-                 training.TrainingDiverged)
-  try:
-    result = training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except user_errors as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  result = entrypoints.run(training.train_and_evaluate, _CONFIG.value, _WORKDIR.value,
+                           quiet_logs=not flags.FLAGS["verbosity"].present)
   final = result.final
   print(f"done: {result.workdir} | epoch {final.get('epoch')} | "
         f"test accuracy {final.get('test_accuracy', float('nan')):.4f} | "

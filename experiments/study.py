@@ -10,11 +10,8 @@ WORKDIR/runs/<name>; rerunning the same command reuses the finished ones (nothin
 deleted), and the report is written to WORKDIR/report.md. This file only parses flags.
 """
 
-import sys
-
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file (path[:arg]).",
@@ -26,20 +23,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   # Imported here so that --help answers before JAX starts.
-  from regularity_jax import data  # pylint: disable=g-import-not-at-top
-  from regularity_jax import runs  # pylint: disable=g-import-not-at-top
+  from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top
   from regularity_jax import studies  # pylint: disable=g-import-not-at-top
-  from regularity_jax import training  # pylint: disable=g-import-not-at-top
-  user_errors = (data.DataError, runs.RunDirectoryError, training.ConfigError,
-                 training.TrainingDiverged, studies.StudyError)
-  try:
-    report = studies.run_study(_CONFIG.value, _WORKDIR.value)
-  except user_errors as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  report = entrypoints.run(studies.run_study, _CONFIG.value, _WORKDIR.value,
+                           quiet_logs=not flags.FLAGS["verbosity"].present)
   print(f"report: {report}")
 
 
