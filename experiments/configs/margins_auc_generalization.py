@@ -18,7 +18,7 @@ and a scatter plot (regularity_jax/studies/margin_generalization.py defines ever
 picks another dataset (its `<dataset>_dir` field, e.g. fashion_mnist_dir).
 
 Hardware and result of `:cpu` (2 Intel Xeon CPU cores shared with other jobs, jax 0.10.2,
-seed 0, 12 runs on 10,000 train / 10,000 test examples, 15 epochs): see
+seed 0, 12 runs on 2,000 train / 10,000 test examples, 60 epochs): see
 experiments/results/margins/auc_generalization/report.md.
 Expected (Banburski et al. 2021): a larger margin AUC goes with higher test accuracy
 (tau > 0) and a smaller gap (tau < 0).
@@ -63,12 +63,16 @@ def get_config(arg: str = ""):
   c.num_permutations = 10000  # of the permutation p-values of Kendall's tau
   c.base = base_config()
   if arg == "cpu":
+    # 2,000 examples and 60 epochs: long enough for the noisy runs to (nearly) fit their
+    # labels, as the networks compared by Banburski et al. do; 15 epochs on 10,000 left the
+    # 50%-noise runs at 45-60% training accuracy, where the "gap" is underfitting.
     c.widths = ((64,), (512,))
-    c.weight_decays = (0.0, 2e-3)
+    c.weight_decays = (0.0, 1e-3)
     c.seeds = (0,)
-    c.base.train_subset, c.base.test_subset = 10000, 0
-    c.base.num_epochs = 15
-    c.base.checkpoint_every = 15
+    c.base.train_subset, c.base.test_subset = 2000, 0
+    c.base.num_epochs = 60
+    c.base.eval_every = 10
+    c.base.checkpoint_every = 60
   elif arg == "smoke":
     c.noise_fractions = (0.0, 0.5)
     c.widths = ((32,), (128,))

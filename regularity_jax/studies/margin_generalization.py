@@ -18,8 +18,10 @@ Rank agreement: Kendall's tau-b (ties counted as in tau-b) between each measure 
 and between each measure and gap, computed here in numpy (`kendall_tau_b`; the tests check it
 against a hand count and against scipy.stats.kendalltau), with a two-sided permutation p-value
 (`num_permutations` random relabelings of one variable, fixed seed). Claim checked: a larger
-margin AUC goes with higher test accuracy (tau > 0) and a smaller gap (tau < 0), over all runs
-and over the clean (noise 0) runs alone, where label noise cannot drive the ranking by itself.
+margin AUC goes with higher test accuracy (tau > 0) and a smaller gap (tau < 0), over all runs,
+over the clean (noise 0) runs alone, where label noise cannot drive the ranking by itself, and
+within each width (the Frobenius-product normalizer grows with the number and size of the
+layers, so AUCs of different widths are on different scales).
 """
 
 from __future__ import annotations
@@ -172,6 +174,11 @@ def run(config, workdir) -> pathlib.Path:
   clean = [r for r in rows if r["noise"] == 0]
   if len(clean) >= 3:
     taus += tau_rows(clean, "clean (noise 0)", num_permutations=config.num_permutations)
+  widths = list(dict.fromkeys(r["width"] for r in rows))
+  for width in widths if len(widths) > 1 else ():
+    same = [r for r in rows if r["width"] == width]
+    if len(same) >= 3:
+      taus += tau_rows(same, f"width {width}", num_permutations=config.num_permutations)
   report.table(taus, formats={"tau_test_acc": "+.3f", "tau_gap": "+.3f", "p_test_acc": ".3g",
                               "p_gap": ".3g"})
   report.paragraph(_verdict(taus))

@@ -25,7 +25,9 @@ Measured per run, from metrics.jsonl (one record per epoch):
   final, best acc   the last and the best test accuracy over the epochs
   noisy share       the share of all backpropagated presentations spent on corrupted
                     examples (`train/observations` of the presentation stream), against
-                    their share of the data: how much a method prioritizes the noise
+                    their share of the data: how much a method prioritizes the noise (for
+                    importance sampling, which draws with replacement, an example drawn twice
+                    in one batch counts once, so its share is a lower bound)
 Seconds include each jitted program's compilation (the first epoch, and Selective-Backprop's
 second); `epoch_s` (the median training seconds of the epochs after the second) is the
 steady-state cost.

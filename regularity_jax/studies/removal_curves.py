@@ -51,6 +51,9 @@ from regularity_jax.studies.report import mean_std_rows
 from regularity_jax.training import RunResult
 
 MEMORIZATION_FORMS = ("memorization_loss", "memorization", "memorization_loss_mean")
+# The metric kernel (`tracking.kernels`) each score of the full run needs.
+KERNEL_OF_SCORE = {"forgetting": "forgetting", "cbtl": "cumulative", "aum": "margins",
+                   "el2n": "losses"}
 
 
 def scores_table(full: RunResult, *, grand: np.ndarray | None = None,
@@ -59,7 +62,8 @@ def scores_table(full: RunResult, *, grand: np.ndarray | None = None,
   """The full run's scores plus train/el2n, train/grand and train/memorization (see the
   module docstring), every column in the row order of the full run's train/example_id."""
   table = dict(full.scores)
-  table["train/el2n"] = np.asarray(table["train/mean_el2n"], np.float32)
+  if "train/mean_el2n" in table:  # tracked when the run had the "losses" kernel
+    table["train/el2n"] = np.asarray(table["train/mean_el2n"], np.float32)
   ids = np.asarray(table["train/example_id"])
   if grand is not None:
     table["train/grand"] = np.asarray(grand, np.float32)
@@ -127,6 +131,11 @@ def _check(config) -> None:
     raise StudyError(f"unknown rule {config.rule!r}; choose from {pruning.RULES}")
   if not config.seeds:
     raise StudyError("no seeds; set --config.seeds, e.g. '(0,)'")
+  for name in config.scores:
+    kernel = KERNEL_OF_SCORE.get(name)
+    if kernel and kernel not in config.base.tracking.kernels:
+      raise StudyError(f"score {name!r} needs the {kernel!r} kernel: add it to "
+                       "--config.base.tracking.kernels")
 
 
 def run(config, workdir) -> pathlib.Path:

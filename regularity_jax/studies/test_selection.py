@@ -76,6 +76,11 @@ def _check(config) -> None:
       raise StudyError(f"fraction {f} must be in (0, 0.5]; fix --config.fractions")
   if not config.seeds:
     raise StudyError("no seeds; set --config.seeds, e.g. '(0, 1)'")
+  needs = {"cbgl": "cumulative", "malgeneralizing": "forgetting"}
+  for by in config.bys:
+    if needs[by] not in config.base.tracking.kernels:
+      raise StudyError(f"{by!r} needs the {needs[by]!r} kernel: add it to "
+                       "--config.base.tracking.kernels")
 
 
 def run(config, workdir) -> pathlib.Path:
