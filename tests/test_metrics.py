@@ -316,3 +316,19 @@ class TestSharded:
     single = run_tracker(tracker, stream, jit=True)
     chex.assert_trees_all_close(sharded, single, rtol=1e-6)
     assert_matches_reference(sharded, metrics_reference.reference_stats(13, stream), sharded.keys())
+
+
+class TestFirstOccurrence:
+
+  def test_repeats_and_padding(self):
+    from regularity_jax.metrics import indexing
+    ids = jnp.array([5, 3, 5, 7, 3, 5, 9])
+    mask = jnp.array([True, True, True, False, True, True, False])
+    np.testing.assert_array_equal(indexing.first_occurrence(ids, mask),
+                                  [True, True, False, False, False, False, False])
+
+  def test_masked_first_copy_does_not_hide_a_real_one(self):
+    from regularity_jax.metrics import indexing
+    ids = jnp.array([4, 4, 2])
+    mask = jnp.array([False, True, True])
+    np.testing.assert_array_equal(indexing.first_occurrence(ids, mask), [False, True, True])

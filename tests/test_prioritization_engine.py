@@ -83,3 +83,17 @@ class TestStaticPruning:
   def test_missing_scores_path(self, data_dir, tmp_path):
     with pytest.raises(ConfigError, match="pruning.scores_path"):
       _run(data_dir, tmp_path, "x", **{"pruning.fraction_kept": 0.5})
+
+
+def test_importance_sampling_counts_a_repeated_example_once(data_dir, tmp_path):
+  # Sampling with replacement repeats ids within a batch; each counts as one presentation.
+  result = _run(data_dir, tmp_path, "is1", num_epochs=1, **{"prioritization.kind": "importance"})
+  observations = result.scores["train/observations"]
+  assert observations.max() <= 8   # 8 batches of 16 rows: at most one presentation per batch
+  assert observations.sum() <= 128 and observations.sum() > 64
+
+
+def test_margin_summaries_skip_without_the_margins_kernel(data_dir, tmp_path):
+  result = _run(data_dir, tmp_path, "nomargin", num_epochs=1,
+                **{"tracking.kernels": ("forgetting", "cumulative")})
+  assert "margin_auc" not in result.final and "train/normalized_margin" not in result.scores

@@ -16,6 +16,7 @@ no host sync. This package imports nothing else from regularity_jax: copy it int
 """
 
 from regularity_jax.metrics import confidence
+from regularity_jax.metrics import indexing
 from regularity_jax.metrics import cumulative
 from regularity_jax.metrics import forgetting
 from regularity_jax.metrics import losses

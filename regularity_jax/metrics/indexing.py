@@ -47,3 +47,18 @@ def safe_divide(numerator: jnp.ndarray, count: jnp.ndarray) -> jnp.ndarray:
   """numerator / count as float32, NaN where count == 0 (never observed)."""
   count = count.astype(jnp.float32)
   return jnp.where(count > 0, numerator / jnp.maximum(count, 1.0), jnp.nan).astype(jnp.float32)
+
+
+def first_occurrence(ids: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """bool[B]: True for the first masked row of each id, False for repeats and padding.
+
+  Batches drawn with replacement (importance sampling) can hold an id twice; the kernels need
+  unique ids per update, so callers track `mask & first_occurrence(ids, mask)`.
+  """
+  order = jnp.argsort(jnp.where(mask, ids, jnp.iinfo(jnp.int32).max), stable=True)
+  sorted_ids = ids[order]
+  sorted_mask = mask[order]
+  repeat = jnp.concatenate([jnp.zeros((1,), bool), sorted_ids[1:] == sorted_ids[:-1]])
+  first_sorted = sorted_mask & ~(repeat & jnp.concatenate([jnp.zeros((1,), bool),
+                                                            sorted_mask[:-1]]))
+  return jnp.zeros_like(mask).at[order].set(first_sorted)

@@ -35,7 +35,7 @@ SCORES = {
     "cbtl": (("cumulative_correct",),
              "minus cumulative_correct (CBTL, Zhang et al. 2021): fewer correct = harder"),
     "aum": (("aum",), "minus the area under the margin (Pleiss et al. 2020)"),
-    "el2n": (("el2n",), "EL2N (Paul et al. 2021)"),
+    "el2n": (("mean_el2n",), "mean EL2N over presentations (losses kernel; Paul et al. 2021)"),
     "grand": (("grand",), "GraNd (Paul et al. 2021)"),
     "memorization": (("memorization",), "turn-over memorization (Liu et al. 2021)"),
     "random": ((), "i.i.d. uniform in [0, 1) from `seed` (a baseline)"),
@@ -53,7 +53,8 @@ def score_from_table(table: Mapping[str, np.ndarray], name: str, split: str = "t
                     most forgotten, never as 0 events).
       cbtl          `-cumulative_correct`.
       aum           `-aum`.
-      el2n, grand, memorization   the statistic itself.
+      el2n          `el2n` if the table has it, else `mean_el2n` (what the loop writes).
+      grand, memorization   the statistic itself.
       random        uniform in [0, 1), from `seed`.
     split: the key prefix, "train" or "test".
     seed: only for `random`.
@@ -71,6 +72,8 @@ def score_from_table(table: Mapping[str, np.ndarray], name: str, split: str = "t
   keys, _ = SCORES[name]
   present = sorted(table.keys())
   prefix = f"{split}/"
+  if name == "el2n" and prefix + "el2n" in table:  # a single-shot EL2N column wins if present
+    keys = ("el2n",)
   missing = [prefix + k for k in keys if prefix + k not in table]
   if missing:
     raise ValueError(f"score {name!r} needs {missing}, the table has {present}")
@@ -87,6 +90,8 @@ def score_from_table(table: Mapping[str, np.ndarray], name: str, split: str = "t
     score = -_column(table, prefix, "cumulative_correct").astype(np.float32)
   elif name == "aum":
     score = -_column(table, prefix, "aum").astype(np.float32)
+  elif name == "el2n":
+    score = _column(table, prefix, keys[0]).astype(np.float32)
   else:
     score = _column(table, prefix, name).astype(np.float32)
   if name in ("forgetting", "cbtl") and prefix + "observations" in table:

@@ -207,6 +207,9 @@ def validate(config) -> None:
       raise ConfigError(f"num_seeds={config.num_seeds} cannot be combined with {', '.join(clashes)} "
                         "(per-replica step counts or weights would differ); use num_seeds=1")
   _choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
+  if config.reduction.enabled and "margins" not in config.tracking.kernels:
+    raise ConfigError("reduction.enabled needs the 'margins' kernel: add it to "
+                      "--config.tracking.kernels")
   _choice("reduction.by", config.reduction.by, ("margin", "random"))
   if config.reduction.enabled:
     if not 0.0 < float(config.reduction.fraction) <= 1.0:

@@ -414,10 +414,11 @@ def train_and_evaluate(config, workdir) -> RunResult:
         stats = evaluate_turnover(state, state.extra["turnover"], train_split, *eval_rows["train"])
         state = state.replace(extra={**state.extra, "turnover": stats})
         record.update(_turnover_record(stats, dataset, num_seeds))
-      margins = jax.device_get(margin_summary(state))
-      if num_seeds > 1:
-        margins = {k: np.mean(v, axis=0) for k, v in margins.items()}
-      record.update(jax.tree.map(lambda x: np.asarray(x).tolist(), margins))
+      if "margins" in tracker.kernels:
+        margins = jax.device_get(margin_summary(state))
+        if num_seeds > 1:
+          margins = {k: np.mean(v, axis=0) for k, v in margins.items()}
+        record.update(jax.tree.map(lambda x: np.asarray(x).tolist(), margins))
       if config.reduction.enabled:
         state, selected = _maybe_reselect(config, state, record, epoch, reselect, run, dataset,
                                           replicated)
@@ -464,8 +465,9 @@ def _replica_scores(config, tracker, state: TrainState, dataset: data.Dataset) -
   norm = jax.device_get(models.norms.network_norm(state.params, state.model_state,
                                                   kind=config.margins.normalizer, model=config.model))
   for split in ("train", "test"):
-    last = scores[f"{split}/eval_last_margin" if split == "train" else "test/last_margin"]
-    scores[f"{split}/normalized_margin"] = np.asarray(last / norm, np.float32)
+    last = scores.get(f"{split}/eval_last_margin" if split == "train" else "test/last_margin")
+    if last is not None:  # the margins kernel is tracked
+      scores[f"{split}/normalized_margin"] = np.asarray(last / norm, np.float32)
   scores["train/active"] = np.asarray(jax.device_get(state.extra["reduction"]["active"]))
   if "turnover" in state.extra:
     scores.update(turnover_estimator.scores_from_state(state.extra["turnover"], dataset.train.ids))

@@ -72,7 +72,9 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
         params=optax.apply_updates(state.params, updates),
         model_state=new_model_state,
         opt_state=opt_state,
-        train_stats=tracker.update(state.train_stats, batch["id"], logits, batch["label"], mask),
+        # Rows drawn twice (sampling with replacement) are one presentation for the kernels.
+        train_stats=tracker.update(state.train_stats, batch["id"], logits, batch["label"],
+                                   mask & metrics.indexing.first_occurrence(batch["id"], mask)),
     )
     return new_state, per_example_outputs(logits, batch["label"], losses)
 
