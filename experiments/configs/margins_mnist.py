@@ -16,11 +16,11 @@ every epoch; the kept ids of each selection are in WORKDIR/reduction/. `--config
 random` gives the same-size random control, `--config.reduction.enabled=False` full training.
 The studies margins_reduction.py / margins_overlap.py compare them over seeds.
 
-Expected: separation after about 10 epochs on 10,000 examples (seed 0, `:smoke`-like settings;
-more on all 60,000), then `train_fraction_used` 0.01, with test accuracy about that of full
-training (about 98% on all of MNIST for this MLP; see
-experiments/results/margins/reduction/report.md for the measured comparison at 10,000
-examples). On 2 Intel Xeon CPU cores `:smoke` takes well under 2 minutes.
+Measured (`:smoke`, seed 0, 2 Intel Xeon CPU cores shared with other jobs, jax 0.10.2, 12 s):
+separated at epoch 8 (test accuracy 0.9525), then 1% = 50 examples per epoch; test accuracy
+0.9505 at epoch 12. The full config (all 60,000 examples) was not run here; expect separation
+later and test accuracy about that of full training (about 98% for this MLP). The measured
+comparison over 3 seeds at 10,000 examples: experiments/results/margins/reduction/report.md.
 """
 
 from regularity_jax.training import default_config

@@ -64,7 +64,9 @@ Fields:
                     accuracy of an evaluation reaches reduction.threshold ("separated"), train
                     only on the reduction.fraction of examples with the lowest margins,
                     re-selected every reduction.every epochs (a multiple of eval_every) from the
-                    latest evaluation; reduction.by = margin | random (a same-size random subset)
+                    latest evaluation; reduction.by = margin | random (a same-size random
+                    subset, redrawn at every re-selection); once started, reduction never returns
+                    to the full set, even if a later evaluation is no longer separated
   progress_bar      tqdm progress bar on stderr
   plots             write PNG plots at the end of the run
 """

@@ -394,8 +394,8 @@ def train_and_evaluate(config, workdir) -> RunResult:
               "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
               "examples_presented": int(count), "examples_backpropagated": int(count),
               "examples_forwarded": forwarded,
-              "train_fraction_used": float(jax.device_get(
-                  jnp.mean(state.extra["reduction"]["active"]))),
+              "train_fraction_used": round(float(jax.device_get(
+                  jnp.mean(state.extra["reduction"]["active"]))), 6),
               "train_time_s": time.perf_counter() - t0}
     if num_seeds > 1:
       record["train_accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
