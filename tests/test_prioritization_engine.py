@@ -27,8 +27,8 @@ class TestOnlinePrioritization:
       self, data_dir, tmp_path):
     # A short history (recent losses only): with the default 1024 the history of this tiny,
     # fast-learning run is dominated by older, larger losses and fewer examples are kept.
-    result = _run(data_dir, tmp_path, "sb", **{"prioritization.kind": "selective_backprop",
-                                              "prioritization.sb_history": 32})
+    result = _run(data_dir, tmp_path, "sb", **{"prioritization": "selective_backprop",
+                                              "prioritization_options.sb_history": 32})
     back = [r["examples_backpropagated"] for r in result.metrics]
     forwarded = [r["examples_forwarded"] for r in result.metrics]
     assert back[0] == 128 and forwarded == [128] * 4
@@ -36,26 +36,26 @@ class TestOnlinePrioritization:
     assert result.trace_counts["sb_step"] == 1 and result.trace_counts["epoch_step"] == 1
 
   def test_infobatch_prunes_below_mean_then_anneals(self, data_dir, tmp_path):
-    result = _run(data_dir, tmp_path, "ib", num_epochs=8, **{"prioritization.kind": "infobatch"})
+    result = _run(data_dir, tmp_path, "ib", num_epochs=8, **{"prioritization": "infobatch"})
     back = [r["examples_backpropagated"] for r in result.metrics]
     assert back[0] == 128 and back[-1] == 128        # unseen at first; annealed at 7/8
     assert all(b < 128 for b in back[1:7]), back
     assert result.trace_counts["epoch_plan_infobatch"] == 1
 
   def test_importance_sampling_same_steps(self, data_dir, tmp_path):
-    result = _run(data_dir, tmp_path, "is", **{"prioritization.kind": "importance"})
+    result = _run(data_dir, tmp_path, "is", **{"prioritization": "importance"})
     assert [r["examples_backpropagated"] for r in result.metrics] == [128] * 4
 
   def test_noise_aware_excludes_flagged(self, data_dir, tmp_path):
     result = _run(data_dir, tmp_path, "na", num_epochs=8, **{
-        "prioritization.kind": "noise_aware", "prioritization.noise_fraction": 0.25,
-        "prioritization.noise_warmup": 2})
+        "prioritization": "noise_aware", "prioritization_options.noise_fraction": 0.25,
+        "prioritization_options.noise_warmup": 2})
     back = [r["examples_backpropagated"] for r in result.metrics]
     assert back[-1] == 96  # annealed InfoBatch, minus the 25% flagged
 
   def test_needs_losses_kernel(self, data_dir, tmp_path):
     with pytest.raises(ConfigError, match="needs the 'losses' kernel"):
-      _run(data_dir, tmp_path, "x", **{"prioritization.kind": "infobatch",
+      _run(data_dir, tmp_path, "x", **{"prioritization": "infobatch",
                                        "tracking.kernels": ("forgetting",)})
 
 
@@ -87,7 +87,7 @@ class TestStaticPruning:
 
 def test_importance_sampling_counts_a_repeated_example_once(data_dir, tmp_path):
   # Sampling with replacement repeats ids within a batch; each counts as one presentation.
-  result = _run(data_dir, tmp_path, "is1", num_epochs=1, **{"prioritization.kind": "importance"})
+  result = _run(data_dir, tmp_path, "is1", num_epochs=1, **{"prioritization": "importance"})
   observations = result.scores["train/observations"]
   assert observations.max() <= 8   # 8 batches of 16 rows: at most one presentation per batch
   assert observations.sum() <= 128 and observations.sum() > 64

@@ -68,6 +68,6 @@ class TestCombine:
 
 def test_clashing_options_refused(data_dir, tmp_path):
   config = engine_fixtures.tiny_config(data_dir, num_seeds=2,
-                                       **{"prioritization.kind": "infobatch"})
+                                       **{"prioritization": "infobatch"})
   with pytest.raises(ConfigError, match="num_seeds=2 cannot be combined with prioritization"):
     train_and_evaluate(config, tmp_path / "w")

@@ -189,8 +189,8 @@ class TestStudiesEndToEnd:
 
   def test_noise_training_config_sets_the_method_by_kind(self):
     c = noise_training.get_config("smoke")
-    assert c.prioritization.kind == "uniform" and c.eval_every == 1
-    c.prioritization.kind = "selective_backprop"  # what --config.prioritization.kind= does
+    assert c.prioritization == "uniform" and c.eval_every == 1
+    c.prioritization = "selective_backprop"  # what --config.prioritization= does
     from regularity_jax.training import config as config_lib  # pylint: disable=g-import-not-at-top
     config_lib.validate(c)
 

@@ -2,17 +2,17 @@ r"""One training run of the prioritization-under-noise experiment (idea E, Hu et
 
   python -m experiments.main --config=experiments/configs/noise_prioritization.py \
       --config.data_dir=../shared/data/mnist \
-      --config.prioritization.kind=selective_backprop \
+      --config.prioritization=selective_backprop \
       --config.corruption.kind=random_labels --config.corruption.fraction=0.25 \
       --workdir=runs/noise_prio_sb_rl25
   # smoke (2,000 examples, 4 epochs; under 2 minutes on 2 CPU cores):
   python -m experiments.main --config=experiments/configs/noise_prioritization.py:smoke \
       --config.data_dir=../shared/data/mnist \
-      --config.prioritization.kind=infobatch --workdir=runs/noise_prio_smoke
+      --config.prioritization=infobatch --workdir=runs/noise_prio_smoke
 
-`prioritization` is a ConfigDict, so the method is set with --config.prioritization.kind=KIND
+The method is set with --config.prioritization=KIND
 (uniform | selective_backprop | importance | infobatch | noise_aware) and its parameters with
---config.prioritization.<field> (sb_beta, sb_history, candidates, is_smoothing, is_reweight,
+--config.prioritization_options.<field> (sb_beta, sb_history, candidates, is_smoothing, is_reweight,
 infobatch_ratio, infobatch_anneal, noise_score, noise_fraction, noise_warmup;
 regularity_jax/training/prioritization.py documents each). The noise is
 --config.corruption.kind (none | random_labels | shuffled_pixels | gaussian_images | ...) on
@@ -37,7 +37,7 @@ def get_config(arg: str = ""):
   c.num_epochs = 30
   c.eval_every = 1
   c.checkpoint_every = 10
-  c.prioritization.kind = "uniform"
+  c.prioritization = "uniform"
   if arg == "smoke":
     c.train_subset, c.test_subset = 2000, 500
     c.model = "mlp"

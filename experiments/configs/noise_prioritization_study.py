@@ -14,7 +14,7 @@ under 25% / 50% random labels, shuffled pixels and Gaussian-noise images.
       --config.mnist_dir=../shared/data/mnist --workdir=runs/noise_prioritization
 
 Every sub-run is experiments/configs/noise_prioritization.py (a plain training config for
-experiments.main) with --config.prioritization.kind and --config.corruption.* set by the study;
+experiments.main) with --config.prioritization and --config.corruption.* set by the study;
 `--config.base.<field>` changes them all. regularity_jax/studies/noise_prioritization.py defines
 every number of the report (time to target in epochs, optimizer steps, examples
 backpropagated / forwarded and seconds; final accuracy; the share of backprops spent on

@@ -3,9 +3,9 @@ training and degrade with corrupted data?
 
 For each condition (clean, and each `noise_kinds` x `noise_fractions`: `corruption.kind`
 random_labels, shuffled_pixels or gaussian_images on that fraction of the training set, seeded
-by the run's seed) and each `methods` entry (`prioritization.kind`: uniform,
+by the run's seed) and each `methods` entry (`prioritization`: uniform,
 selective_backprop, importance, infobatch, noise_aware) one run is trained with
-`eval_every=1`. noise_aware excludes the `prioritization.noise_fraction` most forgotten
+`eval_every=1`. noise_aware excludes the `prioritization_options.noise_fraction` most forgotten
 examples; with `noise_aware_matches_corruption` that fraction is set to the condition's
 corruption fraction (an oracle noise rate; the clean condition keeps `base`'s value).
 
@@ -170,11 +170,11 @@ def run(config, workdir) -> pathlib.Path:
       for method in methods:
         overrides = {"dataset": config.dataset,
                      "data_dir": subruns.data_dir_for(config, config.dataset),
-                     "seed": seed, "eval_every": 1, "prioritization.kind": method,
+                     "seed": seed, "eval_every": 1, "prioritization": method,
                      "corruption.kind": kind, "corruption.fraction": fraction,
                      "corruption.seed": seed}
         if method == "noise_aware" and config.noise_aware_matches_corruption and fraction > 0:
-          overrides["prioritization.noise_fraction"] = fraction
+          overrides["prioritization_options.noise_fraction"] = fraction
         results[method] = runs.run(f"{cond}_{method}_seed{seed}",
                                    subruns.derive_config(config.base, overrides))
       target = (float(config.target_accuracy) if config.target_accuracy > 0 else
@@ -226,7 +226,7 @@ def run(config, workdir) -> pathlib.Path:
       f"evaluation every epoch; target "
       + (f"{config.target_accuracy:.3f}" if config.target_accuracy > 0 else
          f"{config.target_relative:.0%} of uniform's best test accuracy")
-      + f"; prioritization {b.prioritization.to_dict()}"))
+      + f"; prioritization options {b.prioritization_options.to_dict()}"))
   report.note("runs", runs.summary())
   for note in config.get("notes", ()):
     report.paragraph(note)

@@ -48,10 +48,10 @@ Fields:
   weighting.scores_path  '' = the running state of this run (recomputed every epoch from
                     weighting.start_epoch on); a scores.npz path = a previous run's scores
   weighting.temperature, weighting.pace_start, weighting.pace_end   see regularity_jax.weighting
-  prioritization.kind  uniform | selective_backprop | importance | infobatch | noise_aware
-                    (regularity_jax.training.prioritization documents each and its fields:
-                    sb_beta, sb_history, candidates, is_smoothing, is_reweight,
-                    infobatch_ratio, infobatch_anneal, noise_score, noise_fraction, noise_warmup)
+  prioritization    uniform | selective_backprop | importance | infobatch | noise_aware
+  prioritization_options  their parameters: sb_beta, sb_history, candidates, is_smoothing,
+                    is_reweight, infobatch_ratio, infobatch_anneal, noise_score, noise_fraction,
+                    noise_warmup (regularity_jax.training.prioritization documents each)
   pruning.fraction_kept  static pruning before training: keep this fraction of the training
                     set by pruning.rule (regularity_jax.selection.pruning.RULES: hardest keeps
                     the hardest, i.e. removes the easiest first as Toneva et al. do) over
@@ -122,8 +122,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.turnover = ml_collections.ConfigDict({
       "enabled": False, "rate": 0.5, "sites": ("all",), "influence_targets": "none",
       "influence_top_k": 10, "influence_block": 16})
-  c.prioritization = ml_collections.ConfigDict({
-      "kind": "uniform", "sb_beta": 1.0, "sb_history": 1024, "candidates": 2,
+  c.prioritization = "uniform"
+  c.prioritization_options = ml_collections.ConfigDict({
+      "sb_beta": 1.0, "sb_history": 1024, "candidates": 2,
       "is_smoothing": 0.1, "is_reweight": True, "infobatch_ratio": 0.5,
       "infobatch_anneal": 0.875, "noise_score": "forgetting", "noise_fraction": 0.2,
       "noise_warmup": 2})
@@ -172,18 +173,20 @@ def validate(config) -> None:
   _choice("weighting.score", config.weighting.score, weighting.SCORES)
   from regularity_jax.selection import pruning  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import prioritization  # pylint: disable=g-import-not-at-top
-  _choice("prioritization.kind", config.prioritization.kind, prioritization.KINDS)
-  _choice("prioritization.noise_score", config.prioritization.noise_score,
+  _choice("prioritization", config.prioritization, prioritization.KINDS)
+  _choice("prioritization_options.noise_score", config.prioritization_options.noise_score,
           prioritization.NOISE_SCORES)
-  needs_losses = config.prioritization.kind in ("importance", "infobatch", "noise_aware")
+  needs_losses = config.prioritization in ("importance", "infobatch", "noise_aware")
   if needs_losses and "losses" not in config.tracking.kernels:
-    raise ConfigError(f"prioritization.kind={config.prioritization.kind!r} needs the 'losses' "
+    raise ConfigError(f"prioritization={config.prioritization!r} needs the 'losses' "
                       "kernel: add it to --config.tracking.kernels")
-  if config.prioritization.kind == "noise_aware":
-    if config.prioritization.noise_score == "forgetting" and "forgetting" not in config.tracking.kernels:
-      raise ConfigError("prioritization.noise_score='forgetting' needs the 'forgetting' kernel")
-    if config.prioritization.noise_score == "memorization" and not config.turnover.enabled:
-      raise ConfigError("prioritization.noise_score='memorization' needs "
+  if config.prioritization == "noise_aware":
+    options = config.prioritization_options
+    if options.noise_score == "forgetting" and "forgetting" not in config.tracking.kernels:
+      raise ConfigError("prioritization_options.noise_score='forgetting' needs the 'forgetting' "
+                        "kernel")
+    if config.prioritization_options.noise_score == "memorization" and not config.turnover.enabled:
+      raise ConfigError("prioritization_options.noise_score='memorization' needs "
                         "--config.turnover.enabled=True")
   if not 0.0 < float(config.pruning.fraction_kept) <= 1.0:
     raise ConfigError(f"pruning.fraction_kept={config.pruning.fraction_kept} must be in (0, 1]")
@@ -199,8 +202,8 @@ def validate(config) -> None:
     clashes = []
     if config.reduction.enabled:
       clashes.append("reduction.enabled")
-    if config.prioritization.kind not in ("uniform", "importance"):
-      clashes.append(f"prioritization.kind={config.prioritization.kind}")
+    if config.prioritization not in ("uniform", "importance"):
+      clashes.append(f"prioritization={config.prioritization}")
     if config.weighting.scheme != "uniform" and not config.weighting.scores_path:
       clashes.append("running weighting")
     if config.turnover.influence_targets != "none":

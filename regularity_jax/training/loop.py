@@ -230,7 +230,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
   # Replica k is the run with seed + k: vmap every per-state function over a leading axis.
   lift = (lambda fn, axes: fn) if num_seeds == 1 else (lambda fn, axes: jax.vmap(fn, in_axes=axes))
   tx = optimizers.make_optimizer(config, steps_per_epoch)
-  kind = config.prioritization.kind
+  kind = config.prioritization
   pruning_mask = _pruning_mask(config, dataset)
 
   def init_state(seed):
@@ -239,7 +239,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
                                                 jax.random.fold_in(run_key, STREAM_INIT))
     extra = {"reduction": {"active": jnp.asarray(pruning_mask)}}
     if kind == "selective_backprop":
-      extra["sb"] = online.sb_init(config.prioritization.sb_history)
+      extra["sb"] = online.sb_init(config.prioritization_options.sb_history)
     if use_turnover:
       extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
     return graphdef, TrainState(
@@ -292,13 +292,13 @@ def train_and_evaluate(config, workdir) -> RunResult:
       (0, 0, None, None, None)), donate_argnums=(1,))
   if kind == "selective_backprop":
     sb_step = jax.jit(_counting(prioritization.make_sb_epoch_step(
-        train_step, graphdef, batch_size=config.batch_size, beta=config.prioritization.sb_beta,
+        train_step, graphdef, batch_size=config.batch_size, beta=config.prioritization_options.sb_beta,
         augment_images=config.augment, crop_padding=config.crop_padding), "sb_step", traces),
                       donate_argnums=(0, 1))
 
   def plan(state, epoch, kind):
     table = tracker.summarize(state.train_stats)
-    if kind == "noise_aware" and config.prioritization.noise_score == "memorization":
+    if kind == "noise_aware" and config.prioritization_options.noise_score == "memorization":
       flags = turnover_estimator.summarize(state.extra["turnover"])["memorization_loss"]
     elif kind == "noise_aware":
       flags = metrics.forgetting.rank_score(table)
@@ -307,7 +307,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
     last_loss = table["last_loss"] if "last_loss" in table else jnp.full((id_space,), jnp.nan)
     key = jax.random.fold_in(state.rng(STREAM_DATA_ORDER), epoch)
     return prioritization.epoch_plan(
-        _Frozen(config.prioritization, kind=kind), key,
+        _Frozen(config.prioritization_options, kind=kind), key,
         last_loss=last_loss[train_ids], seen=jnp.isfinite(last_loss[train_ids]),
         flag_scores=flags[train_ids], base_active=state.extra["reduction"]["active"],
         epoch=epoch, num_epochs=config.num_epochs, batch_size=config.batch_size)

@@ -1,6 +1,6 @@
 """Online prioritization inside the jitted loop, with fixed shapes (ideas A and E).
 
-`prioritization.kind`:
+`--config.prioritization` (the method; its parameters are `prioritization_options`):
 
   uniform             every (active) example once per epoch, shuffled.
   selective_backprop  Jiang et al. 2019: each step forwards a chunk of `candidates` x B
@@ -49,7 +49,7 @@ def epoch_plan(cfg, key: jax.Array, *, last_loss: jnp.ndarray, seen: jnp.ndarray
   """The batches of one epoch for prioritization config `cfg` (static fields; jit this).
 
   Args:
-    cfg: the `prioritization` ConfigDict.
+    cfg: the `prioritization_options` fields plus `kind` (the method; see `_Frozen` in loop).
     key: PRNG key of this epoch.
     last_loss: f32[N] last presentation loss per training row (NaN if unseen).
     seen: bool[N] rows with a known loss.
