@@ -249,3 +249,14 @@ class TestStudiesEndToEnd:
     c.study = "nope"
     with pytest.raises(studies.StudyError, match="unknown study"):
       studies.run_study(c, tmp_path)
+
+
+def test_data_dir_names_the_first_dataset():
+  import ml_collections
+  from regularity_jax.studies import subruns
+  c = ml_collections.ConfigDict({"datasets": ("mnist", "fashion_mnist"), "data_dir": "/d/m",
+                                 "mnist_dir": "/x", "fashion_mnist_dir": "/f"})
+  assert subruns.data_dir_for(c, "mnist") == "/d/m"
+  assert subruns.data_dir_for(c, "fashion_mnist") == "/f"
+  c.data_dir = ""
+  assert subruns.data_dir_for(c, "mnist") == "/x"

@@ -12,7 +12,9 @@ r"""Study 1 (turn-over dropout, idea C): real vs random labels on MNIST and Fash
       --config.mnist_dir=../shared/data/mnist \
       --config.fashion_mnist_dir=../shared/data/fashion_mnist --workdir=runs/turnover_labels
 
-`mnist_dir` / `fashion_mnist_dir` hold the IDX files ('' loads through tensorflow-datasets).
+`mnist_dir` / `fashion_mnist_dir` hold the IDX files ('' loads through tensorflow-datasets);
+`--config.data_dir=DIR`, the main job's flag, sets the MNIST directory too (it wins over
+`mnist_dir`), e.g. `--config.data_dir=../shared/data/mnist`.
 For each dataset and fraction of random labels (0, 20, 50, 100%) one run of an MLP with
 turn-over dropout (p = 0.5 after each hidden layer) scores the memorization of every training
 example; the report gives the fitting speed of easy vs hard (clean run) and clean vs
@@ -58,6 +60,7 @@ def base_config():
 def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
   c.study = "turnover_labels"
+  c.data_dir = ""  # when set: the MNIST directory (datasets[0]), as in experiments.main
   c.mnist_dir = "../shared/data/mnist"
   c.fashion_mnist_dir = "../shared/data/fashion_mnist"
   c.datasets = ("mnist", "fashion_mnist")

@@ -64,7 +64,15 @@ def derive_config(base: ml_collections.ConfigDict,
 
 
 def data_dir_for(study_config: ml_collections.ConfigDict, dataset: str) -> str:
-  """The study's `<dataset>_dir` field ('' = tensorflow-datasets / generated mnist1d)."""
+  """The study's `<dataset>_dir` field ('' = tensorflow-datasets / generated mnist1d).
+
+  A study config may also have `data_dir`, the main job's flag name: when set, it is the
+  directory of the study's first dataset (`datasets[0]`) and wins over `<dataset>_dir`.
+  """
+  data_dir = str(study_config.get("data_dir", "") or "")
+  datasets = tuple(study_config.get("datasets", ()) or ())
+  if data_dir and datasets and dataset == datasets[0]:
+    return data_dir
   return str(study_config.get(f"{dataset}_dir", "") or "")
 
 
