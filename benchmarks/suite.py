@@ -349,7 +349,7 @@ def _header(preset_name: str, seconds: float) -> str:
       f"- command: python -m benchmarks.suite --preset={preset_name}"
       + (f" --mnist_dir={_MNIST_DIR.value}" if _MNIST_DIR.value else ""),
       f"- median of {_REPEATS.value} timed runs after one warm-up; suite wall time {seconds:.0f} s",
-      ""])
+      "", ""])
 
 
 def main(argv):
