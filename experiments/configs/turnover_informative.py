@@ -30,25 +30,15 @@ paired over 3 seeds); at k = 400 the difference is within seed noise.
 
 import ml_collections
 
-from regularity_jax.training import default_config
+from experiments.configs import turnover_mnist
 
 
 def base_config():
-  b = default_config()
+  """turnover_mnist's MLP with turn-over dropout (the scoring runs; retraining turns it off,
+  see retrain_turnover), on Fashion-MNIST."""
+  b = turnover_mnist.base_config()
   b.dataset = "fashion_mnist"
-  b.model = "mlp"
-  b.model_kwargs.hidden = (512, 512)
-  b.turnover.enabled = True  # the scoring runs; retraining turns it off (retrain_turnover)
-  b.optimizer = "sgd"
-  b.learning_rate = 0.01
-  b.momentum = 0.9
-  b.batch_size = 128
-  b.eval_batch_size = 1000
   b.num_epochs = 40
-  b.eval_every = 1
-  b.checkpoint_every = 10
-  b.progress_bar = False
-  b.plots = False
   return b
 
 

@@ -32,28 +32,18 @@ vs hard_first 0.779 (uniform 0.784).
 
 import ml_collections
 
-from regularity_jax.training import default_config
+from experiments.configs import turnover_mnist
 
 
 def base_config():
-  b = default_config()
+  """turnover_mnist's MLP with turn-over dropout, on Fashion-MNIST, weighted by the
+  generalization error of the flipped sub-network."""
+  b = turnover_mnist.base_config()
   b.dataset = "fashion_mnist"
-  b.model = "mlp"
-  b.model_kwargs.hidden = (512, 512)
-  b.turnover.enabled = True
   b.weighting.score = "generalization_error"
   b.weighting.temperature = 2.0
   b.weighting.start_epoch = 1
-  b.optimizer = "sgd"
-  b.learning_rate = 0.01
-  b.momentum = 0.9
-  b.batch_size = 128
-  b.eval_batch_size = 1000
   b.num_epochs = 40
-  b.eval_every = 1
-  b.checkpoint_every = 10
-  b.progress_bar = False
-  b.plots = False
   return b
 
 
