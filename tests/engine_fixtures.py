@@ -51,3 +51,14 @@ def tiny_config(data_dir, **overrides):
       target = target[p]
     target[leaf] = value
   return c
+
+
+def check_report(path, figure_names):
+  """A study report: report.md with the evidence header and each named PNG linked and written."""
+  assert path.name == "report.md"
+  text = path.read_text()
+  assert "- **hardware**:" in text and "- **seeds**:" in text
+  for name in figure_names:
+    assert f"]({name})" in text
+    assert (path.parent / name).read_bytes()[:4] == b"\x89PNG"
+  return text

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from regularity_jax import models
 from regularity_jax.data import batching
 from regularity_jax.training import ConfigError
 from regularity_jax.training import train_and_evaluate

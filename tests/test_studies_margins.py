@@ -149,16 +149,6 @@ def test_margins_mnist_training_config():
     assert c.reduction.enabled and c.reduction.fraction == 0.01 and c.eval_every == 1
 
 
-def check_report(path, figure_names):
-  assert path.name == "report.md"
-  text = path.read_text()
-  assert "- **hardware**:" in text and "- **seeds**:" in text
-  for name in figure_names:
-    assert f"]({name})" in text
-    assert (path.parent / name).read_bytes()[:4] == b"\x89PNG"
-  return text
-
-
 class TestStudiesEndToEnd:
   """Each study's smoke config, shrunk to the tiny npz dataset."""
 
@@ -170,7 +160,7 @@ class TestStudiesEndToEnd:
     c.num_permutations = 200
     c.base = tiny_base(c.base)
     path = studies.run_study(c, tmp_path / "auc")
-    text = check_report(path, ["auc_vs_generalization.png", "margin_distributions.png"])
+    text = engine_fixtures.check_report(path, ["auc_vs_generalization.png", "margin_distributions.png"])
     assert "| all | 3 | margin_auc |" in text and "tau(margin AUC, test accuracy)" in text
     assert len([p for p in (tmp_path / "auc" / "runs").iterdir() if p.is_dir()]) == 3
 
@@ -180,7 +170,7 @@ class TestStudiesEndToEnd:
     c.fractions = (0.25,)
     c.base = tiny_base(c.base, num_epochs=4, checkpoint_every=4, **{"reduction.threshold": 0.5})
     path = studies.run_study(c, tmp_path / "red")
-    text = check_report(path, ["reduction_mnist.png"])
+    text = engine_fixtures.check_report(path, ["reduction_mnist.png"])
     assert "| mnist | margin | 25.0% | 2 |" in text and "CIFAR-10 with ResNet-18" in text
     runs = tmp_path / "red" / "runs"
     assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == sorted(
@@ -195,7 +185,7 @@ class TestStudiesEndToEnd:
     o.base = c.base
     o.runs_from = str(tmp_path / "red")
     path = studies.run_study(o, tmp_path / "overlap")
-    text = check_report(path, ["jaccard_mnist.png", "kept_classes_mnist.png"])
+    text = engine_fixtures.check_report(path, ["jaccard_mnist.png", "kept_classes_mnist.png"])
     assert "| mnist | margin | 25.0% | last | 2 | 24 |" in text
     assert "(0 trained by this invocation, 4 reused" in text
     assert not (tmp_path / "overlap" / "runs").exists()

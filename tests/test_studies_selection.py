@@ -23,7 +23,6 @@ from regularity_jax.studies import subruns
 from regularity_jax.studies import test_selection
 from regularity_jax.training import RunResult
 from tests import engine_fixtures
-from tests.test_studies_turnover import check_report
 from tests.test_studies_turnover import tiny_base
 
 
@@ -162,7 +161,7 @@ class TestStudiesEndToEnd:
     c.scores = ("grand",)  # two runs; the turn-over merge is tested in TestRemovalHelpers
     c.base = tiny_base(c.base, eval_every=2)
     path = studies.run_study(c, tmp_path / "removal")
-    text = check_report(path, ["removal_curves.png"])
+    text = engine_fixtures.check_report(path, ["removal_curves.png"])
     assert "| mnist | grand |" in text and "## Spearman" in text
     with np.load(tmp_path / "removal" / "scores" / "mnist_seed0.npz") as z:
       assert z["train/grand"].shape == (96,) and np.all(z["train/grand"] >= 0)
@@ -183,7 +182,7 @@ class TestStudiesEndToEnd:
     c.include_clean = False  # two runs: uniform and Selective-Backprop, 50% random labels
     c.base = tiny_base(c.base, num_epochs=3, checkpoint_every=3)
     path = studies.run_study(c, tmp_path / "noise")
-    text = check_report(path, ["accuracy_vs_backprops.png", "speedup_by_condition.png"])
+    text = engine_fixtures.check_report(path, ["accuracy_vs_backprops.png", "speedup_by_condition.png"])
     assert "| random_labels_50 | selective_backprop | 0 |" in text
     assert "| random_labels_50 | uniform | 0 |" in text and "held for" in text
 
@@ -199,7 +198,7 @@ class TestStudiesEndToEnd:
     c.mnist_dir = str(tiny_dir)
     c.base = tiny_base(c.base, **{"tracking.kernels": ("forgetting", "cumulative", "margins")})
     path = studies.run_study(c, tmp_path / "test_selection")
-    text = check_report(path, ["reliability_mnist_cbgl.png", "reliability_mnist_malgeneralizing.png",
+    text = engine_fixtures.check_report(path, ["reliability_mnist_cbgl.png", "reliability_mnist_malgeneralizing.png",
                                "least_regular_mnist.png"])
     assert "| mnist | cbgl | 10% | independent | least regular |" in text
 

@@ -181,16 +181,6 @@ class TestSubRuns:
     assert turnover_labels.epochs_to(curve, 0.9) == math.inf
 
 
-def check_report(path, figures):
-  assert path.name == "report.md"
-  text = path.read_text()
-  assert "- **hardware**:" in text and "- **seeds**:" in text
-  for name in figures:
-    assert f"]({name})" in text
-    assert (path.parent / name).read_bytes()[:4] == b"\x89PNG"
-  return text
-
-
 class TestStudiesEndToEnd:
   """Each study's smoke config, shrunk to the tiny npz dataset."""
 
@@ -200,7 +190,7 @@ class TestStudiesEndToEnd:
     c.noise_fractions = (0.5,)  # the clean-run groups are tested in test_groups_and_aurocs
     c.base = tiny_base(c.base)
     path = studies.run_study(c, tmp_path / "labels")
-    text = check_report(path, ["fitting_speed_mnist.png", "memorization_mnist.png", "auroc.png"])
+    text = engine_fixtures.check_report(path, ["fitting_speed_mnist.png", "memorization_mnist.png", "auroc.png"])
     assert "| mnist | 50% | 0 |" in text and "clean vs mislabeled" in text
     assert (tmp_path / "labels" / "runs" / "mnist_noise50_seed0" / "scores.npz").is_file()
 
@@ -211,7 +201,7 @@ class TestStudiesEndToEnd:
     c.orders = ("most", "least")
     c.base = tiny_base(c.base)
     path = studies.run_study(c, tmp_path / "informative")
-    text = check_report(path, ["test_accuracy_vs_k.png", "most_memorized.png"])
+    text = engine_fixtures.check_report(path, ["test_accuracy_vs_k.png", "most_memorized.png"])
     assert "k=8: test accuracy with the most memorized removed" in text
     runs = tmp_path / "informative" / "runs"
     cfg = json.loads((runs / "most8_seed0" / "config.json").read_text())
@@ -227,7 +217,7 @@ class TestStudiesEndToEnd:
     # Turn-over is tested by the other studies; forgetting events compile faster.
     c.base = tiny_base(c.base, **{"turnover.enabled": False, "weighting.score": "forgetting"})
     path = studies.run_study(c, tmp_path / "weighting")
-    text = check_report(path, ["test_accuracy_curves.png", "test_accuracy_by_scheme.png"])
+    text = engine_fixtures.check_report(path, ["test_accuracy_curves.png", "test_accuracy_by_scheme.png"])
     for condition in ("clean", "noisy", "long_tail"):
       assert f"| {condition} | easy_first |" in text
     assert "long-tail class counts**: 24, 15, 10, 6 (tail = classes 2, 3)" in text
@@ -239,7 +229,7 @@ class TestStudiesEndToEnd:
     c.removals = ("harmful",)
     c.base = tiny_base(c.base)
     path = studies.run_study(c, tmp_path / "influence")
-    text = check_report(path, ["total_influence_histogram.png", "most_harmful.png",
+    text = engine_fixtures.check_report(path, ["total_influence_histogram.png", "most_harmful.png",
                                "val_loss_change_vs_k.png"])
     assert "k=8: change of the validation loss with the most harmful removed" in text
     assert (tmp_path / "influence" / "runs" / "influence_seed0" / "influence.npz").is_file()

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -30,4 +30,4 @@ from regularity_jax.metrics.tracker import KERNELS
 from regularity_jax.metrics.tracker import Tracker
 
 __all__ = ["confidence", "cumulative", "forgetting", "losses", "margins", "logit_margin", "el2n",
-           "grand", "KERNELS", "Tracker", "margin_distribution", "margin_auc"]
+           "grand", "KERNELS", "Tracker", "indexing", "margin_distribution", "margin_auc"]

@@ -253,13 +253,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
     replicas = [state] + [init_state(config.seed + k)[1] for k in range(1, num_seeds)]
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *replicas)
   state = jax.device_put(state, replicated)
-  first_replica = lambda x: np.asarray(jax.device_get(x)).reshape(-1)[0]  # pylint: disable=unnecessary-lambda-assignment
 
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
   start_epoch = 0
   if checkpointer.latest_epoch() is not None:
     state = checkpointer.restore(state)
-    start_epoch = int(first_replica(state.epoch))
+    start_epoch = int(np.ravel(jax.device_get(state.epoch))[0])
   run.keep_metrics_through(start_epoch)  # Later epochs, if any were logged, are rerun.
   records = run.read_metrics()
 
@@ -274,17 +273,16 @@ def train_and_evaluate(config, workdir) -> RunResult:
 
   traces: dict[str, int] = {}
   train_step = steps.make_train_step(graphdef, tx, tracker, turnover=use_turnover)
-  epoch_step = jax.jit(_counting(lift(
-      steps.make_epoch_step(train_step, augment_images=config.augment,
-                            crop_padding=config.crop_padding), (0, 0, None, 0, 0, 0)),
-                                 "epoch_step", traces), donate_argnums=(0, 1))
+  fused_step = steps.make_epoch_step(train_step, augment_images=config.augment,
+                                     crop_padding=config.crop_padding)
+  epoch_step = jax.jit(_counting(lift(fused_step, (0, 0, None, 0, 0, 0)), "epoch_step", traces),
+                       donate_argnums=(0, 1))
   evaluate = jax.jit(_counting(lift(steps.make_evaluate(steps.make_eval_step(graphdef, tracker)),
                                     (0, 0, 0, None, None, None)), "evaluate", traces),
                      donate_argnums=(2,))
-  scanned_epoch = jax.jit(_counting(lift(steps.make_scanned_epoch(
-      steps.make_epoch_step(train_step, augment_images=config.augment,
-                            crop_padding=config.crop_padding)), (0, 0, None, 0, 0, 0, None)),
-                                    "scanned_epoch", traces), donate_argnums=(0, 1))
+  scanned_epoch = jax.jit(_counting(lift(steps.make_scanned_epoch(fused_step),
+                                         (0, 0, None, 0, 0, 0, None)), "scanned_epoch", traces),
+                          donate_argnums=(0, 1))
   turnover_pass = steps.make_turnover_evaluate(graphdef)
   evaluate_turnover = jax.jit(lift(
       lambda s, stats, split, positions, mask: turnover_pass(
@@ -323,7 +321,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
   margin_summary = jax.jit(lift(lambda s: _margin_summary(config, s, train_ids, test_ids), 0))
   reselect = jax.jit(_counting(
       lambda s, epoch: select_lowest_margin(
-          tracker_margins(tracker, s.eval_stats["train"], train_ids),
+          tracker_margins(s.eval_stats["train"], train_ids),
           jnp.int32(max(1, round(config.reduction.fraction * n_train))),
           jax.random.fold_in(s.rng(STREAM_DATA_ORDER, 1), epoch), config.reduction.by),
       "reselect", traces))
@@ -354,10 +352,10 @@ def train_and_evaluate(config, workdir) -> RunResult:
     if running_weights and epoch >= config.weighting.start_epoch:
       progress = jax.device_put(np.float32(epoch / config.num_epochs), replicated)
       train_split = {**train_split, "weight": weights_from_state(state, progress)}
-    first_step = int(first_replica(state.step))
     epoch_kind = "uniform" if (kind == "selective_backprop" and epoch == 0) else kind
     epoch_plan = make_plan[epoch_kind](state, jax.device_put(np.int32(epoch), replicated))
-    num_active = int(np.max(jax.device_get(epoch_plan["num_active"])))
+    first_step, num_active = jax.device_get((state.step, epoch_plan["num_active"]))
+    first_step, num_active = int(np.ravel(first_step)[0]), int(np.max(num_active))
     step_fn = sb_step if epoch_kind == "selective_backprop" else epoch_step
     epoch_split = train_split
     if kind in ("infobatch", "noise_aware"):
@@ -378,9 +376,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
           state, carry = step_fn(state, carry, epoch_split, epoch_plan["positions"],
                                  epoch_plan["masks"], epoch_plan["row_weights"])
           bar.update(1)
-    sums = np.asarray(jax.device_get(carry["sums"])).reshape(-1, 3)  # [K, 3]
+    end = jax.device_get({"sums": carry["sums"], "forwarded": carry["forwarded"],
+                          "step": state.step,
+                          "active": jnp.mean(state.extra["reduction"]["active"])})
+    sums = np.asarray(end["sums"]).reshape(-1, 3)  # [K, 3]
     loss_sum, correct_sum, count = (float(x) for x in sums.sum(0) / len(sums))
-    forwarded = int(np.mean(jax.device_get(carry["forwarded"])))
+    forwarded = int(np.mean(end["forwarded"]))
     if not math.isfinite(loss_sum):
       bar.close()
       raise TrainingDiverged(
@@ -389,13 +390,12 @@ def train_and_evaluate(config, workdir) -> RunResult:
           "--config.learning_rate (or check the inputs) and start a new --workdir")
     state = state.replace(epoch=jax.device_put(np.full(np.shape(state.epoch), epoch + 1, np.int32),
                                                replicated))
-    record = {"epoch": epoch + 1, "step": int(first_replica(state.step)),
+    record = {"epoch": epoch + 1, "step": int(np.ravel(end["step"])[0]),
               "learning_rate": float(schedule(first_step)),
               "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
               "examples_presented": int(count), "examples_backpropagated": int(count),
               "examples_forwarded": forwarded,
-              "train_fraction_used": round(float(jax.device_get(
-                  jnp.mean(state.extra["reduction"]["active"]))), 6),
+              "train_fraction_used": round(float(end["active"]), 6),
               "train_time_s": time.perf_counter() - t0}
     if num_seeds > 1:
       record["train_accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
@@ -424,14 +424,14 @@ def train_and_evaluate(config, workdir) -> RunResult:
                                           replicated)
         record["reduction_reselected"] = selected
       record["eval_time_s"] = time.perf_counter() - t1
-    record.update({k: float(np.mean(v)) for k, v in jax.device_get(aggregates(state)).items()})
-    if num_seeds > 1:
-      combined = seeds.combine(jax.device_get(summarize(state.train_stats)))
-      ids = dataset.train.ids
+    summaries = jax.device_get(aggregates(state))
+    record.update({k: float(np.mean(v)) for k, v in summaries.items()})
+    if num_seeds > 1 and "train_unforgettable_fraction" in summaries:
       record["train_unforgettable_fraction_per_seed"] = (
-          jax.device_get(aggregates(state))["train_unforgettable_fraction"].tolist())
-      if "unforgettable" in combined:
-        record["train_unforgettable_fraction"] = float(np.mean(combined["unforgettable"][ids]))
+          summaries["train_unforgettable_fraction"].tolist())
+      combined = seeds.combine(jax.device_get(summarize(state.train_stats)))
+      record["train_unforgettable_fraction"] = float(
+          np.mean(combined["unforgettable"][dataset.train.ids]))
     records.append(record)
     run.append_metrics(record)
     bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
@@ -499,7 +499,7 @@ def _combine_replica_scores(per_seed: list[dict[str, np.ndarray]]) -> dict[str, 
   return out
 
 
-def tracker_margins(tracker: metrics.Tracker, stats, ids: jnp.ndarray) -> jnp.ndarray:
+def tracker_margins(stats, ids: jnp.ndarray) -> jnp.ndarray:
   """Logit margins f32[n] of the latest evaluation of rows `ids` (needs the margins kernel)."""
   return stats["margins"].last_margin[ids]
 

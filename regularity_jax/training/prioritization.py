@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 
 from regularity_jax import models
-from regularity_jax.data import augment
 from regularity_jax.data import batching
 from regularity_jax.metrics.losses import cross_entropy
 from regularity_jax.selection import online
@@ -102,12 +101,9 @@ def make_sb_epoch_step(train_step, graphdef, *, batch_size: int, beta: float,
   def sb_step(state, carry, split, positions, masks, row_weights):
     del row_weights
     row = carry["row"]
-    mask = jax.lax.dynamic_index_in_dim(masks, row, keepdims=False)
-    batch = steps.gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False),
-                               mask)
-    if augment_images:
-      batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
-                                             batch["id"], padding=crop_padding)
+    batch = steps.row_batch(state, split, positions, masks, row, augment_images=augment_images,
+                            crop_padding=crop_padding)
+    mask = batch["mask"]
     logits, _ = models.apply(graphdef, state.params, state.model_state, batch["image"], train=False)
     losses = cross_entropy(logits, batch["label"])
     history = online.sb_update(state.extra["sb"], losses, mask)  # push first, as the reference

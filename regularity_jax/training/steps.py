@@ -15,7 +15,7 @@ that same forward pass (before the update), as Toneva et al. define a presentati
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,7 @@ import optax
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import augment
+from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.training.state import STREAM_STEP
 from regularity_jax.training.state import STREAM_TURNOVER
 from regularity_jax.training.state import TrainState
@@ -113,6 +114,18 @@ def init_epoch_carry() -> dict:
           "forwarded": jnp.zeros((), jnp.int32)}
 
 
+def row_batch(state: TrainState, split: dict, positions, masks, row, *, augment_images: bool,
+              crop_padding: int = 4, flip: bool = True) -> dict:
+  """Row `row` of an epoch's i32[S, W] positions / bool[S, W] masks as a batch, gathered from
+  the on-device split and (for images) augmented with the key of `state.step`."""
+  mask = jax.lax.dynamic_index_in_dim(masks, row, keepdims=False)
+  batch = gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False), mask)
+  if augment_images:
+    batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
+                                           batch["id"], padding=crop_padding, flip=flip)
+  return batch
+
+
 def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, flip: bool = True):
   """Fuses gather + on-device augmentation + `train_step` + running sums into one function.
 
@@ -125,13 +138,11 @@ def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, 
 
   def epoch_step(state: TrainState, carry: dict, split: dict, positions, masks, row_weights):
     row = carry["row"]
-    mask = jax.lax.dynamic_index_in_dim(masks, row, keepdims=False)
-    batch = gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False), mask)
+    batch = row_batch(state, split, positions, masks, row, augment_images=augment_images,
+                      crop_padding=crop_padding, flip=flip)
+    mask = batch["mask"]
     batch["weight"] = batch["weight"] * jax.lax.dynamic_index_in_dim(row_weights, row,
                                                                      keepdims=False)
-    if augment_images:
-      batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
-                                             batch["id"], padding=crop_padding, flip=flip)
     state, per_example = train_step(state, batch)
     return state, {"row": row + 1, "sums": carry["sums"] + batch_sums(per_example, mask),
                    "forwarded": carry["forwarded"] + jnp.sum(mask)}
@@ -157,7 +168,6 @@ def make_scanned_epoch(epoch_step):
 def make_turnover_evaluate(graphdef):
   """`evaluate(params, model_state, turnover_key, stats, split, positions, mask) -> stats`:
   own and flipped sub-network passes over a split, feeding `estimators.turnover` state."""
-  from regularity_jax.estimators import turnover as turnover_estimator  # pylint: disable=g-import-not-at-top
 
   def evaluate(params, model_state, turnover_key, stats, split, positions, mask):
     def body(stats, row):
