@@ -13,8 +13,8 @@ from typing import Any, Callable
 def user_errors() -> tuple[type[Exception], ...]:
   """The exceptions that mean bad input (reported as one line), not a bug (a traceback)."""
   from regularity_jax import data, runs, studies, training  # pylint: disable=g-import-not-at-top
-  return (data.DataError, runs.RunDirectoryError, training.ConfigError, training.TrainingDiverged,
-          studies.StudyError)
+  return (data.DataError, runs.RunDirectoryError, runs.ScoresFileError, training.ConfigError,
+          training.TrainingDiverged, studies.StudyError)
 
 
 def run(fn: Callable[..., Any], *args, quiet_logs: bool = True) -> Any:

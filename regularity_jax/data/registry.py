@@ -162,7 +162,8 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
   return Dataset(name=info.name, train=splits["train"], test=splits["test"],
                  num_classes=info.num_classes, class_names=tuple(class_names),
                  source=raw.source, pixel_mean=tuple(float(m) for m in mean),
-                 pixel_std=tuple(float(s) for s in std))
+                 pixel_std=tuple(float(s) for s in std),
+                 full_sizes=(len(raw.train), len(raw.test)))
 
 
 def _check_labels(split: RawSplit, split_name: str,

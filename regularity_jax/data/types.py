@@ -96,6 +96,8 @@ class Dataset:
       normalization (uint8 sources scaled to [0, 1]); () when unknown.
     pixel_std: per-channel std, likewise. `raw = images * pixel_std +
       pixel_mean` undoes the normalization.
+    full_sizes: (train, test) sizes of the full splits the ids index (before
+      any subset); () when unknown.
   """
 
   name: str
@@ -106,6 +108,16 @@ class Dataset:
   source: str
   pixel_mean: tuple[float, ...] = ()
   pixel_std: tuple[float, ...] = ()
+  full_sizes: tuple[int, ...] = ()
+
+  @property
+  def numbering(self) -> str:
+    """How ids were assigned: the source kind, "tfds", "local" or "generated".
+
+    TFDS stores a dataset in its own fixed order (MNIST: a permutation of the
+    IDX files' order), so the same id means another example in another source.
+    """
+    return self.source.split(":", 1)[0]
 
   @property
   def example_shape(self) -> tuple[int, ...]:

@@ -11,6 +11,9 @@ Summary keys (each an array of shape [num_examples]):
   variability   f32  std of p(true label) over observations; NaN if never observed.
   correctness   f32  fraction of observations classified correctly; NaN if never observed.
   observations  i32  number of observations.
+
+and `dropped` (i32[], a scalar): unmasked rows never counted because their id was outside
+[0, num_examples) or repeated an id already counted in the same update (`indexing`).
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ class ConfidenceState(NamedTuple):
   m2: jnp.ndarray            # f32 running sum of squared deviations (Welford)
   num_correct: jnp.ndarray   # i32
   observations: jnp.ndarray  # i32
+  dropped: jnp.ndarray       # i32[], rows dropped (see `indexing.select_rows`)
 
 
 def init(num_examples: int) -> ConfidenceState:
   """Returns the state of `num_examples` examples that have not been observed yet."""
   f32, i32 = jnp.zeros((num_examples,), jnp.float32), jnp.zeros((num_examples,), jnp.int32)
-  return ConfidenceState(mean=f32, m2=f32.copy(), num_correct=i32, observations=i32.copy())
+  return ConfidenceState(mean=f32, m2=f32.copy(), num_correct=i32, observations=i32.copy(),
+                         dropped=indexing.no_drops())
 
 
 def update(state: ConfidenceState, ids: jnp.ndarray, logits: jnp.ndarray,
@@ -51,14 +56,15 @@ def update(state: ConfidenceState, ids: jnp.ndarray, logits: jnp.ndarray,
 
   Args:
     state: from `init` or a previous `update`.
-    ids: i32[B] example ids, unique among unmasked rows.
+    ids: i32[B] example ids; an unmasked row whose id is outside [0, N) or repeats an earlier
+      row's id changes nothing but the `dropped` count.
     logits: f32[B, C].
     labels: i32[B].
     mask: bool[B] or None; rows with False change nothing (padding).
   """
   n = state.observations.shape[0]
-  mask = indexing.resolve_mask(ids, mask)
-  sid = indexing.safe_ids(ids, mask, n)
+  rows = indexing.select_rows(ids, mask, n)
+  sid = rows.ids
   p = true_class_probability(logits, labels)
   count = indexing.gather(state.observations, sid, 0) + 1
   mean = indexing.gather(state.mean, sid, 0.0)
@@ -70,6 +76,7 @@ def update(state: ConfidenceState, ids: jnp.ndarray, logits: jnp.ndarray,
       m2=indexing.scatter_set(state.m2, sid, m2),
       num_correct=indexing.scatter_add(state.num_correct, sid, indexing.correct(logits, labels)),
       observations=indexing.scatter_set(state.observations, sid, count),
+      dropped=state.dropped + rows.dropped,
   )
 
 
@@ -84,4 +91,5 @@ def summarize(state: ConfidenceState) -> dict[str, jnp.ndarray]:
       "correctness": indexing.safe_divide(state.num_correct.astype(jnp.float32),
                                           state.observations),
       "observations": state.observations,
+      "dropped": state.dropped,
   }

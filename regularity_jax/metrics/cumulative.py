@@ -10,6 +10,9 @@ Summary keys (each an array of shape [num_examples]):
   cumulative_correct  i32  number of correct observations (CBTL / CBGL).
   observations        i32  number of observations.
   mean_correct        f32  cumulative_correct / observations; NaN if never observed.
+
+and `dropped` (i32[], a scalar): unmasked rows never counted because their id was outside
+[0, num_examples) or repeated an id already counted in the same update (`indexing`).
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ class CumulativeState(NamedTuple):
   """Per-example running state; every field has shape [num_examples]."""
   cumulative_correct: jnp.ndarray  # i32
   observations: jnp.ndarray        # i32
+  dropped: jnp.ndarray             # i32[], rows dropped (see `indexing.select_rows`)
 
 
 def init(num_examples: int) -> CumulativeState:
   """Returns the state of `num_examples` examples that have not been observed yet."""
   return CumulativeState(cumulative_correct=jnp.zeros((num_examples,), jnp.int32),
-                         observations=jnp.zeros((num_examples,), jnp.int32))
+                         observations=jnp.zeros((num_examples,), jnp.int32),
+                         dropped=indexing.no_drops())
 
 
 def update(state: CumulativeState, ids: jnp.ndarray, logits: jnp.ndarray,
@@ -41,18 +46,20 @@ def update(state: CumulativeState, ids: jnp.ndarray, logits: jnp.ndarray,
 
   Args:
     state: from `init` or a previous `update`.
-    ids: i32[B] example ids, unique among unmasked rows.
+    ids: i32[B] example ids; an unmasked row whose id is outside [0, N) or repeats an earlier
+      row's id changes nothing but the `dropped` count.
     logits: f32[B, C].
     labels: i32[B].
     mask: bool[B] or None; rows with False change nothing (padding).
   """
   n = state.observations.shape[0]
-  mask = indexing.resolve_mask(ids, mask)
-  sid = indexing.safe_ids(ids, mask, n)
+  rows = indexing.select_rows(ids, mask, n)
+  sid = rows.ids
   now = indexing.correct(logits, labels)
   return CumulativeState(
       cumulative_correct=indexing.scatter_add(state.cumulative_correct, sid, now),
       observations=indexing.scatter_add(state.observations, sid, jnp.ones_like(sid)),
+      dropped=state.dropped + rows.dropped,
   )
 
 
@@ -63,4 +70,5 @@ def summarize(state: CumulativeState) -> dict[str, jnp.ndarray]:
       "observations": state.observations,
       "mean_correct": indexing.safe_divide(
           state.cumulative_correct.astype(jnp.float32), state.observations),
+      "dropped": state.dropped,
   }

@@ -14,8 +14,12 @@ Summary keys (each an array of shape [num_examples]):
                           correct one; -1 if it was never correct.
   unforgettable      bool learned at least once and never forgotten.
   never_learned      bool observed at least once and never correct. Rank these as the most
-                          forgotten (Toneva), never as "0 forgetting events": see `rank_score`.
+                          forgotten (Toneva), never as "0 forgetting events": the ranking
+                          is `metrics.difficulty`'s "forgetting" score.
   observations       i32  number of observations.
+
+and `dropped` (i32[], a scalar): unmasked rows never counted because their id was outside
+[0, num_examples) or repeated an id already counted in the same update (`indexing`).
 
 An example that was never observed has observations == 0, first_learned == -1 and is neither
 unforgettable nor never_learned.
@@ -45,6 +49,7 @@ class ForgettingState(NamedTuple):
   learning_events: jnp.ndarray    # i32
   first_learned: jnp.ndarray      # i32, -1 until the first correct observation
   observations: jnp.ndarray       # i32
+  dropped: jnp.ndarray            # i32[], rows dropped (see `indexing.select_rows`)
 
 
 def init(num_examples: int) -> ForgettingState:
@@ -57,6 +62,7 @@ def init(num_examples: int) -> ForgettingState:
       learning_events=zeros(),
       first_learned=jnp.full((num_examples,), -1, jnp.int32),
       observations=zeros(),
+      dropped=indexing.no_drops(),
   )
 
 
@@ -66,7 +72,8 @@ def update(state: ForgettingState, ids: jnp.ndarray, logits: jnp.ndarray,
 
   Args:
     state: from `init` or a previous `update`.
-    ids: i32[B] example ids, unique among unmasked rows.
+    ids: i32[B] example ids; an unmasked row whose id is outside [0, N) or repeats an earlier
+      row's id changes nothing but the `dropped` count.
     logits: f32[B, C] (any float dtype).
     labels: i32[B].
     mask: bool[B] or None; rows with False change nothing (padding).
@@ -75,8 +82,8 @@ def update(state: ForgettingState, ids: jnp.ndarray, logits: jnp.ndarray,
     The updated state. Pure and jit-able; one gather and one scatter per field.
   """
   n = state.observations.shape[0]
-  mask = indexing.resolve_mask(ids, mask)
-  sid = indexing.safe_ids(ids, mask, n)
+  rows = indexing.select_rows(ids, mask, n)
+  sid = rows.ids
   now = indexing.correct(logits, labels)
   prev = indexing.gather(state.prev_correct, sid, False)
   seen = indexing.gather(state.observations, sid, 0)
@@ -90,6 +97,7 @@ def update(state: ForgettingState, ids: jnp.ndarray, logits: jnp.ndarray,
       first_learned=indexing.scatter_set(
           state.first_learned, sid, jnp.where((first < 0) & now, seen, first)),
       observations=indexing.scatter_add(state.observations, sid, jnp.ones_like(seen)),
+      dropped=state.dropped + rows.dropped,
   )
 
 
@@ -103,15 +111,5 @@ def summarize(state: ForgettingState) -> dict[str, jnp.ndarray]:
       "unforgettable": ever & (state.forgetting_events == 0),
       "never_learned": (state.observations > 0) & ~ever,
       "observations": state.observations,
+      "dropped": state.dropped,
   }
-
-
-def rank_score(summary: dict[str, jnp.ndarray]) -> jnp.ndarray:
-  """Toneva's ranking score: f32[N], forgetting events with never-learned examples at +inf.
-
-  Higher means more forgotten. Examples never observed get NaN so that no rule mistakes them
-  for easy ones.
-  """
-  score = summary["forgetting_events"].astype(jnp.float32)
-  score = jnp.where(summary["never_learned"], jnp.inf, score)
-  return jnp.where(summary["observations"] > 0, score, jnp.nan)

@@ -1,14 +1,30 @@
-"""Masked per-example gather/scatter shared by every kernel.
+"""Masked per-example gather/scatter shared by every kernel, and the id rules they all follow.
 
-Padding rows (mask False) are redirected to the out-of-range id `num_examples`; scatters use
+The rows an update counts (`select_rows`): the mask is True, the id lies in [0, N), and it is
+the first such row of its id in the batch. Every other unmasked row is *dropped*: an id
+outside [0, N) (which `.at[]` would otherwise wrap, -1 writing row N-1, or silently lose) or
+a repeat of an id already counted in this update. Dropped rows are counted in each kernel's
+state (`dropped`, reported by `summarize`), and `checkify.debug_check` fails on them when the
+caller opts in with `jax.experimental.checkify.checkify(step, errors=checkify.user_checks)`.
+
+Rows that do not count are redirected to the out-of-range id `num_examples`; scatters use
 `mode="drop"` so those rows write nothing, and gathers use `mode="fill"` so they read a
-harmless value. This keeps every update a single `.at[ids]` op with no Python loop and no
-host sync, and it stays correct when padding rows carry duplicate or garbage ids.
+harmless value. Every update stays a single `.at[ids]` op with no Python loop and no host sync.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from jax.experimental import checkify
 import jax.numpy as jnp
+
+
+class Rows(NamedTuple):
+  """The rows of one update, as every kernel sees them."""
+  ids: jnp.ndarray      # i32[B]: the id of each counted row, `num_examples` elsewhere
+  counted: jnp.ndarray  # bool[B]: rows the kernel counts
+  dropped: jnp.ndarray  # i32[]: unmasked rows not counted (id out of range, or a repeat)
 
 
 def resolve_mask(ids: jnp.ndarray, mask: jnp.ndarray | None) -> jnp.ndarray:
@@ -18,9 +34,32 @@ def resolve_mask(ids: jnp.ndarray, mask: jnp.ndarray | None) -> jnp.ndarray:
   return jnp.asarray(mask, dtype=bool)
 
 
+def select_rows(ids: jnp.ndarray, mask: jnp.ndarray | None, num_examples: int) -> Rows:
+  """ids: int[B], mask: bool[B] | None -> the `Rows` an update of N = `num_examples` counts.
+
+  A row counts when its mask is True, its id is in [0, N), and no earlier such row of the
+  batch has the same id. Under `checkify.checkify(..., errors=checkify.user_checks)` a batch
+  with any dropped row fails with the count; otherwise the count only accumulates in state.
+  """
+  mask = resolve_mask(ids, mask)
+  ids = jnp.asarray(ids).astype(jnp.int32)
+  in_range = mask & (ids >= 0) & (ids < num_examples)
+  counted = in_range & first_occurrence(ids, in_range)
+  out_of_range = jnp.sum(mask & ~in_range, dtype=jnp.int32)
+  repeated = jnp.sum(in_range & ~counted, dtype=jnp.int32)
+  checkify.debug_check(out_of_range == 0,
+                       f"{{n}} unmasked rows have ids outside [0, {num_examples}); pass ids in "
+                       "that range or mask those rows", n=out_of_range)
+  checkify.debug_check(repeated == 0, "{n} unmasked rows repeat an id already in this batch "
+                       "(only the first counts); mask the repeats", n=repeated)
+  return Rows(ids=jnp.where(counted, ids, jnp.int32(num_examples)), counted=counted,
+              dropped=out_of_range + repeated)
+
+
 def safe_ids(ids: jnp.ndarray, mask: jnp.ndarray, num_examples: int) -> jnp.ndarray:
-  """ids: i32[B], mask: bool[B] -> i32[B] with masked-out rows set to `num_examples`."""
-  return jnp.where(mask, ids.astype(jnp.int32), jnp.int32(num_examples))
+  """ids: i32[B], mask: bool[B] -> i32[B] with the rows `select_rows` does not count set to
+  `num_examples` (so scatters drop them)."""
+  return select_rows(ids, mask, num_examples).ids
 
 
 def gather(table: jnp.ndarray, ids: jnp.ndarray, fill_value=0) -> jnp.ndarray:
@@ -52,9 +91,12 @@ def safe_divide(numerator: jnp.ndarray, count: jnp.ndarray) -> jnp.ndarray:
 def first_occurrence(ids: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   """bool[B]: True for the first masked row of each id, False for repeats and padding.
 
-  Batches drawn with replacement (importance sampling) can hold an id twice; the kernels need
-  unique ids per update, so callers track `mask & first_occurrence(ids, mask)`.
+  Batches drawn with replacement (importance sampling) can hold an id twice; every kernel
+  counts only the first unmasked row of an id (`select_rows`).
   """
+  ids = jnp.asarray(ids).astype(jnp.int32)
+  if ids.shape[0] == 0:
+    return jnp.asarray(mask, bool)
   order = jnp.argsort(jnp.where(mask, ids, jnp.iinfo(jnp.int32).max), stable=True)
   sorted_ids = ids[order]
   sorted_mask = mask[order]
@@ -62,3 +104,8 @@ def first_occurrence(ids: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   first_sorted = sorted_mask & ~(repeat & jnp.concatenate([jnp.zeros((1,), bool),
                                                             sorted_mask[:-1]]))
   return jnp.zeros_like(mask).at[order].set(first_sorted)
+
+
+def no_drops() -> jnp.ndarray:
+  """The initial `dropped` counter of a kernel state: i32[] zero."""
+  return jnp.zeros((), jnp.int32)

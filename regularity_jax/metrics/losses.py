@@ -9,6 +9,9 @@ Summary keys (each an array of shape [num_examples]):
   mean_el2n     f32  its mean over observations (Paul et al. average EL2N over runs early in
                      training; over presentations it is the single-run analogue).
   observations  i32  number of observations.
+
+and `dropped` (i32[], a scalar): unmasked rows never counted because their id was outside
+[0, num_examples) or repeated an id already counted in the same update (`indexing`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class LossState(NamedTuple):
   last_el2n: jnp.ndarray     # f32, NaN before the first observation
   el2n_sum: jnp.ndarray      # f32
   observations: jnp.ndarray  # i32
+  dropped: jnp.ndarray       # i32[], rows dropped (see `indexing.select_rows`)
 
 
 def init(num_examples: int) -> LossState:
@@ -44,7 +48,8 @@ def init(num_examples: int) -> LossState:
   nan = lambda: jnp.full((num_examples,), jnp.nan, jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
   zero = lambda: jnp.zeros((num_examples,), jnp.float32)  # pylint: disable=unnecessary-lambda-assignment
   return LossState(last_loss=nan(), loss_sum=zero(), last_el2n=nan(), el2n_sum=zero(),
-                   observations=jnp.zeros((num_examples,), jnp.int32))
+                   observations=jnp.zeros((num_examples,), jnp.int32),
+                   dropped=indexing.no_drops())
 
 
 def update(state: LossState, ids: jnp.ndarray, logits: jnp.ndarray, labels: jnp.ndarray,
@@ -53,14 +58,15 @@ def update(state: LossState, ids: jnp.ndarray, logits: jnp.ndarray, labels: jnp.
 
   Args:
     state: from `init` or a previous `update`.
-    ids: i32[B] example ids, unique among unmasked rows.
+    ids: i32[B] example ids; an unmasked row whose id is outside [0, N) or repeats an earlier
+      row's id changes nothing but the `dropped` count.
     logits: f32[B, C].
     labels: i32[B].
     mask: bool[B] or None; rows with False change nothing (padding).
   """
   n = state.observations.shape[0]
-  mask = indexing.resolve_mask(ids, mask)
-  sid = indexing.safe_ids(ids, mask, n)
+  rows = indexing.select_rows(ids, mask, n)
+  sid = rows.ids
   loss = cross_entropy(logits, labels)
   score = el2n(logits, labels)
   return LossState(
@@ -69,6 +75,7 @@ def update(state: LossState, ids: jnp.ndarray, logits: jnp.ndarray, labels: jnp.
       last_el2n=indexing.scatter_set(state.last_el2n, sid, score),
       el2n_sum=indexing.scatter_add(state.el2n_sum, sid, score),
       observations=indexing.scatter_add(state.observations, sid, jnp.ones_like(sid)),
+      dropped=state.dropped + rows.dropped,
   )
 
 
@@ -80,4 +87,5 @@ def summarize(state: LossState) -> dict[str, jnp.ndarray]:
       "last_el2n": state.last_el2n,
       "mean_el2n": indexing.safe_divide(state.el2n_sum, state.observations),
       "observations": state.observations,
+      "dropped": state.dropped,
   }

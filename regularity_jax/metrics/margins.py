@@ -10,6 +10,9 @@ Summary keys (each an array of shape [num_examples]):
   aum           f32  mean logit margin over observations; NaN if never observed.
   observations  i32  number of observations.
 
+and `dropped` (i32[], a scalar): unmasked rows never counted because their id was outside
+[0, num_examples) or repeated an id already counted in the same update (`indexing`).
+
 Normalized margins (divided by a network-norm normalizer) are computed by the training engine,
 which knows the network, from `logit_margin`.
 """
@@ -39,6 +42,7 @@ class MarginState(NamedTuple):
   last_margin: jnp.ndarray   # f32, NaN before the first observation
   margin_sum: jnp.ndarray    # f32
   observations: jnp.ndarray  # i32
+  dropped: jnp.ndarray       # i32[], rows dropped (see `indexing.select_rows`)
 
 
 def init(num_examples: int) -> MarginState:
@@ -47,6 +51,7 @@ def init(num_examples: int) -> MarginState:
       last_margin=jnp.full((num_examples,), jnp.nan, jnp.float32),
       margin_sum=jnp.zeros((num_examples,), jnp.float32),
       observations=jnp.zeros((num_examples,), jnp.int32),
+      dropped=indexing.no_drops(),
   )
 
 
@@ -56,19 +61,21 @@ def update(state: MarginState, ids: jnp.ndarray, logits: jnp.ndarray,
 
   Args:
     state: from `init` or a previous `update`.
-    ids: i32[B] example ids, unique among unmasked rows.
+    ids: i32[B] example ids; an unmasked row whose id is outside [0, N) or repeats an earlier
+      row's id changes nothing but the `dropped` count.
     logits: f32[B, C].
     labels: i32[B].
     mask: bool[B] or None; rows with False change nothing (padding).
   """
   n = state.observations.shape[0]
-  mask = indexing.resolve_mask(ids, mask)
-  sid = indexing.safe_ids(ids, mask, n)
+  rows = indexing.select_rows(ids, mask, n)
+  sid = rows.ids
   margin = logit_margin(logits, labels)
   return MarginState(
       last_margin=indexing.scatter_set(state.last_margin, sid, margin),
       margin_sum=indexing.scatter_add(state.margin_sum, sid, margin),
       observations=indexing.scatter_add(state.observations, sid, jnp.ones_like(sid)),
+      dropped=state.dropped + rows.dropped,
   )
 
 
@@ -78,4 +85,5 @@ def summarize(state: MarginState) -> dict[str, jnp.ndarray]:
       "last_margin": state.last_margin,
       "aum": indexing.safe_divide(state.margin_sum, state.observations),
       "observations": state.observations,
+      "dropped": state.dropped,
   }

@@ -3,7 +3,8 @@
   workdir/
     config.json        the full config; a rerun must match it (then it resumes)
     metrics.jsonl      one JSON object per epoch
-    scores.npz         per-example statistics: <split>/example_id, <split>/label, <split>/<key>
+    scores.npz         per-example statistics keyed by example id, with provenance
+                       (regularity_jax.runs.scores_file documents the schema)
     scores_train.csv   the train rows of scores.npz, one row per example id
     scores_test.csv    the test rows
     plots/*.png
@@ -21,6 +22,8 @@ import pathlib
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+from regularity_jax.runs import scores_file
 
 # Fields that do not change results, so a run may resume with other values.
 RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkpoints",
@@ -58,27 +61,43 @@ def _atomic_write(path: pathlib.Path, write) -> None:
 
 
 class RunDirectory:
-  """Opens (creating, or checking and resuming) the run directory at `path` for `config`."""
+  """Opens (creating, or checking and resuming) the run directory at `path` for `config`.
+
+  `RunDirectory.check(path, config)` runs the same checks without writing anything, so that
+  a run can validate its inputs (data, score files) before it claims the directory.
+  """
 
   def __init__(self, path: str | os.PathLike, config: Mapping[str, Any]):
     self.path = pathlib.Path(path)
     self.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
+    self.resumed = self._check()
+    if not self.resumed:
+      self.path.mkdir(parents=True, exist_ok=True)
+      _atomic_write(self.path / "config.json",
+                    lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
+    self.plots_dir.mkdir(exist_ok=True)
+
+  @classmethod
+  def check(cls, path: str | os.PathLike, config: Mapping[str, Any]) -> bool:
+    """Raises RunDirectoryError if `path` cannot hold this run; True if it would resume.
+    Writes nothing."""
+    probe = cls.__new__(cls)
+    probe.path = pathlib.Path(path)
+    probe.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
+    return probe._check()
+
+  def _check(self) -> bool:
     config_path = self.path / "config.json"
     if self.path.exists() and not self.path.is_dir():
       raise RunDirectoryError(f"workdir {self.path} is a file; pass a directory as --workdir")
     if config_path.exists():
       self._check_same_config(json.loads(config_path.read_text()))
-      self.resumed = True
-    else:
-      if self.path.exists() and any(self.path.iterdir()):
-        raise RunDirectoryError(
-            f"workdir {self.path} is not empty and holds no config.json, so it is not a "
-            "regularity_jax run; nothing was changed: pass a new or empty --workdir")
-      self.path.mkdir(parents=True, exist_ok=True)
-      _atomic_write(config_path,
-                    lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
-      self.resumed = False
-    self.plots_dir.mkdir(exist_ok=True)
+      return True
+    if self.path.exists() and any(self.path.iterdir()):
+      raise RunDirectoryError(
+          f"workdir {self.path} is not empty and holds no config.json, so it is not a "
+          "regularity_jax run; nothing was changed: pass a new or empty --workdir")
+    return False
 
   def _check_same_config(self, saved: Mapping[str, Any]) -> None:
     old, new = _flatten(saved), _flatten(self.config)
@@ -123,11 +142,13 @@ class RunDirectory:
     with self.metrics_path.open("a") as f:
       f.write(json.dumps(_jsonable(record)) + "\n")
 
-  def write_scores(self, arrays: Mapping[str, np.ndarray], splits: Iterable[str] = ("train", "test")) -> None:
-    """Writes scores.npz and one CSV per split (columns: every `<split>/<key>` of `arrays`)."""
+  def write_scores(self, arrays: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
+                   splits: Iterable[str] = ("train", "test")) -> None:
+    """Writes scores.npz with its provenance (`scores_file`) and one CSV per split (columns:
+    every `<split>/<key>` of `arrays`)."""
     import pandas as pd  # The CSVs are for people; the npz is the record.
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    _atomic_write(self.scores_path, lambda p: np.savez(p.open("wb"), **arrays))
+    scores_file.write(self.scores_path, arrays, provenance)
     for split in splits:
       cols = {k.split("/", 1)[1]: v for k, v in arrays.items()
               if k.startswith(f"{split}/") and v.ndim == 1}  # [N, C] arrays stay in the npz

@@ -1,14 +1,15 @@
 """Test-set selection by regularity (Zhang et al. 2021, arXiv 2108.03913), host side, NumPy.
 
-Two rankings of test examples come from the evaluation stream of the test split:
+Two rankings of test examples come from the evaluation stream of the test split, both
+defined in `metrics.difficulty` (the registry of scores):
 
-  cbgl              CBGL, `test/cumulative_correct`: how many evaluations classified the
-                    example correctly. Fewer = less regular.
-  malgeneralizing   mal-generalizing events, `test/forgetting_events`: an evaluation correct
-                    and the next one wrong. More = less regular; never-learned examples
-                    (`test/never_learned`) are the least regular of all (+inf), as in Toneva.
+  cbgl              CBGL: the fraction of evaluations that misclassified the example
+                    (1 - `test/cumulative_correct` / `test/observations`). More = less regular.
+  malgeneralizing   mal-generalizing events, `test/forgetting_events` (an evaluation correct
+                    and the next one wrong) by Toneva's rule: an example never classified
+                    correctly counts the number of evaluations, more than any event count.
 
-`irregularity` turns either into a score where HIGHER = LESS REGULAR (NaN: never evaluated);
+`irregularity` returns either as a score where HIGHER = LESS REGULAR (NaN: never evaluated);
 `split_regular_irregular` returns the most regular and the least regular `fraction` of the
 test set, so that accuracy and calibration (`accuracy`, `expected_calibration_error`) can be
 compared between them.
@@ -22,51 +23,32 @@ from typing import Mapping
 
 import numpy as np
 
-BY = ("cbgl", "malgeneralizing")
+from regularity_jax.metrics import difficulty
+
+BY = difficulty.TEST_SCORES
 
 
-def irregularity(table: Mapping[str, np.ndarray], by: str = "cbgl",
-                 split: str = "test") -> np.ndarray:
-  """f32[N], higher = less regular; NaN where `<split>/observations == 0` (if that key exists).
-
-  by="cbgl": -cumulative_correct. by="malgeneralizing": forgetting_events, +inf where
-  never_learned.
-  """
-  if by not in BY:
-    raise ValueError(f"unknown regularity measure {by!r}; choose from {list(BY)}")
-  keys = ("cumulative_correct",) if by == "cbgl" else ("forgetting_events", "never_learned")
-  missing = [f"{split}/{k}" for k in keys if f"{split}/{k}" not in table]
-  if missing:
-    raise ValueError(f"{by!r} needs {missing}, the table has {sorted(table.keys())}")
-  if by == "cbgl":
-    score = -_column(table, split, "cumulative_correct").astype(np.float32)
-  else:
-    score = np.where(_column(table, split, "never_learned").astype(bool), np.inf,
-                     _column(table, split, "forgetting_events").astype(np.float32))
-  if f"{split}/observations" in table:
-    score = np.where(_column(table, split, "observations") > 0, score, np.nan)
-  return score.astype(np.float32)
-
-
-def _column(table, split, key):
-  return np.asarray(table[f"{split}/{key}"])
+def irregularity(table: Mapping[str, np.ndarray], by: str = "cbgl") -> np.ndarray:
+  """f32[N] of the test rows of a scores.npz table, higher = less regular (NaN: never
+  evaluated); `by` is a test-split score of `metrics.difficulty`."""
+  difficulty.get(by, "test")
+  return difficulty.from_scores(by, table)
 
 
 def split_regular_irregular(table: Mapping[str, np.ndarray], by: str = "cbgl",
-                            fraction: float = 0.1, *, split: str = "test",
-                            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                            fraction: float = 0.1, *, seed: int = 0,
+                            ties: str = "random") -> tuple[np.ndarray, np.ndarray]:
   """The most regular and the least regular `fraction` of a split.
 
   Args:
-    table: dict-like keyed `<split>/<statistic>` (scores.npz).
+    table: dict-like keyed `test/<statistic>` (scores.npz).
     by: "cbgl" or "malgeneralizing" (see the module docstring).
     fraction: in (0, 0.5]; each subset has round(fraction * N) examples.
-    split: key prefix.
     seed: ties (frequent: both statistics are small integers) are broken by a random order
-      drawn from it, never by position.
+      drawn from it (`ties="random"`), or by position (`ties="stable"`).
 
   Returns:
-    (regular_ids, irregular_ids), each i64[K] sorted, holding `<split>/example_id` values when
+    (regular_ids, irregular_ids), each i64[K] sorted, holding `test/example_id` values when
     the table has that key and row positions otherwise. Never-evaluated examples are in
     neither.
 
@@ -75,18 +57,15 @@ def split_regular_irregular(table: Mapping[str, np.ndarray], by: str = "cbgl",
   """
   if not 0.0 < fraction <= 0.5:
     raise ValueError(f"fraction must be in (0, 0.5], got {fraction}")
-  score = irregularity(table, by, split).astype(np.float64)
+  score = irregularity(table, by)
   n = score.shape[0]
   k = int(round(fraction * n))
-  nan = np.isnan(score)
-  if 2 * k > int((~nan).sum()):
-    raise ValueError(f"cannot take 2 x {k} examples from {int((~nan).sum())} evaluated ones")
-  tiebreak = np.random.default_rng(seed).permutation(n)
-  value = np.where(nan, 0.0, score)
-  regular = np.lexsort((tiebreak, value, nan))[:k]
-  irregular = np.lexsort((tiebreak, -value, nan))[:k]
-  ids = (np.asarray(table[f"{split}/example_id"]) if f"{split}/example_id" in table
-         else np.arange(n))
+  evaluated = int((~np.isnan(score)).sum())
+  if 2 * k > evaluated:
+    raise ValueError(f"cannot take 2 x {k} examples from {evaluated} evaluated ones")
+  regular = difficulty.order(score, seed=seed, ties=ties)[:k]
+  irregular = difficulty.order(score, seed=seed, ties=ties, descending=True)[:k]
+  ids = np.asarray(table["test/example_id"]) if "test/example_id" in table else np.arange(n)
   return np.sort(ids[regular]).astype(np.int64), np.sort(ids[irregular]).astype(np.int64)
 
 

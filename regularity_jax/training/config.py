@@ -18,7 +18,12 @@ Fields:
   eval_batch_size   batch size of the evaluation passes
   optimizer         sgd | adam | adamw; learning_rate, momentum, nesterov, weight_decay
   schedule          constant | multistep (lr_milestones in epochs, lr_gamma) | cosine;
-                    warmup_epochs of linear warmup
+                    warmup_epochs of linear warmup. Schedules follow the epoch
+                    (schedule_clock='epoch': the learning rate at step j of epoch e is the
+                    schedule at e + j / steps of that epoch), so a pruned, reduced or
+                    prioritized run has the full run's learning rate at the same epoch;
+                    schedule_clock='examples' follows the number of examples backpropagated
+                    instead (in units of the full training split)
   augment           random crop (crop_padding pixels) + flip on the device, for images
   seed              seed of initialization, data order, dropout and augmentation
   num_seeds         K replicas with seeds seed..seed+K-1 trained in one program (vmap over a
@@ -44,9 +49,13 @@ Fields:
                     example on every test example (top-k lists and totals, influence.npz)
   turnover.influence_top_k, turnover.influence_block   k and training examples per block
   weighting.scheme  uniform | easy_first | hard_first | medium_first | self_paced
-  weighting.score   difficulty: forgetting | cbtl | aum | el2n | loss | generalization_error
+  weighting.score   a training-split score of regularity_jax.metrics.difficulty (forgetting,
+                    cbtl, aum, el2n, loss, confidence, memorization, generalization_error...)
   weighting.scores_path  '' = the running state of this run (recomputed every epoch from
-                    weighting.start_epoch on); a scores.npz path = a previous run's scores
+                    weighting.start_epoch on); a scores.npz path = a previous run's scores,
+                    checked against this dataset (regularity_jax.runs.scores_file)
+  weighting.allow_partial  accept a scores.npz that does not score every training example
+                    of this run (those get the middle difficulty rank 0.5)
   weighting.temperature, weighting.pace_start, weighting.pace_end   see regularity_jax.weighting
   prioritization    uniform | selective_backprop | importance | infobatch | noise_aware
   prioritization_options  their parameters: sb_beta, sb_history, candidates, is_smoothing,
@@ -55,8 +64,12 @@ Fields:
   pruning.fraction_kept  static pruning before training: keep this fraction of the training
                     set by pruning.rule (regularity_jax.selection.pruning.RULES: hardest keeps
                     the hardest, i.e. removes the easiest first as Toneva et al. do) over
-                    pruning.score (forgetting, cbtl, aum, el2n, grand, memorization, random) read
-                    from pruning.scores_path (a previous run's scores.npz); pruning.seed
+                    pruning.score (a training-split score of regularity_jax.metrics.difficulty,
+                    or random) read from pruning.scores_path (a previous run's scores.npz,
+                    checked against this dataset); pruning.seed; pruning.ties = random (a
+                    permutation from pruning.seed) | stable (by position) breaks equal scores
+  pruning.allow_partial  accept a scores.npz that does not score every training example
+                    of this run (those rank after every scored one: kept last)
   margins.normalizer  frobenius_product (default: product of the BN-folded kernel norms) |
                     last_layer | none; divides the logit margins of every evaluation
   margins.quantiles number of quantiles of the training margin distribution logged per evaluation
@@ -76,6 +89,7 @@ from __future__ import annotations
 import ml_collections
 
 from regularity_jax import metrics
+from regularity_jax.metrics import difficulty
 from regularity_jax import models
 from regularity_jax.data import DATASETS
 from regularity_jax.data import CORRUPTIONS
@@ -105,6 +119,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.nesterov = False
   c.weight_decay = 0.0
   c.schedule = "constant"
+  c.schedule_clock = "epoch"
   c.lr_milestones = ()
   c.lr_gamma = 0.1
   c.warmup_epochs = 0.0
@@ -130,13 +145,13 @@ def default_config() -> ml_collections.ConfigDict:
       "noise_warmup": 2})
   c.pruning = ml_collections.ConfigDict({
       "scores_path": "", "score": "forgetting", "rule": "hardest", "fraction_kept": 1.0,
-      "seed": 0, "num_bins": 50})
+      "seed": 0, "num_bins": 50, "ties": "random", "allow_partial": False})
   c.margins = ml_collections.ConfigDict({"normalizer": "frobenius_product", "quantiles": 21})
   c.reduction = ml_collections.ConfigDict({
       "enabled": False, "fraction": 0.1, "every": 1, "threshold": 1.0, "by": "margin"})
   c.weighting = ml_collections.ConfigDict({
       "scheme": "uniform", "score": "forgetting", "scores_path": "", "temperature": 2.0,
-      "start_epoch": 1, "pace_start": 0.3, "pace_end": 0.8})
+      "start_epoch": 1, "pace_start": 0.3, "pace_end": 0.8, "allow_partial": False})
   c.progress_bar = True
   c.plots = True
   return c
@@ -147,12 +162,28 @@ def _choice(name, value, allowed):
     raise ConfigError(f"unknown {name} {value!r}; set --config.{name} to one of {tuple(allowed)}")
 
 
+def check_running_score(config, field: str, name: str) -> None:
+  """ConfigError unless score `name` can be computed from this run's running state."""
+  spec = difficulty.get(name, "train")
+  if not spec.running:
+    raise ConfigError(f"{field}={name!r} exists only in a finished run's scores.npz, not in the "
+                      "running state; pass that file (weighting.scores_path) or choose one of "
+                      f"{tuple(s for s in difficulty.TRAIN_SCORES if difficulty.SCORES[s].running)}")
+  if spec.source == "turnover" and not config.turnover.enabled:
+    raise ConfigError(f"{field}={name!r} needs turn-over dropout: set "
+                      "--config.turnover.enabled=True")
+  if spec.source != "turnover" and spec.source not in config.tracking.kernels:
+    raise ConfigError(f"{field}={name!r} needs the {spec.source!r} kernel: add it to "
+                      "--config.tracking.kernels")
+
+
 def validate(config) -> None:
   """Raises ConfigError (one line: the problem and the fix) on any unusable field."""
   _choice("dataset", config.dataset, DATASETS)
   _choice("model", config.model, models.MODELS)
   _choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
   _choice("schedule", config.schedule, optimizers.SCHEDULES)
+  _choice("schedule_clock", config.schedule_clock, optimizers.CLOCKS)
   _choice("dtype", config.dtype, DTYPES)
   _choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
   for kernel in config.tracking.kernels:
@@ -175,24 +206,20 @@ def validate(config) -> None:
   from regularity_jax.training import prioritization  # pylint: disable=g-import-not-at-top
   _choice("prioritization", config.prioritization, prioritization.KINDS)
   _choice("prioritization_options.noise_score", config.prioritization_options.noise_score,
-          prioritization.NOISE_SCORES)
+          difficulty.TRAIN_SCORES)
   needs_losses = config.prioritization in ("importance", "infobatch", "noise_aware")
   if needs_losses and "losses" not in config.tracking.kernels:
     raise ConfigError(f"prioritization={config.prioritization!r} needs the 'losses' "
                       "kernel: add it to --config.tracking.kernels")
   if config.prioritization == "noise_aware":
-    options = config.prioritization_options
-    if options.noise_score == "forgetting" and "forgetting" not in config.tracking.kernels:
-      raise ConfigError("prioritization_options.noise_score='forgetting' needs the 'forgetting' "
-                        "kernel")
-    if config.prioritization_options.noise_score == "memorization" and not config.turnover.enabled:
-      raise ConfigError("prioritization_options.noise_score='memorization' needs "
-                        "--config.turnover.enabled=True")
+    check_running_score(config, "prioritization_options.noise_score",
+                        config.prioritization_options.noise_score)
   if not 0.0 < float(config.pruning.fraction_kept) <= 1.0:
     raise ConfigError(f"pruning.fraction_kept={config.pruning.fraction_kept} must be in (0, 1]")
   if float(config.pruning.fraction_kept) < 1.0:
     _choice("pruning.rule", config.pruning.rule, pruning.RULES)
     _choice("pruning.score", config.pruning.score, tuple(pruning.SCORES))
+    _choice("pruning.ties", config.pruning.ties, difficulty.TIES)
     if config.pruning.score != "random" and not config.pruning.scores_path:
       raise ConfigError("pruning by a score needs --config.pruning.scores_path=RUN/scores.npz "
                         "(a finished run of the same dataset), or pruning.score='random'")
@@ -223,16 +250,9 @@ def validate(config) -> None:
       raise ConfigError(f"reduction.every={config.reduction.every} must be a positive multiple of "
                         f"eval_every={config.eval_every}: re-selection uses the latest evaluation")
   _choice("turnover.influence_targets", config.turnover.influence_targets, ("none", "test"))
-  needs = {"forgetting": "forgetting", "cbtl": "cumulative", "aum": "margins", "el2n": "losses",
-           "loss": "losses"}.get(config.weighting.score)
   running = config.weighting.scheme != "uniform" and not config.weighting.scores_path
-  if running and needs and needs not in config.tracking.kernels:
-    raise ConfigError(f"weighting.score={config.weighting.score!r} needs the {needs!r} kernel: "
-                      "add it to --config.tracking.kernels")
-  if config.weighting.score == "generalization_error" and not config.turnover.enabled and \
-      config.weighting.scheme != "uniform" and not config.weighting.scores_path:
-    raise ConfigError("weighting.score='generalization_error' needs turn-over dropout: set "
-                      "--config.turnover.enabled=True (or weighting.scores_path to a run that had it)")
+  if running:
+    check_running_score(config, "weighting.score", config.weighting.score)
   if config.turnover.influence_targets != "none" and not config.turnover.enabled:
     raise ConfigError("turnover.influence_targets needs --config.turnover.enabled=True")
   if config.turnover.enabled and not 0.0 < float(config.turnover.rate) < 1.0:

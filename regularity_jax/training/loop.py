@@ -29,12 +29,14 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax import weighting
 from regularity_jax.data import batching
+from regularity_jax.metrics import difficulty
 from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.selection import online
 from regularity_jax.selection import pruning
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
 from regularity_jax.runs import plots
+from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import optimizers
 from regularity_jax.training import prioritization
@@ -113,20 +115,10 @@ def _aggregates(prefix: str, table: dict[str, jnp.ndarray], ids: jnp.ndarray) ->
 
 
 def _file_weights(config, dataset: data.Dataset) -> np.ndarray:
-  """Weights from a previous run's scores.npz, matched by example id."""
-  path = pathlib.Path(config.weighting.scores_path)
-  if not path.is_file():
-    raise ConfigError(f"weighting.scores_path {path} does not exist; pass the scores.npz of a "
-                      "finished run, or '' to weight by this run's running statistics")
-  with np.load(path) as z:
-    stored = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("train/")}
-  if "example_id" not in stored:
-    raise ConfigError(f"{path} has no train/example_id column; is it a regularity_jax scores.npz?")
-  table = {k: v for k, v in stored.items() if v.ndim == 1}
-  score = np.asarray(weighting.difficulty_from_summary(config.weighting.score, table))
-  position = {int(i): p for p, i in enumerate(stored["example_id"])}
-  aligned = np.array([score[position[i]] if i in position else np.nan for i in dataset.train.ids],
-                     np.float32)
+  """Weights from a previous run's scores.npz, matched by example id (provenance checked)."""
+  aligned = scores_file.read_aligned(config.weighting.scores_path, config.weighting.score,
+                                     dataset, what="weighting.scores_path",
+                                     allow_partial=bool(config.weighting.allow_partial))
   ranks = weighting.difficulty_rank(aligned)
   return np.asarray(_scheme_weights(config, ranks, progress=0.0))
 
@@ -141,19 +133,13 @@ def _pruning_mask(config, dataset: data.Dataset) -> np.ndarray:
     scores = np.zeros(n, np.float32)
     rule = "random"
   else:
-    path = pathlib.Path(cfg.scores_path)
-    if not path.is_file():
-      raise ConfigError(f"pruning.scores_path {path} does not exist; pass the scores.npz of a "
-                        "finished run on the same dataset")
-    with np.load(path) as z:
-      table = {k: z[k] for k in z.files}
-    stored = pruning.score_from_table(table, cfg.score, seed=cfg.seed)
-    position = {int(i): p for p, i in enumerate(table["train/example_id"])}
-    scores = np.array([stored[position[i]] if i in position else np.nan
-                       for i in dataset.train.ids], np.float32)
+    scores = scores_file.read_aligned(cfg.scores_path, cfg.score, dataset,
+                                      what="pruning.scores_path",
+                                      allow_partial=bool(cfg.allow_partial))
     rule = cfg.rule
   kept = pruning.select(scores, fraction_kept=cfg.fraction_kept, rule=rule,
-                        labels=dataset.train.labels, seed=cfg.seed, num_bins=cfg.num_bins)
+                        labels=dataset.train.labels, seed=cfg.seed, num_bins=cfg.num_bins,
+                        ties=cfg.ties)
   mask = np.zeros(n, bool)
   mask[kept] = True
   return mask
@@ -212,8 +198,14 @@ def train_and_evaluate(config, workdir) -> RunResult:
   """
   config = copy.deepcopy(config)
   config_lib.validate(config)
-  run = RunDirectory(workdir, config)
+  RunDirectory.check(workdir, config)  # Refuse a wrong workdir before loading anything.
   dataset = load_data(config)
+  # Inputs from other runs are checked before the workdir is claimed: a refused run leaves
+  # nothing behind, and the corrected command can use the same workdir.
+  pruning_mask = _pruning_mask(config, dataset)
+  weights_from_file = config.weighting.scheme != "uniform" and bool(config.weighting.scores_path)
+  file_weights = _file_weights(config, dataset) if weights_from_file else None
+  run = RunDirectory(workdir, config)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.batch_size, mesh)
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
@@ -229,9 +221,9 @@ def train_and_evaluate(config, workdir) -> RunResult:
   num_seeds = int(config.num_seeds)
   # Replica k is the run with seed + k: vmap every per-state function over a leading axis.
   lift = (lambda fn, axes: fn) if num_seeds == 1 else (lambda fn, axes: jax.vmap(fn, in_axes=axes))
-  tx = optimizers.make_optimizer(config, steps_per_epoch)
+  tx = optimizers.make_optimizer(config)
+  schedule = optimizers.make_schedule(config, steps_per_epoch)
   kind = config.prioritization
-  pruning_mask = _pruning_mask(config, dataset)
 
   def init_state(seed):
     run_key = jax.random.key(seed)
@@ -244,7 +236,9 @@ def train_and_evaluate(config, workdir) -> RunResult:
       extra["turnover"] = turnover_estimator.init(id_space, dataset.num_classes)
     return graphdef, TrainState(
         step=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32), params=params,
-        model_state=model_state, opt_state=tx.init(params), key=jax.random.key_data(run_key),
+        model_state=model_state, opt_state=tx.init(params),
+        clock=optimizers.init_clock(config, steps_per_epoch, n_train),
+        key=jax.random.key_data(run_key),
         train_stats=tracker.init(), eval_stats={"train": tracker.init(), "test": tracker.init()},
         extra=extra)
 
@@ -263,16 +257,15 @@ def train_and_evaluate(config, workdir) -> RunResult:
   records = run.read_metrics()
 
   train_arrays = _split_arrays(dataset.train)
-  weights_from_file = config.weighting.scheme != "uniform" and bool(config.weighting.scores_path)
   if weights_from_file:
-    train_arrays["weight"] = _file_weights(config, dataset)
+    train_arrays["weight"] = file_weights
   train_split = jax.device_put(train_arrays, replicated)
   test_split = jax.device_put(_split_arrays(dataset.test), replicated)
   train_ids = jax.device_put(dataset.train.ids, replicated)
   test_ids = jax.device_put(dataset.test.ids, replicated)
 
   traces: dict[str, int] = {}
-  train_step = steps.make_train_step(graphdef, tx, tracker, turnover=use_turnover)
+  train_step = steps.make_train_step(graphdef, tx, tracker, schedule, turnover=use_turnover)
   fused_step = steps.make_epoch_step(train_step, augment_images=config.augment,
                                      crop_padding=config.crop_padding)
   epoch_step = jax.jit(_counting(lift(fused_step, (0, 0, None, 0, 0, 0)), "epoch_step", traces),
@@ -296,10 +289,10 @@ def train_and_evaluate(config, workdir) -> RunResult:
 
   def plan(state, epoch, kind):
     table = tracker.summarize(state.train_stats)
-    if kind == "noise_aware" and config.prioritization_options.noise_score == "memorization":
-      flags = turnover_estimator.summarize(state.extra["turnover"])["memorization_loss"]
-    elif kind == "noise_aware":
-      flags = metrics.forgetting.rank_score(table)
+    if kind == "noise_aware":
+      if use_turnover:
+        table = {**table, **turnover_estimator.summarize(state.extra["turnover"])}
+      flags = difficulty.score(config.prioritization_options.noise_score, table)
     else:
       flags = jnp.zeros((id_space,), jnp.float32)
     last_loss = table["last_loss"] if "last_loss" in table else jnp.full((id_space,), jnp.nan)
@@ -339,10 +332,9 @@ def train_and_evaluate(config, workdir) -> RunResult:
     table = dict(tracker.summarize(state.train_stats))
     if use_turnover:
       table.update(turnover_estimator.summarize(state.extra["turnover"]))
-    score = weighting.difficulty_from_summary(config.weighting.score, table)[train_ids]
+    score = difficulty.score(config.weighting.score, table)[train_ids]
     return _scheme_weights(config, weighting.difficulty_rank(score), progress)
 
-  schedule = optimizers.make_schedule(config, steps_per_epoch)
   bar = tqdm.tqdm(total=config.num_epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                   unit="step", desc=f"{config.dataset}/{config.model}", file=sys.stderr,
                   disable=not config.progress_bar, mininterval=0.5, dynamic_ncols=True)
@@ -357,6 +349,13 @@ def train_and_evaluate(config, workdir) -> RunResult:
     first_step, num_active = jax.device_get((state.step, epoch_plan["num_active"]))
     first_step, num_active = int(np.ravel(first_step)[0]), int(np.max(num_active))
     step_fn = sb_step if epoch_kind == "selective_backprop" else epoch_step
+    num_rows = batching.num_steps(num_active, epoch_plan["positions"].shape[-1])
+    if config.schedule_clock == "epoch":  # the schedule follows the epoch (optimizers)
+      clock = optimizers.epoch_clock(epoch, num_rows, steps_per_epoch)
+      if num_seeds > 1:
+        clock = jax.tree.map(lambda x: jnp.stack([x] * num_seeds), clock)
+      state = state.replace(clock=jax.device_put(clock, replicated))
+    epoch_lr = float(schedule(np.ravel(jax.device_get(state.clock.position))[0]))
     epoch_split = train_split
     if kind in ("infobatch", "noise_aware"):
       epoch_split = {**train_split, "weight": train_split["weight"] * epoch_plan["example_weights"]}
@@ -364,7 +363,6 @@ def train_and_evaluate(config, workdir) -> RunResult:
     if num_seeds > 1:
       carry = jax.tree.map(lambda x: jnp.stack([x] * num_seeds), carry)
     carry = jax.device_put(carry, replicated)
-    num_rows = batching.num_steps(num_active, epoch_plan["positions"].shape[-1])
     if config.scan_epoch and step_fn is epoch_step:
       state, carry = scanned_epoch(state, carry, epoch_split, epoch_plan["positions"],
                                    epoch_plan["masks"], epoch_plan["row_weights"],
@@ -391,7 +389,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
     state = state.replace(epoch=jax.device_put(np.full(np.shape(state.epoch), epoch + 1, np.int32),
                                                replicated))
     record = {"epoch": epoch + 1, "step": int(np.ravel(end["step"])[0]),
-              "learning_rate": float(schedule(first_step)),
+              "learning_rate": epoch_lr,
               "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
               "examples_presented": int(count), "examples_backpropagated": int(count),
               "examples_forwarded": forwarded,
@@ -453,7 +451,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
   if use_turnover:
     if config.turnover.influence_targets == "test":
       write_influence(run.path / "influence.npz", config, graphdef, state, dataset)
-  run.write_scores(scores)
+  run.write_scores(scores, scores_file.provenance(config, dataset))
   if config.plots:
     plots.write_all(records, scores, run.plots_dir)
   return RunResult(workdir=run.path, metrics=records, scores=scores, trace_counts=traces)
@@ -609,10 +607,14 @@ def collect_scores(tracker: metrics.Tracker, state: TrainState,
       "train/corrupted": dataset.train.corrupted,
       "test/example_id": dataset.test.ids, "test/label": dataset.test.labels,
   }
-  for key, value in host["train"].items():
-    out[f"train/{key}"] = np.asarray(value)[ids["train"]]
-  for key, value in host["eval_train"].items():
-    out[f"train/eval_{key}"] = np.asarray(value)[ids["train"]]
-  for key, value in host["test"].items():
-    out[f"test/{key}"] = np.asarray(value)[ids["test"]]
+  for stream, prefix, split in (("train", "train/", "train"), ("eval_train", "train/eval_", "train"),
+                                ("test", "test/", "test")):
+    table = {k: np.asarray(v) for k, v in host[stream].items() if np.ndim(v) == 1}
+    for key, value in table.items():
+      out[f"{prefix}{key}"] = value[ids[split]]
+    if stream != "eval_train" and "forgetting_events" in table:
+      # Toneva's ranking score over this split's rows (the registry's one definition).
+      rows = {k: v[ids[split]] for k, v in table.items()}
+      out[f"{prefix}forgetting_score"] = difficulty.score(
+          "forgetting" if split == "train" else "malgeneralizing", rows)
   return out

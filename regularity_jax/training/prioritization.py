@@ -19,8 +19,10 @@
                       1/(1-r), and train on everything from `infobatch_anneal` of training on.
   noise_aware         InfoBatch restricted to the examples that a noise-separating score does
                       not flag: from epoch `noise_warmup` on, the `noise_fraction` of examples
-                      with the highest `noise_score` (forgetting: Toneva's rank, never learned
-                      first; memorization: turn-over memorization, loss form) are excluded.
+                      with the highest `noise_score` (a training-split score of
+                      `metrics.difficulty` computed from the running state, e.g. forgetting,
+                      Toneva's rule, never learned first; or memorization_loss, turn-over
+                      memorization) are excluded.
 
 Each epoch's record in metrics.jsonl says how many examples were really backpropagated
 (`examples_backpropagated`) and forwarded (`examples_forwarded`), and its wall time.
@@ -39,7 +41,6 @@ from regularity_jax.training import steps
 from regularity_jax.training.state import STREAM_STEP
 
 KINDS = ("uniform", "selective_backprop", "importance", "infobatch", "noise_aware")
-NOISE_SCORES = ("forgetting", "memorization")
 
 
 def epoch_plan(cfg, key: jax.Array, *, last_loss: jnp.ndarray, seen: jnp.ndarray,

@@ -6,14 +6,19 @@ augmentation differ per replica because each replica has its own run key). Repli
 exactly what a single run with `--config.seed=seed+k` computes, but K small models fill an
 accelerator far better than one.
 
-Combining seeds (Toneva et al. 2019 report statistics "summed over 5 seeds"):
+Combining the statistics of seeds (Toneva et al. 2019 report statistics "summed over 5 seeds"):
 
   forgetting_events, learning_events, cumulative_correct, observations   summed over seeds
+  forgetting_score   Toneva's ranking score, summed (`metrics.difficulty`: per seed the
+                     forgetting count, or the seed's number of presentations where the example
+                     was never learned). Rankings read this column, never forgetting_events.
   unforgettable      learned in every seed and never forgotten in any (so the combined
                      forgetting count is 0 and no seed left it unlearned)
   never_learned      never learned in any seed (observed at least once)
   first_learned      the mean over the seeds that learned it (-1 if none did)
   every float (AUM, confidence, losses, margins, turn-over scores...)   mean over seeds
+
+Scores (higher = harder) combine by their own rule in `metrics.difficulty.combine`.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ import warnings
 
 import numpy as np
 
+from regularity_jax.metrics import difficulty
+
 SUMMED = ("forgetting_events", "learning_events", "cumulative_correct", "observations",
-          "turnover_observations")
+          "turnover_observations") + tuple(
+              k for k, rule in difficulty.STORED_COLUMNS.items() if rule == "sum")
 
 
 def combine(per_seed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -32,7 +40,9 @@ def combine(per_seed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   out = {}
   for key, value in per_seed.items():
     value = np.asarray(value)
-    if key in SUMMED:
+    if key == "dropped":
+      out[key] = value.sum(0).astype(value.dtype)
+    elif key in SUMMED:
       out[key] = value.sum(0).astype(value.dtype)
     elif key == "unforgettable":
       out[key] = value.all(0)

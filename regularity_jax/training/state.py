@@ -19,17 +19,20 @@ class TrainState:
     epoch: i32[] completed epochs.
     params: model parameters (plain nested dict).
     model_state: batch-norm statistics (plain nested dict, may be empty).
-    opt_state: optax state.
+    opt_state: optax state (of the unit-rate optimizer, `optimizers.make_optimizer`).
+    clock: `optimizers.Clock`, where the learning-rate schedule stands (it follows epochs).
     key: u32[2] raw PRNG key of the run; per-step and per-example keys fold into it.
     train_stats: metric-tracker state of the presentation stream (training split).
     eval_stats: {"train": ..., "test": ...} tracker states of the evaluation stream.
-    extra: states of optional estimators by name (e.g. "turnover"); {} when none is on.
+    extra: states of optional features by name: "reduction" (the active rows, always), "sb"
+      (Selective-Backprop's loss history), "turnover" (the turn-over estimator).
   """
   step: jnp.ndarray
   epoch: jnp.ndarray
   params: Any
   model_state: Any
   opt_state: Any
+  clock: Any
   key: jnp.ndarray
   train_stats: Any
   eval_stats: Any

@@ -25,6 +25,7 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import augment
 from regularity_jax.estimators import turnover as turnover_estimator
+from regularity_jax.training import optimizers
 from regularity_jax.training.state import STREAM_STEP
 from regularity_jax.training.state import STREAM_TURNOVER
 from regularity_jax.training.state import TrainState
@@ -44,12 +45,14 @@ def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndar
           "margin": metrics.logit_margin(logits, labels), "logits": logits}
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics.Tracker, *,
-                    turnover: bool = False
+def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics.Tracker,
+                    schedule: optax.Schedule, *, turnover: bool = False
                     ) -> Callable[[TrainState, dict], tuple[TrainState, PerExample]]:
   """Returns the pure `train_step(state, batch) -> (state, per_example)` (not jitted).
 
-  With `turnover`, every example trains only its own turn-over sub-network m_id.
+  `tx` is the unit-rate optimizer of `optimizers.make_optimizer`; its update is scaled by
+  `schedule(state.clock.position)`, and the clock advances (`optimizers.Clock`). With
+  `turnover`, every example trains only its own turn-over sub-network m_id.
   """
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, PerExample]:
@@ -68,11 +71,13 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
 
     grads, (logits, losses, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = optimizers.scale_updates(updates, schedule(state.clock.position))
     new_state = state.replace(
         step=state.step + 1,
         params=optax.apply_updates(state.params, updates),
         model_state=new_model_state,
         opt_state=opt_state,
+        clock=state.clock.advance(jnp.sum(mask)),
         # Rows drawn twice (sampling with replacement) are one presentation for the kernels.
         train_stats=tracker.update(state.train_stats, batch["id"], logits, batch["label"],
                                    mask & metrics.indexing.first_occurrence(batch["id"], mask)),

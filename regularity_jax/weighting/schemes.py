@@ -1,6 +1,6 @@
 """Weighting schemes over difficulty ranks, jit-able, normalized to mean 1.
 
-The difficulty score of each training example (higher = harder; see `sources`) is first
+The difficulty score of each training example (higher = harder; `metrics.difficulty`) is first
 turned into its rank d in [0, 1] among the training examples (0 = easiest, 1 = hardest; ties
 share their mean rank; examples without a score get d = 0.5), so every scheme means the same
 thing whatever the score's scale. Then, with temperature tau:
