@@ -125,13 +125,17 @@ class Bench:
                             dtype=dtype, **kwargs)
     graphdef, params, model_state = models.split(m)
     config = _train_config(model, batch, self.preset)
-    tx = optimizers.make_optimizer(config, max(1, self.preset.n_train // batch))
+    steps_per_epoch = max(1, self.preset.n_train // batch)
+    tx = optimizers.make_optimizer(config)
     tracker = metrics.Tracker(self.preset.n_train, kernels=kernels)
     state = TrainState(step=jnp.int32(0), epoch=jnp.int32(0), params=params,
                        model_state=model_state, opt_state=tx.init(params),
+                       clock=optimizers.init_clock(config, steps_per_epoch, self.preset.n_train),
                        key=jax.random.key_data(jax.random.key(seed)), train_stats=tracker.init(),
                        eval_stats={})
-    train_step = steps.make_train_step(graphdef, tx, tracker, turnover=turnover)
+    train_step = steps.make_train_step(graphdef, tx, tracker,
+                                       optimizers.make_schedule(config, steps_per_epoch),
+                                       turnover=turnover)
     epoch_step = steps.make_epoch_step(train_step, augment_images=len(shape) == 3)
     return graphdef, state, epoch_step
 

@@ -15,13 +15,23 @@ def _softmax(z):
 def reference_stats(num_examples, stream):
   """stream: list of (ids i32[B], logits f32[B, C], labels i32[B], mask bool[B] | None).
 
-  Returns a dict of every summary key -> np.ndarray[num_examples].
+  An unmasked row counts when its id is in [0, num_examples) and no earlier row of the same
+  update counted that id; every other unmasked row is dropped (SPEC's id rules).
+
+  Returns a dict of every summary key -> np.ndarray[num_examples], and "dropped" (an int).
   """
   history = [[] for _ in range(num_examples)]  # per example: list of (correct, margin, p_true)
+  dropped = 0
   for ids, logits, labels, mask in stream:
+    counted = set()
     for row in range(len(ids)):
       if mask is not None and not mask[row]:
         continue
+      i = int(ids[row])
+      if not 0 <= i < num_examples or i in counted:
+        dropped += 1
+        continue
+      counted.add(i)
       z = np.asarray(logits[row], np.float64)
       y = int(labels[row])
       correct = int(np.argmax(z)) == y
@@ -68,7 +78,9 @@ def reference_stats(num_examples, stream):
     out["mean_loss"].append(np.mean(losses) if n else np.nan)
     out["last_el2n"].append(el2ns[-1] if n else np.nan)
     out["mean_el2n"].append(np.mean(el2ns) if n else np.nan)
-  return {k: np.asarray(v) for k, v in out.items()}
+  out = {k: np.asarray(v) for k, v in out.items()}
+  out["dropped"] = np.int32(dropped)
+  return out
 
 
 def reference_el2n(logits, labels):

@@ -23,11 +23,14 @@ INT_KEYS = ("forgetting_events", "learning_events", "first_learned", "observatio
 BOOL_KEYS = ("unforgettable", "never_learned")
 
 
-def random_stream(seed, num_examples=13, num_classes=4, batch=6, steps=25, tie_logits=True):
+def random_stream(seed, num_examples=13, num_classes=4, batch=6, steps=25, tie_logits=True,
+                  bad_ids=False):
   """A stream of padded batches: unique real ids, padding rows with duplicate/garbage ids.
 
   Some examples are never seen (ids drawn from the first num_examples - 2), logits are small
-  integers so that argmax ties and zero margins happen, labels are fixed per example.
+  integers so that argmax ties and zero margins happen, labels are fixed per example. With
+  `bad_ids`, some UNMASKED rows carry an id outside [0, N) (-1, N, N + 3) or repeat a real id
+  of the same batch: the kernels must drop them (and count them).
   """
   rng = np.random.default_rng(seed)
   labels_of = rng.integers(0, num_classes, num_examples)
@@ -39,6 +42,11 @@ def random_stream(seed, num_examples=13, num_classes=4, batch=6, steps=25, tie_l
                      size=batch - n_real)
     ids = np.concatenate([real, pad]).astype(np.int32)
     mask = np.arange(batch) < n_real
+    if bad_ids and batch - n_real > 0:
+      bad = int(rng.integers(0, batch - n_real + 1))
+      choices = [-1, num_examples, num_examples + 3] + ([int(x) for x in real] * 2)
+      ids[n_real:n_real + bad] = rng.choice(choices, size=bad)
+      mask = np.arange(batch) < n_real + bad
     order = rng.permutation(batch)  # padding is not always at the end
     ids, mask = ids[order], mask[order]
     if tie_logits:
@@ -60,6 +68,10 @@ def run_tracker(tracker, stream, jit):
 
 def assert_matches_reference(table, ref, keys):
   for key in keys:
+    if key == "dropped":
+      assert np.asarray(table[key]).dtype == np.int32 and np.ndim(table[key]) == 0
+      assert int(table[key]) == int(ref[key]), ("dropped", int(table[key]), int(ref[key]))
+      continue
     got, want = np.asarray(table[key]), ref[key]
     if key in INT_KEYS:
       assert got.dtype == np.int32, key
@@ -78,16 +90,45 @@ class TestKernelAgainstPlainImplementation:
 
   @pytest.mark.parametrize("jit", [False, True])
   @pytest.mark.parametrize("seed", [0, 1])
-  def test_against_plain_implementation(self, module, jit, seed):
-    stream = random_stream(seed, tie_logits=seed == 0)
+  @pytest.mark.parametrize("bad_ids", [False, True])
+  def test_against_plain_implementation(self, module, jit, seed, bad_ids):
+    stream = random_stream(seed, tie_logits=seed == 0, bad_ids=bad_ids)
     update = jax.jit(module.update) if jit else module.update
     state = module.init(13)
     for ids, logits, labels, mask in stream:
       state = update(state, ids, logits, labels, mask)
     table = jax.device_get(module.summarize(state))
-    assert set(table) == set(module.SUMMARY_KEYS)
-    assert_matches_reference(table, metrics_reference.reference_stats(13, stream),
-                             module.SUMMARY_KEYS)
+    assert set(table) == set(module.SUMMARY_KEYS) | {"dropped"}
+    ref = metrics_reference.reference_stats(13, stream)
+    assert (ref["dropped"] > 0) == bad_ids  # the stream really holds bad rows
+    assert_matches_reference(table, ref, tuple(module.SUMMARY_KEYS) + ("dropped",))
+
+  def test_id_minus_one_leaves_the_last_row_alone(self, module):
+    # `.at[-1]` would write row N-1: an out-of-range id must change nothing but `dropped`.
+    state = module.init(4)
+    after = module.update(state, jnp.array([-1, 4]), jnp.eye(2, 3), jnp.array([0, 1]))
+    chex.assert_trees_all_equal(state._replace(dropped=after.dropped), after)
+    assert int(after.dropped) == 2
+
+  def test_duplicated_id_counts_once(self, module):
+    # The first unmasked row of an id counts, in every field; the repeat is dropped.
+    ids, labels = jnp.array([2, 2, 0]), jnp.array([0, 1, 1])
+    logits = jnp.array([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 3.0, 0.0]])
+    got = module.update(module.init(3), ids, logits, labels)
+    want = module.update(module.init(3), ids, logits, labels, jnp.array([True, False, True]))
+    chex.assert_trees_all_equal(got._replace(dropped=want.dropped), want)
+    assert int(got.dropped) == 1 and int(want.dropped) == 0
+    assert int(module.summarize(got)["observations"][2]) == 1
+
+  def test_checkify_fails_on_dropped_rows(self, module):
+    from jax.experimental import checkify
+    checked = jax.jit(checkify.checkify(module.update, errors=checkify.user_checks))
+    err, _ = checked(module.init(4), jnp.array([1, 2]), jnp.eye(2, 3), jnp.array([0, 1]))
+    assert err.get() is None
+    err, _ = checked(module.init(4), jnp.array([1, 7]), jnp.eye(2, 3), jnp.array([0, 1]))
+    assert "outside [0, 4)" in err.get()
+    err, _ = checked(module.init(4), jnp.array([1, 1]), jnp.eye(2, 3), jnp.array([0, 1]))
+    assert "repeat an id" in err.get()
 
   def test_mask_false_changes_nothing(self, module):
     state = module.update(module.init(5), jnp.array([0, 1]), jnp.eye(2, 3), jnp.array([0, 2]))
@@ -103,8 +144,8 @@ class TestKernelAgainstPlainImplementation:
 
   def test_dtypes(self, module):
     state = module.init(7)
-    for leaf in jax.tree_util.tree_leaves(state):
-      assert leaf.shape == (7,)
+    for name, leaf in state._asdict().items():
+      assert leaf.shape == (() if name == "dropped" else (7,)), name
       assert leaf.dtype in (jnp.int32, jnp.float32, jnp.bool_)
 
   def test_init_state_can_be_donated(self, module):
@@ -133,7 +174,7 @@ class TestForgettingSemantics:
     for c in correct_sequence:
       logits = jnp.array([[1.0, 0.0]]) if c else jnp.array([[0.0, 1.0]])
       state = forgetting.update(state, jnp.array([0]), logits, jnp.array([0]))
-    return {k: int(v[0]) for k, v in forgetting.summarize(state).items()}
+    return {k: int(v[0]) for k, v in forgetting.summarize(state).items() if k != "dropped"}
 
   def test_first_observation_previous_counts_as_wrong(self):
     assert self._run([0])["forgetting_events"] == 0  # wrong first: not a forgetting event
@@ -147,10 +188,12 @@ class TestForgettingSemantics:
   def test_never_learned_is_flagged_and_ranked_most_forgotten(self):
     assert self._run([0, 0, 0])["never_learned"] == 1
     assert self._run([0, 0, 0])["forgetting_events"] == 0
-    summary = {"forgetting_events": jnp.array([0, 3, 0, 0]),
+    summary = {"forgetting_events": jnp.array([0, 2, 0, 0]),
                "never_learned": jnp.array([True, False, False, False]),
-               "observations": jnp.array([4, 4, 4, 0])}
-    np.testing.assert_array_equal(forgetting.rank_score(summary), [np.inf, 3, 0, np.nan])
+               "observations": jnp.array([5, 5, 5, 0])}
+    # Toneva's rule: never learned counts the 5 presentations, more than any event count.
+    np.testing.assert_array_equal(metrics.difficulty.score("forgetting", summary),
+                                  [5, 2, 0, np.nan])
 
   def test_unseen_example_is_neither(self):
     table = forgetting.summarize(forgetting.init(2))
@@ -222,10 +265,24 @@ class TestTracker:
     stream = random_stream(7)
     tracker = metrics.Tracker(13)
     table = run_tracker(tracker, stream, jit)
-    assert set(table) == set(tracker.summary_keys)
+    assert set(table) == set(tracker.summary_keys) | {"dropped"}
     assert_matches_reference(table, metrics_reference.reference_stats(13, stream), table.keys())
 
-  def test_subset_of_kernels(self):
+  def test_bad_ids_against_plain_implementation(self):
+    stream = random_stream(8, bad_ids=True)
+    table = run_tracker(metrics.Tracker(13), stream, jit=True)
+    ref = metrics_reference.reference_stats(13, stream)
+    assert ref["dropped"] > 0
+    assert_matches_reference(table, ref, table.keys())
+
+  def test_every_kernel_gives_one_observation_for_a_duplicated_id(self):
+    tracker = metrics.Tracker(5)
+    state = tracker.update(tracker.init(), jnp.array([3, 3, -1]), jnp.eye(3, 4),
+                           jnp.array([0, 1, 2]))
+    for name in tracker.kernels:
+      observations = metrics.KERNELS[name].summarize(state[name])["observations"]
+      np.testing.assert_array_equal(observations, [0, 0, 0, 1, 0], err_msg=name)
+    assert int(tracker.summarize(state)["dropped"]) == 2
     tracker = metrics.Tracker(5, kernels=("margins",))
     assert tracker.summary_keys == ("last_margin", "aum", "observations")
     assert set(tracker.init()) == {"margins"}
@@ -241,16 +298,35 @@ class TestTracker:
     stream = random_stream(2)
     tracker = metrics.Tracker(13)
     table = run_tracker(tracker, stream, jit=True)
+    observed = np.flatnonzero(table["observations"] > 0)
+    assert 0 < len(observed) < 13  # ids 11 and 12 are never drawn
     frame = tracker.to_dataframe(table)
-    assert frame.index.name == "example_id" and len(frame) == 13
-    np.testing.assert_array_equal(frame["forgetting_events"].to_numpy(), table["forgetting_events"])
-    sub = tracker.to_dataframe(table, example_ids=[4, 2])
-    assert list(sub.index) == [4, 2]
+    assert frame.index.name == "example_id" and list(frame.index) == list(observed)
+    assert "dropped" not in frame.columns
+    np.testing.assert_array_equal(frame["forgetting_events"].to_numpy(),
+                                  table["forgetting_events"][observed])
+    sub = tracker.to_dataframe(table, example_ids=[4, 2, 12])
+    assert list(sub.index) == [4, 2, 12]
     assert sub.loc[2, "observations"] == table["observations"][2]
+    with pytest.raises(ValueError, match="outside"):
+      tracker.to_dataframe(table, example_ids=[13])
     tracker.save_npz(tmp_path / "s.npz", table, prefix="train/")
     with np.load(tmp_path / "s.npz") as z:
-      np.testing.assert_array_equal(z["train/example_id"], np.arange(13))
-      np.testing.assert_array_equal(z["train/cumulative_correct"], table["cumulative_correct"])
+      np.testing.assert_array_equal(z["train/example_id"], observed)
+      np.testing.assert_array_equal(z["train/cumulative_correct"],
+                                    table["cumulative_correct"][observed])
+      assert int(z["train/dropped"]) == int(table["dropped"])
+
+  def test_dataframe_of_a_subset_run_averages_only_its_examples(self):
+    # A 3-example run on a 10-id space: unforgettable.mean() must be over those 3, not 10.
+    tracker = metrics.Tracker(10)
+    update = jax.jit(tracker.update)
+    state = tracker.init()
+    for _ in range(3):
+      state = update(state, jnp.array([1, 4, 7]), jnp.eye(3, 2), jnp.array([0, 1, 1]))
+    frame = tracker.to_dataframe(tracker.summarize(state))
+    assert list(frame.index) == [1, 4, 7]
+    assert frame["unforgettable"].mean() == pytest.approx(2 / 3)
 
 
 _N, _C, _B = 8, 3, 4
@@ -262,7 +338,8 @@ def streams(draw):
   steps = draw(st.integers(1, 12))
   out = []
   for _ in range(steps):
-    real = draw(st.lists(st.integers(0, _N - 1), unique=True, max_size=_B))
+    # Unmasked rows may repeat ids or leave [0, N): the kernels count them as dropped.
+    real = draw(st.lists(st.integers(-2, _N + 1), max_size=_B))
     ids = real + draw(st.lists(st.integers(-3, _N + 3), min_size=_B - len(real),
                                max_size=_B - len(real)))
     mask = [True] * len(real) + [False] * (_B - len(real))

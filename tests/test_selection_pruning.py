@@ -169,23 +169,23 @@ class TestCCS:
 
 
 class TestScoreFromTable:
+  """`score_from_table` reads the registry's scores (metrics.difficulty) from scores.npz columns."""
 
   TABLE = {
-      "train/forgetting_events": np.array([0, 2, 0, 0], np.int32),
+      "train/example_id": np.array([10, 11, 12, 13], np.int32),
+      "train/forgetting_events": np.array([0, 1, 0, 0], np.int32),
       "train/never_learned": np.array([False, False, False, True]),
       "train/observations": np.array([3, 3, 0, 3], np.int32),
-      "train/cumulative_correct": np.array([3, 1, 0, 0], np.int32),
+      "train/mean_correct": np.array([1.0, 1 / 3, NAN, 0.0], np.float32),
       "train/aum": np.array([1.5, -0.5, NAN, -2.0], np.float32),
-      "train/el2n": np.array([0.1, 0.9, 0.3, 1.2], np.float32),
+      "train/mean_el2n": np.array([0.1, 0.9, 0.3, 1.2], np.float32),
       "train/grand": np.array([1.0, 4.0, 2.0, 3.0], np.float32),
       "train/memorization": np.array([0.0, 1.0, 0.0, -1.0], np.float32),
-      "test/forgetting_events": np.array([1, 0], np.int32),
-      "test/never_learned": np.array([False, False]),
   }
 
   @pytest.mark.parametrize("name,expected", [
-      ("forgetting", [0, 2, NAN, INF]),    # never learned -> +inf, never observed -> NaN
-      ("cbtl", [-3, -1, NAN, 0]),          # fewer correct presentations = harder
+      ("forgetting", [0, 1, NAN, 3]),      # never learned -> the 3 presentations; unseen -> NaN
+      ("cbtl", [0, 2 / 3, NAN, 1]),        # the fraction of wrong presentations
       ("aum", [-1.5, 0.5, NAN, 2.0]),      # lower margin = harder
       ("el2n", [0.1, 0.9, 0.3, 1.2]),
       ("grand", [1.0, 4.0, 2.0, 3.0]),
@@ -194,31 +194,36 @@ class TestScoreFromTable:
   def test_conventions(self, name, expected):
     score = pruning.score_from_table(self.TABLE, name)
     assert score.dtype == np.float32
-    np.testing.assert_array_equal(score, np.array(expected, np.float32))
+    np.testing.assert_allclose(score, np.array(expected, np.float32), rtol=1e-6)
 
   def test_toneva_pruning_drops_never_learned_first(self):
     score = pruning.score_from_table(self.TABLE, "forgetting")
     np.testing.assert_array_equal(pruning.select(score, fraction_kept=0.5, rule="easiest"), [0, 1])
 
-  def test_split_prefix(self):
-    score = pruning.score_from_table(self.TABLE, "forgetting", "test")
-    np.testing.assert_array_equal(score, [1, 0])
-
   def test_random_is_seeded(self):
-    a = pruning.score_from_table(self.TABLE, "random", "test", seed=1)
-    assert a.shape == (2,) and ((0 <= a) & (a < 1)).all()
-    np.testing.assert_array_equal(a, pruning.score_from_table(self.TABLE, "random", "test", seed=1))
+    a = pruning.score_from_table(self.TABLE, "random", seed=1)
+    assert a.shape == (4,) and ((0 <= a) & (a < 1)).all()
+    np.testing.assert_array_equal(a, pruning.score_from_table(self.TABLE, "random", seed=1))
 
   def test_loaded_npz(self, tmp_path):
     np.savez(tmp_path / "scores.npz", **self.TABLE)
     with np.load(tmp_path / "scores.npz") as z:
-      np.testing.assert_array_equal(pruning.score_from_table(z, "cbtl"), [-3, -1, NAN, 0])
+      np.testing.assert_allclose(pruning.score_from_table(z, "cbtl"), [0, 2 / 3, NAN, 1])
 
   def test_errors_name_the_table(self):
-    with pytest.raises(ValueError, match="unknown score 'loss'.*forgetting"):
+    with pytest.raises(ValueError, match="unknown score 'loss2'.*forgetting"):
+      pruning.score_from_table(self.TABLE, "loss2")
+    with pytest.raises(ValueError, match=r"needs the statistic\(s\) \['mean_loss'\].*losses"):
       pruning.score_from_table(self.TABLE, "loss")
-    with pytest.raises(ValueError, match=r"needs \['test/aum'\].*train/el2n"):
-      pruning.score_from_table(self.TABLE, "aum", "test")
+    with pytest.raises(ValueError, match="of the train split"):
+      pruning.score_from_table(self.TABLE, "cbgl")
+
+  def test_ties_stable_or_random(self):
+    scores = np.zeros(20, np.float32)
+    np.testing.assert_array_equal(
+        pruning.select(scores, fraction_kept=0.25, rule="hardest", ties="stable"), np.arange(5))
+    random_pick = pruning.select(scores, fraction_kept=0.25, rule="hardest", seed=3)
+    assert not np.array_equal(random_pick, np.arange(5))
 
 
 class TestTestSelection:
@@ -229,11 +234,13 @@ class TestTestSelection:
       "test/forgetting_events": np.array([0, 1, 2, 1, 3, 1, 0, 2, 0, 1]),
       "test/never_learned": np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 0], bool),
       "test/observations": np.array([5, 5, 5, 5, 5, 5, 5, 5, 5, 0]),
+      "test/mean_correct": np.array([1, 0, 0.6, 0.8, 0.2, 0.4, 1, 0.6, 0, NAN], np.float32),
   }
 
   def test_cbgl(self):
-    np.testing.assert_array_equal(test_sets.irregularity(self.TABLE, "cbgl"),
-                                  [-5, 0, -3, -4, -1, -2, -5, -3, 0, NAN])
+    # The fraction of the 5 evaluations that were wrong.
+    np.testing.assert_allclose(test_sets.irregularity(self.TABLE, "cbgl"),
+                               [0, 1, 0.4, 0.2, 0.8, 0.6, 0, 0.4, 1, NAN], atol=1e-6)
     regular, irregular = test_sets.split_regular_irregular(self.TABLE, "cbgl", 0.2)
     np.testing.assert_array_equal(regular, [100, 106])    # 5 correct evaluations each
     np.testing.assert_array_equal(irregular, [101, 108])  # 0 correct evaluations each
@@ -253,10 +260,10 @@ class TestTestSelection:
   def test_errors(self):
     with pytest.raises(ValueError, match="fraction"):
       test_sets.split_regular_irregular(self.TABLE, "cbgl", 0.6)
-    with pytest.raises(ValueError, match="unknown regularity measure"):
+    with pytest.raises(ValueError, match="unknown score 'aum' of the test split"):
       test_sets.split_regular_irregular(self.TABLE, "aum")
     with pytest.raises(ValueError, match="needs"):
-      test_sets.split_regular_irregular(self.TABLE, "cbgl", split="train")
+      test_sets.split_regular_irregular({"test/example_id": np.arange(3)}, "cbgl")
 
   def test_accuracy(self):
     assert test_sets.accuracy([True, False, True, True]) == 0.75

@@ -242,12 +242,14 @@ class TestWeighting:
     w = jnp.array([0.5, 2.0, 0.0, 1.0, 3.0])
     mask = jnp.array([True, True, True, True, False])
     tracker = metrics.Tracker(5)
-    tx = optax.sgd(1.0)  # params change by exactly -grad
+    from regularity_jax.training import optimizers
+    tx = optax.sgd(1.0)  # with a constant rate of 1, params change by exactly -grad
     state = TrainState(step=jnp.int32(0), epoch=jnp.int32(0), params=params, model_state=model_state,
-                       opt_state=tx.init(params), key=KEY, train_stats=tracker.init(),
-                       eval_stats={})
+                       opt_state=tx.init(params), clock=optimizers.epoch_clock(0, 1, 1), key=KEY,
+                       train_stats=tracker.init(), eval_stats={})
     batch = {"image": x, "label": y, "id": jnp.arange(5), "mask": mask, "weight": w}
-    new_state, _ = steps.make_train_step(graphdef, tx, tracker)(state, batch)
+    new_state, _ = steps.make_train_step(graphdef, tx, tracker, optax.constant_schedule(1.0))(
+        state, batch)
     step_taken = jax.tree.map(lambda a, b: a - b, params, new_state.params)
 
     def one(i):

@@ -17,6 +17,15 @@ and a scatter plot (regularity_jax/studies/margin_generalization.py defines ever
 `mnist_dir` holds the IDX files ('' loads through tensorflow-datasets); `--config.dataset`
 picks another dataset (its `<dataset>_dir` field, e.g. fashion_mnist_dir).
 
+Protocol of `base` (each setting, its value, and where it comes from; tests/test_protocols.py
+pins them):
+  base.margins.normalizer    'frobenius_product'  normalized margin = logit margin / product of
+                                                 the layers' Frobenius norms (Banburski et al. 2021, arXiv 2107.10199)
+  base.model                 'mlp'               project choice: an MLP (the paper's networks
+                                                 and data are not reproduced here)
+  base.learning_rate         0.1                 project choice (SGD, momentum 0.9, batch 128)
+The AUC is that of the sorted normalized training margins (`metrics.margin_distribution`).
+
 Hardware and result of `:cpu` (2 Intel Xeon CPU cores shared with other jobs, jax 0.10.2,
 seed 0, 12 runs on 2,000 train / 10,000 test examples, 60 epochs): see
 experiments/results/margins/auc_generalization/report.md.
@@ -38,6 +47,7 @@ def base_config():
   b.learning_rate = 0.1
   b.momentum = 0.9
   b.batch_size = 128
+  b.margins.normalizer = "frobenius_product"
   b.eval_batch_size = 2000
   b.num_epochs = 30
   b.eval_every = 1

@@ -22,12 +22,32 @@ examples_forwarded and train_time_s of that epoch, so the time to a target accur
 resolved per epoch. The study sweeping methods x noise is
 experiments/configs/noise_prioritization_study.py.
 
-Setup: Toneva et al.'s MNIST CNN and optimizer (SGD lr 0.01 momentum 0.5, batch 64), 30
-epochs, all 60,000 examples; for an accelerator (a CPU manages the `:smoke` size and the MLP
-of the study's `:cpu` variant). Expected (Hu et al. 2021): on clean data Selective-Backprop
-and loss-based importance sampling reach a given accuracy with fewer backpropagated examples
-than uniform sampling; with 25-50% corrupted examples that advantage shrinks or reverses.
+Protocol (each setting, its value, and where it comes from; tests/test_protocols.py pins them):
+  model                               'toneva_cnn'  Toneva et al.'s MNIST protocol
+                                                    (experiments/configs/mnist_toneva.py), which
+                                                    this config starts from ...
+  model_kwargs.dropout                0.0           ... without dropout (their --no_dropout)
+  learning_rate                       0.01          Toneva et al.'s run_mnist.py
+  momentum                            0.5           Toneva et al.'s run_mnist.py
+  batch_size                          64            Toneva et al.'s run_mnist.py
+  num_epochs                          30            project choice (time-to-accuracy needs
+                                                    no 200 epochs)
+  eval_every                          1             project choice: time to target per epoch
+  prioritization_options.sb_beta      1.0           Selective-Backprop (Jiang et al. 2019,
+                                                    arXiv 1910.00762): beta = 1
+  prioritization_options.sb_history   1024          Selective-Backprop: CDF over the last
+                                                    1024 losses
+  prioritization_options.infobatch_ratio   0.5      InfoBatch (Qin et al., ICLR 2024): r = 0.5
+  prioritization_options.infobatch_anneal  0.875    InfoBatch: anneal at 87.5% of training
+Hu et al. 2021 (arXiv 2107.07741) compare these methods under 25% and 50% random labels,
+shuffled pixels and Gaussian-noise images; their network and optimizer are not reproduced
+here. For an accelerator (a CPU manages the `:smoke` size and the MLP of the study's `:cpu`
+variant). Expected (Hu et al. 2021): on clean data Selective-Backprop and loss-based
+importance sampling reach a given accuracy with fewer backpropagated examples than uniform
+sampling; with 25-50% corrupted examples that advantage shrinks or reverses.
 """
+
+import ml_collections
 
 from experiments.configs import mnist_toneva
 
@@ -41,8 +61,7 @@ def get_config(arg: str = ""):
   if arg == "smoke":
     c.train_subset, c.test_subset = 2000, 500
     c.model = "mlp"
-    c.model_kwargs.hidden = (128,)
-    del c.model_kwargs["dropout"]
+    c.model_kwargs = ml_collections.ConfigDict({"hidden": (128,)})
     c.num_epochs = 4
     c.checkpoint_every = 4
   elif arg:

@@ -1,6 +1,6 @@
 r"""Removal curves (idea A, Toneva et al. 2019): test accuracy vs fraction of the training set
-removed, easiest first, by forgetting, CBTL, AUM, EL2N, GraNd, turn-over memorization and at
-random.
+removed, easiest first, by forgetting, CBTL, AUM, EL2N, GraNd, turn-over memorization (loss
+form) and at random.
 
   # the CPU-sized version whose report is in experiments/results/selection/removal_curves/:
   JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache python -m experiments.study \
@@ -37,7 +37,7 @@ import ml_collections
 from experiments.configs import cifar10_resnet18
 from experiments.configs import mnist_toneva
 
-SCORES = ("forgetting", "cbtl", "aum", "el2n", "grand", "memorization", "random")
+SCORES = ("forgetting", "cbtl", "aum", "el2n", "grand", "memorization_loss", "random")
 
 
 def get_config(arg: str = ""):
@@ -51,7 +51,6 @@ def get_config(arg: str = ""):
   c.scores = SCORES
   c.fractions_removed = (0.2, 0.4, 0.6, 0.8)
   c.rule = "hardest"                        # keep the hardest = remove the easiest first
-  c.memorization_form = "memorization_loss"  # which turn-over score prunes as "memorization"
   c.grand_epoch = 0                         # checkpoint GraNd is computed at (0 = the last)
   c.grand_batch = 250
   c.grand_chunk = 0                         # examples vectorized at once in GraNd (0 = the batch)

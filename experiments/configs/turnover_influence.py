@@ -11,13 +11,27 @@ examples with the most harmful influence on a validation set lowers its loss.
   python -m experiments.study --config=experiments/configs/turnover_influence.py \
       --config.mnist_dir=../shared/data/mnist --workdir=runs/turnover_influence
 
-Setup (SPEC.md, the paper's demo): MNIST 3,000 train / 200 validation examples (test_subset=200
-of the MNIST test split is the validation set), bias-free MLP 784-768-768-768-10, turn-over
-dropout p = 0.5 on every hidden layer, SGD lr 0.01 momentum 0.9 weight decay 0.01, batch 32,
-40 epochs. The scoring run ends with the influence of every training example on every
-validation example (turnover.influence_targets='test', influence.npz); the k most harmful
-(most negative total influence) or k random examples are removed and the rest retrained
-(same config) with each retrain seed.
+Protocol of the scoring runs, `base` (each setting, its value, and where it comes from: the
+demo of Kobayashi et al. 2020, arXiv 2012.04207, Section 5; tests/test_protocols.py pins them):
+  base.dataset               'mnist'             the demo's MNIST
+  base.train_subset          3000                3,000 training examples
+  base.test_subset           200                 200 validation examples (drawn from the test
+                                                 split here)
+  base.model                 'mlp'               an MLP 784-768-768-768-10
+  base.model_kwargs.hidden   (768, 768, 768)     three hidden layers of 768
+  base.model_kwargs.use_bias False               bias-free
+  base.turnover.enabled      True                turn-over dropout ...
+  base.turnover.rate         0.5                 ... with p = 0.5 on every hidden layer
+  base.optimizer             'sgd'               SGD
+  base.learning_rate         0.01                lr 0.01
+  base.momentum              0.9                 momentum 0.9
+  base.weight_decay          0.01                weight decay 0.01
+  base.batch_size            32                  batch 32
+  base.num_epochs            40                  40 epochs
+The scoring run ends with the influence of every training example on every validation example
+(turnover.influence_targets='test', influence.npz); the k most harmful (most negative total
+influence) or k random examples are removed and the rest retrained (same config) with each
+retrain seed. Project choices: eval_batch_size, eval_every 1, checkpoint_every 40.
 
 Expected (Kobayashi et al. 2020): removing the most harmful examples lowers the validation
 loss; removing random ones does not.

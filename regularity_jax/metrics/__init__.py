@@ -13,11 +13,14 @@ no host sync. This package imports nothing else from regularity_jax: copy it int
   losses      last/mean cross-entropy and EL2N over observations
   el2n, grand single-pass scores
   Tracker     any subset of the above as one pytree
+  difficulty  the registry of per-example scores (higher = harder): one definition of each,
+              Toneva's seed rule, tie-breaking
 """
 
 from regularity_jax.metrics import confidence
 from regularity_jax.metrics import indexing
 from regularity_jax.metrics import cumulative
+from regularity_jax.metrics import difficulty
 from regularity_jax.metrics import forgetting
 from regularity_jax.metrics import losses
 from regularity_jax.metrics import margin_distribution
@@ -29,5 +32,5 @@ from regularity_jax.metrics.scores import grand
 from regularity_jax.metrics.tracker import KERNELS
 from regularity_jax.metrics.tracker import Tracker
 
-__all__ = ["confidence", "cumulative", "forgetting", "losses", "margins", "logit_margin", "el2n",
+__all__ = ["confidence", "cumulative", "difficulty", "forgetting", "losses", "margins", "logit_margin", "el2n",
            "grand", "KERNELS", "Tracker", "indexing", "margin_distribution", "margin_auc"]

@@ -4,14 +4,13 @@ easiest first, for each difficulty score.
 Per dataset and seed s:
   1. a full run (`base`, seed s) scores every training example; it is also the point
      "0% removed" of every curve;
-  2. when `memorization` is among the scores, a second full run with turn-over dropout
-     (`turnover.enabled=True`) scores its turn-over memorization;
-  3. the study writes workdir/scores/<dataset>_seed<s>.npz, the full run's scores.npz plus
+  2. when a turn-over score (memorization, memorization_loss, generalization_error) is among
+     the scores, a second full run with turn-over dropout (`turnover.enabled=True`) scores it;
+  3. the study writes workdir/scores/<dataset>_seed<s>.npz, the full run's scores.npz (with
+     its provenance) plus
        train/grand         GraNd at the full run's checkpoint of `grand_epoch` (0 = the last),
                            computed here (`final_model.grand`): the loop does not track it
-       train/el2n          EL2N, the full run's train/mean_el2n (its mean over presentations)
-       train/memorization  the turn-over run's `memorization_form` (default the loss form
-                           L(i; 1 - m_i) - L(i; m_i) of the last evaluation)
+       train/<turn-over score>  the turn-over run's columns of the last evaluation
      which `pruning.scores_path` reads;
   4. for each score and fraction f in `fractions_removed`, a run with seed s on the kept
      1 - f of the training set: `pruning.rule` (default "hardest": keep the hardest, i.e.
@@ -19,13 +18,16 @@ Per dataset and seed s:
      at random by `pruning.seed` = s. Same number of epochs as the full run, so a pruned run
      takes fewer optimizer steps (Toneva et al. also keep the epoch budget).
 
-Scores (`regularity_jax.selection.pruning.SCORES`, higher = harder, presentation stream):
-  forgetting    forgetting events, never-learned examples ranked as the most forgotten
-  cbtl          minus the number of correct presentations (CBTL, Zhang et al. 2021)
-  aum           minus the mean logit margin (Pleiss et al. 2020)
-  el2n, grand   Paul et al. 2021 (see 3.)
-  memorization  turn-over memorization (Liu et al. 2021; see 3.)
-  random        a uniformly random subset (pruning.score="random"): the baseline
+Scores (the registry `regularity_jax.metrics.difficulty`, docs/definitions.md; higher =
+harder, presentation stream):
+  forgetting         forgetting events, never-learned examples ranked as the most forgotten
+  cbtl               the fraction of wrong presentations (CBTL, Zhang et al. 2021)
+  aum                minus the mean logit margin (Pleiss et al. 2020)
+  el2n               mean EL2N over presentations (Paul et al. 2021)
+  grand              GraNd (Paul et al. 2021; see 3.)
+  memorization_loss  turn-over memorization, loss form L(i; 1 - m_i) - L(i; m_i) (Liu et al.
+                     2021; see 3.)
+  random             a uniformly random subset (pruning.score="random"): the baseline
 
 Claim checked (Toneva et al. 2019): removing the least forgotten examples first keeps test
 accuracy up to a large fraction removed (MNIST 80%, CIFAR-10 30% in the paper), and better
@@ -41,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from regularity_jax.metrics import difficulty
+from regularity_jax.runs import scores_file
 from regularity_jax.selection import pruning
 from regularity_jax.studies import figures
 from regularity_jax.studies import final_model
@@ -50,20 +54,14 @@ from regularity_jax.studies.report import Report
 from regularity_jax.studies.report import mean_std_rows
 from regularity_jax.training import RunResult
 
-MEMORIZATION_FORMS = ("memorization_loss", "memorization", "memorization_loss_mean")
-# The metric kernel (`tracking.kernels`) each score of the full run needs.
-KERNEL_OF_SCORE = {"forgetting": "forgetting", "cbtl": "cumulative", "aum": "margins",
-                   "el2n": "losses"}
+TURNOVER_COLUMNS = tuple(s.name for s in difficulty.SCORES.values() if s.source == "turnover")
 
 
 def scores_table(full: RunResult, *, grand: np.ndarray | None = None,
-                 turnover: RunResult | None = None,
-                 memorization_form: str = "memorization_loss") -> dict[str, np.ndarray]:
-  """The full run's scores plus train/el2n, train/grand and train/memorization (see the
-  module docstring), every column in the row order of the full run's train/example_id."""
+                 turnover: RunResult | None = None) -> dict[str, np.ndarray]:
+  """The full run's scores plus train/grand and the turn-over run's columns (see the module
+  docstring), every column in the row order of the full run's train/example_id."""
   table = dict(full.scores)
-  if "train/mean_el2n" in table:  # tracked when the run had the "losses" kernel
-    table["train/el2n"] = np.asarray(table["train/mean_el2n"], np.float32)
   ids = np.asarray(table["train/example_id"])
   if grand is not None:
     table["train/grand"] = np.asarray(grand, np.float32)
@@ -73,13 +71,15 @@ def scores_table(full: RunResult, *, grand: np.ndarray | None = None,
       raise StudyError("the turn-over run trained on other examples than the full run; "
                        "both must use the same dataset, subset and corruption")
     position = {int(i): p for p, i in enumerate(other)}
-    column = np.asarray(turnover.scores[f"train/{memorization_form}"], np.float32)
-    table["train/memorization"] = column[[position[int(i)] for i in ids]]
+    rows = [position[int(i)] for i in ids]
+    for name in TURNOVER_COLUMNS:
+      table[f"train/{name}"] = np.asarray(turnover.scores[f"train/{name}"], np.float32)[rows]
   return table
 
 
-def write_table(table: dict[str, np.ndarray], path: pathlib.Path) -> pathlib.Path:
-  """Writes `table` to `path` (npz) unless the same ids and scores are there already."""
+def write_table(table: dict[str, np.ndarray], path: pathlib.Path,
+                provenance: dict[str, Any]) -> pathlib.Path:
+  """Writes `table` with `provenance` to `path` unless the same ids and scores are there."""
   if path.is_file():
     with np.load(path) as z:
       same = all(k in z.files and np.array_equal(z[k], v, equal_nan=v.dtype.kind == "f")
@@ -89,9 +89,7 @@ def write_table(table: dict[str, np.ndarray], path: pathlib.Path) -> pathlib.Pat
     raise StudyError(f"{path} already holds other scores; nothing was overwritten: use a new "
                      "study workdir (or remove that file yourself)")
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.stem}.tmp.npz")
-  np.savez_compressed(tmp, **table)
-  os.replace(tmp, path)
+  scores_file.write(path, table, provenance)
   return path
 
 
@@ -124,18 +122,20 @@ def _check(config) -> None:
   for f in config.fractions_removed:
     if not 0.0 < float(f) < 1.0:
       raise StudyError(f"fraction removed {f} must be in (0, 1); fix --config.fractions_removed")
-  if config.memorization_form not in MEMORIZATION_FORMS:
-    raise StudyError(f"unknown memorization_form {config.memorization_form!r}; choose from "
-                     f"{MEMORIZATION_FORMS}")
   if config.rule not in pruning.RULES:
     raise StudyError(f"unknown rule {config.rule!r}; choose from {pruning.RULES}")
   if not config.seeds:
     raise StudyError("no seeds; set --config.seeds, e.g. '(0,)'")
   for name in config.scores:
-    kernel = KERNEL_OF_SCORE.get(name)
-    if kernel and kernel not in config.base.tracking.kernels:
+    kernel = difficulty.SCORES[name].source if name != "random" else None
+    if kernel in metrics_kernels() and kernel not in config.base.tracking.kernels:
       raise StudyError(f"score {name!r} needs the {kernel!r} kernel: add it to "
                        "--config.base.tracking.kernels")
+
+
+def metrics_kernels() -> tuple[str, ...]:
+  from regularity_jax import metrics  # pylint: disable=g-import-not-at-top
+  return tuple(metrics.KERNELS)
 
 
 def run(config, workdir) -> pathlib.Path:
@@ -157,7 +157,7 @@ def run(config, workdir) -> pathlib.Path:
           "dataset": dataset, "data_dir": subruns.data_dir_for(config, dataset), "seed": seed})
       full = runs.run(f"{dataset}_full_seed{seed}", cfg)
       turnover = None
-      if "memorization" in names:
+      if any(n in TURNOVER_COLUMNS for n in names):
         turnover = runs.run(f"{dataset}_turnover_seed{seed}",
                             subruns.derive_config(cfg, {"turnover.enabled": True}))
       grand = None
@@ -169,9 +169,9 @@ def run(config, workdir) -> pathlib.Path:
         grand = final_model.grand(model, model.dataset.train.images,
                                   model.dataset.train.labels, batch_size=config.grand_batch,
                                   chunk_size=int(config.get("grand_chunk", 0)) or None)
-      table = scores_table(full, grand=grand, turnover=turnover,
-                           memorization_form=config.memorization_form)
-      path = write_table(table, workdir.resolve() / "scores" / f"{dataset}_seed{seed}.npz")
+      table = scores_table(full, grand=grand, turnover=turnover)
+      path = write_table(table, workdir.resolve() / "scores" / f"{dataset}_seed{seed}.npz",
+                         scores_file.load(full.workdir / "scores.npz").provenance)
       if seed == int(config.seeds[0]):
         correlations[dataset] = rank_correlations(table, [n for n in names if n != "random"])
       full_acc = subruns.final_metric(full, "test_accuracy")
@@ -203,8 +203,7 @@ def run(config, workdir) -> pathlib.Path:
       f"{b.test_subset or 'all'} test examples; model {b.model} {b.model_kwargs.to_dict()}; "
       f"{b.optimizer} lr {b.learning_rate} momentum {b.momentum}, batch {b.batch_size}, "
       f"{b.num_epochs} epochs (every run, pruned or not); rule {config.rule}; GraNd at "
-      f"{'the last epoch' if not config.grand_epoch else f'epoch {config.grand_epoch}'}; "
-      f"memorization = turn-over {config.memorization_form}"))
+      f"{'the last epoch' if not config.grand_epoch else f'epoch {config.grand_epoch}'}"))
   report.note("runs", runs.summary())
   for note in config.get("notes", ()):
     report.paragraph(note)

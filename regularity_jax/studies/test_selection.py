@@ -191,8 +191,8 @@ def run(config, workdir) -> pathlib.Path:
 
 def _describe(by: str, irregularity: float) -> str:
   if by == "cbgl":
-    return f"cbgl={-irregularity:.0f}"
-  return "never" if np.isinf(irregularity) else f"mal={irregularity:.0f}"
+    return f"wrong {irregularity:.0%}"  # the fraction of evaluations that misclassified it
+  return f"mal={irregularity:.0f}"
 
 
 def _claims(rows) -> list[dict[str, Any]]:
