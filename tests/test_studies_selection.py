@@ -15,6 +15,7 @@ from experiments.configs import removal_curves as removal_config
 from experiments.configs import test_selection as test_selection_config
 from regularity_jax import models
 from regularity_jax import studies
+from regularity_jax.runs import scores_file
 from regularity_jax.metrics.losses import cross_entropy
 from regularity_jax.studies import final_model
 from regularity_jax.studies import noise_prioritization
@@ -90,8 +91,7 @@ class TestRemovalHelpers:
     n = 50
     rng = np.random.default_rng(0)
     table = {"train/mean_el2n": rng.random(n), "train/aum": rng.random(n)}
-    table["train/el2n"] = table["train/mean_el2n"]
-    table["train/grand"] = -table["train/el2n"]
+    table["train/grand"] = -table["train/mean_el2n"]
     rows = removal_curves.rank_correlations(table, ["el2n", "grand"])
     assert rows[0]["el2n"] == pytest.approx(1.0) and rows[0]["grand"] == pytest.approx(-1.0)
 
@@ -104,8 +104,7 @@ class TestRemovalHelpers:
         "train/memorization_loss": np.array([3.0, 1.0, 2.0])})
     table = removal_curves.scores_table(full, grand=np.array([1.0, 2.0, 3.0]),
                                         turnover=turnover)
-    np.testing.assert_array_equal(table["train/memorization"], [1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(table["train/el2n"], np.float32([0.1, 0.2, 0.3]))
+    np.testing.assert_array_equal(table["train/memorization_loss"], [1.0, 2.0, 3.0])
     assert table["train/grand"].dtype == np.float32
     other = RunResult(workdir=".", metrics=[], scores={
         "train/example_id": np.array([1, 5, 7]), "train/memorization_loss": np.zeros(3)})
@@ -113,11 +112,14 @@ class TestRemovalHelpers:
       removal_curves.scores_table(full, turnover=other)
 
   def test_write_table_never_overwrites(self, tmp_path):
-    table = {"train/example_id": np.arange(3), "train/grand": np.float32([1, np.nan, 2])}
-    path = removal_curves.write_table(table, tmp_path / "s.npz")
-    assert removal_curves.write_table(table, path) == path  # same scores (NaN too): reused
+    table = {"train/example_id": np.arange(3), "train/label": np.zeros(3, np.int32),
+             "train/grand": np.float32([1, np.nan, 2])}
+    prov = {"format": 1, "dataset": "mnist"}
+    path = removal_curves.write_table(table, tmp_path / "s.npz", prov)
+    assert removal_curves.write_table(table, path, prov) == path  # same scores (NaN too): reused
+    assert scores_file.load(path).provenance == prov  # the file pruning reads has provenance
     with pytest.raises(studies.StudyError, match="other scores"):
-      removal_curves.write_table({**table, "train/grand": np.float32([0, 0, 0])}, path)
+      removal_curves.write_table({**table, "train/grand": np.float32([0, 0, 0])}, path, prov)
 
 
 class TestFinalModel:

@@ -44,7 +44,7 @@ def tiny_run(tiny_dir, tmp_path_factory):
 def assert_scores_equal(a, b, float_atol=1e-6):
   assert set(a) == set(b)
   for key in a:
-    if a[key].dtype in INT_DTYPES:
+    if a[key].dtype in INT_DTYPES or a[key].dtype.kind in "US":  # ints, bools, provenance
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     else:
       np.testing.assert_allclose(a[key], b[key], atol=float_atol, rtol=0, err_msg=key)

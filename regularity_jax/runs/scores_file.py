@@ -21,7 +21,6 @@ a 60k run may prune a 10k subset of the same split.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -66,7 +65,6 @@ def provenance(config, dataset) -> dict[str, Any]:
   return {
       "format": FORMAT,
       "regularity_jax": __version__,
-      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "dataset": dataset.name,
       "source": dataset.source,
       "numbering": dataset.numbering,

@@ -73,7 +73,8 @@ def scores_table(full: RunResult, *, grand: np.ndarray | None = None,
     position = {int(i): p for p, i in enumerate(other)}
     rows = [position[int(i)] for i in ids]
     for name in TURNOVER_COLUMNS:
-      table[f"train/{name}"] = np.asarray(turnover.scores[f"train/{name}"], np.float32)[rows]
+      if f"train/{name}" in turnover.scores:
+        table[f"train/{name}"] = np.asarray(turnover.scores[f"train/{name}"], np.float32)[rows]
   return table
 
 
