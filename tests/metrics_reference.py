@@ -1,6 +1,6 @@
 """Slow, obvious NumPy references for the metric kernels: a Python loop over every row.
 
-Written from SPEC.md's table, independently of the JAX code, in float64.
+Written from the tables of docs/definitions.md, independently of the JAX code, in float64.
 """
 
 import numpy as np
@@ -16,7 +16,7 @@ def reference_stats(num_examples, stream):
   """stream: list of (ids i32[B], logits f32[B, C], labels i32[B], mask bool[B] | None).
 
   An unmasked row counts when its id is in [0, num_examples) and no earlier row of the same
-  update counted that id; every other unmasked row is dropped (SPEC's id rules).
+  update counted that id; every other unmasked row is dropped (docs/definitions.md, "Rules every kernel follows").
 
   Returns a dict of every summary key -> np.ndarray[num_examples], and "dropped" (an int).
   """

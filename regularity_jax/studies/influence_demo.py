@@ -1,7 +1,7 @@
 """Study 4: Kobayashi et al. (2020)'s demo: removing the most harmful training examples, by
 turn-over influence, lowers the validation loss.
 
-Setup (SPEC.md): MNIST, 3,000 training / 200 validation examples (the validation set is
+Setup (Kobayashi et al.'s demo, docs/definitions.md): MNIST, 3,000 training / 200 validation examples (the validation set is
 `test_subset=200` of the MNIST test split, so it plays the "test" role in the loop), bias-free
 MLP 784-768-768-768-10 with turn-over dropout p = 0.5 on every hidden layer, SGD lr 0.01
 momentum 0.9 weight decay 0.01, batch 32, 40 epochs.

@@ -7,7 +7,7 @@
                       examples in eval mode, keeps each with probability CDF(loss)^beta over
                       the last `sb_history` losses, and backpropagates the first B kept (a
                       fixed-shape batch; the rest of the chunk is skipped, padding is masked).
-                      The first epoch uses every example (SPEC). The scoring forward costs
+                      The first epoch uses every example (Jiang et al.; docs/definitions.md). The scoring forward costs
                       about a third of a training step per candidate.
   importance          loss-proportional importance sampling: each epoch draws ceil(N/B)
                       batches with replacement, p_i proportional to the last presentation
