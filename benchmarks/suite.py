@@ -131,7 +131,8 @@ class Bench:
     state = TrainState(step=jnp.int32(0), epoch=jnp.int32(0), params=params,
                        model_state=model_state, opt_state=tx.init(params),
                        clock=optimizers.init_clock(config, steps_per_epoch, self.preset.n_train),
-                       key=jax.random.key_data(jax.random.key(seed)), train_stats=tracker.init(),
+                       key=jax.random.key_data(jax.random.key(seed)),
+                       active=jnp.ones(self.preset.n_train, bool), train_stats=tracker.init(),
                        eval_stats={})
     train_step = steps.make_train_step(graphdef, tx, tracker,
                                        optimizers.make_schedule(config, steps_per_epoch),

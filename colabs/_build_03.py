@@ -32,7 +32,7 @@ from IPython.display import display, Markdown
 from experiments.configs import turnover_mnist
 from regularity_jax.studies import figures, subruns, turnover_labels
 from regularity_jax.studies.report import markdown_table
-from regularity_jax.training import loop, train_and_evaluate
+from regularity_jax.training import load_data, train_and_evaluate
 %matplotlib inline
 
 # MNIST from local IDX files when they are there (this repository's ../shared/data), else
@@ -81,7 +81,7 @@ figures.curves(axes[0], np.arange(1, epochs + 1),
 display(Markdown(markdown_table(turnover_labels.fitting_rows(scores, epochs, groups))))"""),
     ("md", """## The most and least memorized training examples
 Title: the label trained on (with the original label when it was changed) and the memorization."""),
-    ("code", """dataset = loop.load_data(config)  # the data the run saw (same corrupted labels)
+    ("code", """dataset = load_data(config)  # the data the run saw (same corrupted labels)
 assert np.array_equal(dataset.train.ids, scores["train/example_id"])
 memorization = scores["train/memorization_loss"]
 order = np.argsort(-memorization)

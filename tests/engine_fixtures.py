@@ -1,10 +1,14 @@
 """Tiny datasets and configs for engine tests: fast on 2 CPU cores."""
 
+import contextlib
 import pathlib
+from unittest import mock
 
+import chex
 import numpy as np
 
 from regularity_jax.training import default_config
+from regularity_jax.training import programs
 
 
 def write_tiny_npz(directory, *, n_train=96, n_test=48, num_classes=4, shape=(6, 6, 1),
@@ -44,12 +48,9 @@ def tiny_config(data_dir, **overrides):
   c.momentum = 0.9
   c.progress_bar = False
   c.plots = False
-  for key, value in overrides.items():
-    target = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  c.lock()
+  c.model_kwargs.unlock()  # a model's keyword arguments are its own
+  c.update_from_flattened_dict(overrides)  # dotted keys, type-checked, unknown fields refused
   return c
 
 
@@ -62,3 +63,23 @@ def check_report(path, figure_names):
     assert f"]({name})" in text
     assert (path.parent / name).read_bytes()[:4] == b"\x89PNG"
   return text
+
+
+@contextlib.contextmanager
+def count_traces(max_traces: dict[str, int] | None = None):
+  """Counts how often each jitted program of the engine is traced (compiled) while the block
+  runs, through `programs.WRAP`; programs named in `max_traces` also fail on more traces
+  (`chex.assert_max_traces`). Yields the {name: count} dict."""
+  counts: dict[str, int] = {}
+
+  def wrap(name, fn):
+    def traced(*args, **kwargs):  # no functools.wraps: chex refuses to wrap a vmapped function
+      counts[name] = counts.get(name, 0) + 1
+      return fn(*args, **kwargs)
+    if max_traces and name in max_traces:
+      return chex.assert_max_traces(traced, n=max_traces[name])
+    return traced
+
+  chex.clear_trace_counter()  # chex counts per function definition, across runs
+  with mock.patch.object(programs, "WRAP", wrap):
+    yield counts

@@ -10,7 +10,7 @@ from regularity_jax import metrics
 from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.metrics import difficulty
 from regularity_jax.selection import pruning
-from regularity_jax.training import seeds
+from regularity_jax.metrics import seeds
 
 
 def toneva_order_examples_by_forgetting(accuracies_per_seed, npresentations):

@@ -27,20 +27,22 @@ class TestOnlinePrioritization:
       self, data_dir, tmp_path):
     # A short history (recent losses only): with the default 1024 the history of this tiny,
     # fast-learning run is dominated by older, larger losses and fewer examples are kept.
-    result = _run(data_dir, tmp_path, "sb", **{"prioritization": "selective_backprop",
-                                              "prioritization_options.sb_history": 32})
+    with engine_fixtures.count_traces({"sb_step": 1, "epoch_step": 1}) as traces:
+      result = _run(data_dir, tmp_path, "sb", **{"prioritization": "selective_backprop",
+                                                "prioritization_options.sb_history": 32})
     back = [r["examples_backpropagated"] for r in result.metrics]
     forwarded = [r["examples_forwarded"] for r in result.metrics]
     assert back[0] == 128 and forwarded == [128] * 4
     assert all(30 <= b <= 100 for b in back[1:]), back  # beta = 1 keeps about half
-    assert result.trace_counts["sb_step"] == 1 and result.trace_counts["epoch_step"] == 1
+    assert traces["sb_step"] == 1 and traces["epoch_step"] == 1
 
   def test_infobatch_prunes_below_mean_then_anneals(self, data_dir, tmp_path):
-    result = _run(data_dir, tmp_path, "ib", num_epochs=8, **{"prioritization": "infobatch"})
+    with engine_fixtures.count_traces({"epoch_plan_infobatch": 1, "epoch_step": 1}) as traces:
+      result = _run(data_dir, tmp_path, "ib", num_epochs=8, **{"prioritization": "infobatch"})
     back = [r["examples_backpropagated"] for r in result.metrics]
     assert back[0] == 128 and back[-1] == 128        # unseen at first; annealed at 7/8
     assert all(b < 128 for b in back[1:7]), back
-    assert result.trace_counts["epoch_plan_infobatch"] == 1
+    assert traces["epoch_plan_infobatch"] == 1
 
   def test_importance_sampling_same_steps(self, data_dir, tmp_path):
     result = _run(data_dir, tmp_path, "is", **{"prioritization": "importance"})

@@ -5,7 +5,7 @@ import pytest
 
 from regularity_jax.estimators import bias_variance
 from regularity_jax.training import ConfigError
-from regularity_jax.training import seeds
+from regularity_jax.metrics import seeds
 from regularity_jax.training import train_and_evaluate
 from tests import engine_fixtures
 
@@ -20,8 +20,9 @@ def data_dir(tmp_path_factory):
 def test_replicas_equal_sequential_runs(data_dir, tmp_path):
   overrides = {"num_epochs": 3, "model_kwargs.dropout": 0.2}
   config = engine_fixtures.tiny_config(data_dir, num_seeds=3, **overrides)
-  together = train_and_evaluate(config, tmp_path / "k3")
-  assert together.trace_counts["epoch_step"] == 1
+  with engine_fixtures.count_traces({"epoch_step": 1}) as traces:
+    together = train_and_evaluate(config, tmp_path / "k3")
+  assert traces["epoch_step"] == 1
   for k in (0, 2):
     alone = train_and_evaluate(engine_fixtures.tiny_config(data_dir, seed=k, **overrides),
                                tmp_path / f"seed{k}")

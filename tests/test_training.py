@@ -281,7 +281,13 @@ class TestBadInput:
 
 def test_scanned_epoch_equals_stepped_epoch(tiny_dir, tmp_path):
   """scan_epoch runs the same steps as one device program: identical statistics."""
-  runs = [train_and_evaluate(engine_fixtures.tiny_config(tiny_dir, num_epochs=3, scan_epoch=scan),
-                             tmp_path / f"scan{scan}") for scan in (False, True)]
+  runs, traces = [], []
+  for scan in (False, True):
+    with engine_fixtures.count_traces() as counts:
+      runs.append(train_and_evaluate(
+          engine_fixtures.tiny_config(tiny_dir, num_epochs=3, scan_epoch=scan),
+          tmp_path / f"scan{scan}"))
+    traces.append(counts)
   assert_scores_equal(runs[0].scores, runs[1].scores, float_atol=1e-5)
-  assert runs[1].trace_counts["scanned_epoch"] == 1 and "epoch_step" not in runs[1].trace_counts
+  assert traces[1]["scanned_epoch"] == 1 and "epoch_step" not in traces[1]
+  assert traces[0]["epoch_step"] == 1 and "scanned_epoch" not in traces[0]

@@ -246,6 +246,7 @@ class TestWeighting:
     tx = optax.sgd(1.0)  # with a constant rate of 1, params change by exactly -grad
     state = TrainState(step=jnp.int32(0), epoch=jnp.int32(0), params=params, model_state=model_state,
                        opt_state=tx.init(params), clock=optimizers.epoch_clock(0, 1, 1), key=KEY,
+                       active=jnp.ones(5, bool),
                        train_stats=tracker.init(), eval_stats={})
     batch = {"image": x, "label": y, "id": jnp.arange(5), "mask": mask, "weight": w}
     new_state, _ = steps.make_train_step(graphdef, tx, tracker, optax.constant_schedule(1.0))(

@@ -14,7 +14,7 @@ The method is set with --config.prioritization=KIND
 (uniform | selective_backprop | importance | infobatch | noise_aware) and its parameters with
 --config.prioritization_options.<field> (sb_beta, sb_history, candidates, is_smoothing, is_reweight,
 infobatch_ratio, infobatch_anneal, noise_score, noise_fraction, noise_warmup;
-regularity_jax/training/prioritization.py documents each). The noise is
+regularity_jax/training/features/prioritization/ documents each). The noise is
 --config.corruption.kind (none | random_labels | shuffled_pixels | gaussian_images | ...) on
 --config.corruption.fraction of the training set. The test split is evaluated every epoch
 (eval_every=1), and every record of metrics.jsonl carries examples_backpropagated,

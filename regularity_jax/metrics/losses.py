@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
+import optax
 
 from regularity_jax.metrics import indexing
 from regularity_jax.metrics.scores import el2n
@@ -28,9 +28,10 @@ SUMMARY_KEYS = ("last_loss", "mean_loss", "last_el2n", "mean_el2n", "observation
 
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
-  """logits: [B, C], labels: i32[B] -> f32[B] `-log softmax(logits)[y]`."""
-  log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  return -jnp.take_along_axis(log_p, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+  """logits: [B, C] (any float dtype), labels: i32[B] -> f32[B] `-log softmax(logits)[y]`,
+  optax's, computed in float32 (the one cross-entropy of the package)."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32),
+                                                         labels.astype(jnp.int32))
 
 
 class LossState(NamedTuple):

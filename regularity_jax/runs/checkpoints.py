@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -30,6 +32,15 @@ class Checkpointer:
     """Restores into the structure, dtypes and shardings of `target` (a TrainState)."""
     epoch = self.latest_epoch() if epoch is None else epoch
     return self._manager.restore(epoch, args=ocp.args.StandardRestore(target))
+
+  def restore_or(self, initial):
+    """(the latest checkpoint restored into `initial`'s structure, its epoch), or
+    (`initial`, 0) when there is none."""
+    epoch = self.latest_epoch()
+    if epoch is None:
+      return initial, 0
+    state = self.restore(initial, epoch)
+    return state, int(np.ravel(jax.device_get(state.epoch))[0])
 
   def close(self) -> None:
     self._manager.close()

@@ -9,6 +9,10 @@
     scores_test.csv    the test rows
     plots/*.png
     checkpoints/       Orbax (regularity_jax.runs.checkpoints)
+    wall_time.json     wall time of the run, summed over its invocations (resumes)
+    reduction/, influence.npz   files of features (dynamic reduction, turn-over influence)
+
+Every file a run writes goes through this class.
 
 Nothing here ever deletes or overwrites another run: a workdir that holds a run with a
 different config, or files that are not a run, is refused with a message.
@@ -141,6 +145,31 @@ class RunDirectory:
   def append_metrics(self, record: Mapping[str, Any]) -> None:
     with self.metrics_path.open("a") as f:
       f.write(json.dumps(_jsonable(record)) + "\n")
+
+  def _file(self, relative: str) -> pathlib.Path:
+    path = self.path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+  def save_array(self, relative: str, array: np.ndarray) -> pathlib.Path:
+    """Writes one array (.npy) at `relative` inside the run directory, atomically."""
+    path = self._file(relative)
+    _atomic_write(path, lambda p: np.save(p.open("wb"), np.asarray(array)))
+    return path
+
+  def save_npz(self, relative: str, arrays: Mapping[str, np.ndarray]) -> pathlib.Path:
+    """Writes arrays (.npz) at `relative` inside the run directory, atomically."""
+    path = self._file(relative)
+    _atomic_write(path, lambda p: np.savez(p.open("wb"), **arrays))
+    return path
+
+  def record_wall_time(self, seconds: float) -> None:
+    """Adds this invocation's wall time (setup, compilation, training, evaluation, files) to
+    wall_time.json: {"seconds": total over invocations, "invocations": count}."""
+    path = self.path / "wall_time.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "invocations": 0}
+    new = {"seconds": old["seconds"] + seconds, "invocations": old["invocations"] + 1}
+    _atomic_write(path, lambda p: p.write_text(json.dumps(new)))
 
   def write_scores(self, arrays: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
                    splits: Iterable[str] = ("train", "test")) -> None:

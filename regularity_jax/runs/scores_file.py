@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from regularity_jax.metrics import difficulty
+from regularity_jax.metrics import seeds
 
 FORMAT = 1
 PROVENANCE_KEY = "provenance"
@@ -77,6 +78,65 @@ def provenance(config, dataset) -> dict[str, Any]:
       "model": config.model,
       "turnover": bool(config.turnover.enabled),
   }
+
+
+# Columns that describe the examples rather than measure them: equal in every replica.
+PER_RUN_KEYS = ("example_id", "label", "original_label", "corrupted", "active")
+
+
+def columns(tables: Mapping[str, Mapping[str, np.ndarray]], dataset) -> dict[str, np.ndarray]:
+  """The scores.npz columns of one replica from its host summary tables.
+
+  Args:
+    tables: {"train": presentation stream, "eval_train": evaluation stream of the training
+      split, "test": evaluation stream of the test split}, each a `Tracker.summarize` table
+      over the run's id space (fetched to the host).
+    dataset: the run's `data.Dataset` (rows in split order).
+
+  Returns:
+    `train/<key>`, `train/eval_<key>` and `test/<key>` for every per-example key, the example
+    ids and labels, and `<split>/forgetting_score` (Toneva's ranking score, `metrics.difficulty`).
+  """
+  ids = {"train": dataset.train.ids, "test": dataset.test.ids}
+  out = {
+      "train/example_id": dataset.train.ids, "train/label": dataset.train.labels,
+      "train/original_label": dataset.train.original_labels,
+      "train/corrupted": dataset.train.corrupted,
+      "test/example_id": dataset.test.ids, "test/label": dataset.test.labels,
+  }
+  for stream, prefix, split in (("train", "train/", "train"), ("eval_train", "train/eval_", "train"),
+                                ("test", "test/", "test")):
+    table = {k: np.asarray(v) for k, v in tables[stream].items() if np.ndim(v) == 1}
+    for key, value in table.items():
+      out[f"{prefix}{key}"] = value[ids[split]]
+    if stream != "eval_train" and "forgetting_events" in table:
+      rows = {k: v[ids[split]] for k, v in table.items()}
+      out[f"{prefix}forgetting_score"] = np.asarray(difficulty.score(
+          "forgetting" if split == "train" else "malgeneralizing", rows))
+  return out
+
+
+def combine_replicas(per_replica: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """Seed-combined `<split>/<key>` (`metrics.seeds.combine`) plus per-seed
+  `<split>/seed<k>/<key>`; `train/flipped_prob` keeps the seed axis ([K, N, C]) for
+  `estimators.bias_variance`."""
+  out = {}
+  for split in ("train", "test"):
+    keys = [k for k in per_replica[0] if k.startswith(f"{split}/")]
+    stat_keys = [k for k in keys if k.split("/", 1)[1] not in PER_RUN_KEYS
+                 and k != "train/flipped_prob"]
+    for key in keys:
+      if key not in stat_keys:
+        out[key] = per_replica[0][key]
+    stacked = {k.split("/", 1)[1]: np.stack([s[k] for s in per_replica]) for k in stat_keys}
+    for name, value in seeds.combine(stacked).items():
+      out[f"{split}/{name}"] = value
+    for k, table in enumerate(per_replica):
+      for key in stat_keys:
+        out[f"{split}/seed{k}/{key.split('/', 1)[1]}"] = table[key]
+  if "train/flipped_prob" in per_replica[0]:
+    out["train/flipped_prob"] = np.stack([s["train/flipped_prob"] for s in per_replica])
+  return out
 
 
 def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],

@@ -31,7 +31,7 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.runs import Checkpointer
 from regularity_jax.studies.errors import StudyError
-from regularity_jax.training import loop
+from regularity_jax.training import setup as training_setup
 
 
 @dataclasses.dataclass
@@ -40,7 +40,7 @@ class FinalModel:
 
   Attributes:
     graphdef: static structure; params / model_state: plain nested dicts of arrays.
-    dataset: the data the run trained on (`loop.load_data(config)`: subset and corruption).
+    dataset: the data the run trained on (`training_setup.load_data(config)`: subset and corruption).
     epoch: the epoch of the checkpoint read.
   """
   graphdef: Any
@@ -89,8 +89,8 @@ def load(config, run_dir: str | os.PathLike, *, epoch: int | None = None,
     restored = checkpointer.restore(None, epoch=epoch)
   finally:
     checkpointer.close()
-  dataset = dataset if dataset is not None else loop.load_data(config)
-  graphdef, params, model_state = loop.build_model(config, dataset, jax.random.key(0))
+  dataset = dataset if dataset is not None else training_setup.load_data(config)
+  graphdef, params, model_state = training_setup.build_model(config, dataset, jax.random.key(0))
   return FinalModel(graphdef=graphdef,
                     params=_fill(params, restored["params"], "params"),
                     model_state=_fill(model_state, restored["model_state"], "model_state"),

@@ -35,7 +35,7 @@ from regularity_jax.studies import subruns
 from regularity_jax.studies.errors import StudyError
 from regularity_jax.studies.report import Report
 from regularity_jax.studies.report import mean_std_rows
-from regularity_jax.training import loop
+from regularity_jax.training import setup as training_setup
 
 REMOVALS = ("harmful", "random", "helpful")
 
@@ -77,7 +77,7 @@ def run(config, workdir) -> pathlib.Path:
     influence = subruns.read_influence(scored)
     ids, total = influence["train/example_id"], influence["train/total_influence"]
     num_targets = len(influence["test/example_id"])
-    dataset = loop.load_data(score_config)
+    dataset = training_setup.load_data(score_config)
     retrain = subruns.derive_config(score_config, {
         "turnover.influence_targets": "none",
         "eval_every": int(config.retrain_eval_every or score_config.num_epochs)})

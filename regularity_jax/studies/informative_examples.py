@@ -27,7 +27,7 @@ from regularity_jax.studies import subruns
 from regularity_jax.studies.errors import StudyError
 from regularity_jax.studies.report import Report
 from regularity_jax.studies.report import mean_std_rows
-from regularity_jax.training import loop
+from regularity_jax.training import setup as training_setup
 
 ORDERS = ("most", "least", "random")
 
@@ -77,7 +77,7 @@ def run(config, workdir) -> pathlib.Path:
         "dataset": config.dataset, "data_dir": subruns.data_dir_for(config, config.dataset),
         "seed": seed, "corruption.seed": seed, "turnover.enabled": True})
     scored = runs.run(f"score_seed{seed}", score_config)
-    dataset = loop.load_data(score_config)
+    dataset = training_setup.load_data(score_config)
     ids = scored.scores["train/example_id"]
     if not np.array_equal(ids, dataset.train.ids):
       raise StudyError("scores.npz rows do not match the loaded dataset; was the data changed?")

@@ -54,7 +54,7 @@ from regularity_jax.studies import subruns
 from regularity_jax.studies.errors import StudyError
 from regularity_jax.studies.report import Report
 from regularity_jax.studies.report import mean_std_rows
-from regularity_jax.training import prioritization
+from regularity_jax.training.features import prioritization
 
 LOSS_BASED = ("selective_backprop", "importance", "infobatch")
 COST_KEYS = ("step", "examples_backpropagated", "examples_forwarded", "train_time_s")

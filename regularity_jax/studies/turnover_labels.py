@@ -11,7 +11,7 @@ label) one turn-over run is trained, and from its scores.npz:
                   correct(i; m_i) - correct(i; 1 - m_i) (`train/memorization`) and the loss
                   form averaged over every evaluation (`train/memorization_loss_mean`)
   AUROC           of each memorization form for flagging the mislabeled examples
-                  (`regularity_jax.training.loop.auroc`, ties count one half)
+                  (`regularity_jax.estimators.detection.auroc`, ties count one half)
   fitting speed   learned_by_epoch(e) = fraction of a group whose first correct presentation
                   (`train/first_learned`, presentation stream: the train-mode forward pass of the
                   example's own sub-network m_i, before the update) happened in epochs 1..e.
@@ -39,7 +39,7 @@ from regularity_jax.studies.report import Report
 from regularity_jax.studies.report import mean_std_rows
 from regularity_jax.studies import subruns
 from regularity_jax.training import RunResult
-from regularity_jax.training.loop import auroc
+from regularity_jax.estimators.detection import auroc
 
 MEMORIZATION_KEYS = ("memorization_loss", "memorization", "memorization_loss_mean")
 

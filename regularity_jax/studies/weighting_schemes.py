@@ -33,7 +33,7 @@ from regularity_jax.studies.errors import StudyError
 from regularity_jax.studies.report import Report
 from regularity_jax.studies.report import mean_std_rows
 from regularity_jax.training import RunResult
-from regularity_jax.training import loop
+from regularity_jax.training import setup as training_setup
 
 CONDITIONS = ("clean", "noisy", "long_tail")
 
@@ -82,7 +82,7 @@ def run(config, workdir) -> pathlib.Path:
       "dataset": config.dataset, "data_dir": subruns.data_dir_for(config, config.dataset)})
   tail_classes, tail_ids, tail_dataset = None, None, None
   if "long_tail" in config.conditions:
-    tail_dataset = loop.load_data(clean)
+    tail_dataset = training_setup.load_data(clean)
     tail_ids = datasets.long_tail_ids(tail_dataset.train.labels, tail_dataset.train.ids,
                                       float(config.imbalance_ratio), seed=0)
     counts = np.bincount(tail_dataset.train.labels[np.isin(tail_dataset.train.ids, tail_ids)],

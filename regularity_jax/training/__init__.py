@@ -1,11 +1,18 @@
-"""Training: pure jitted steps, data parallelism over a mesh, and the loop of the main job.
+"""Training: pure jitted train/eval steps, data parallelism over a mesh, and the main job's loop.
 
-  config     default_config() and validate()
-  state      TrainState, the pytree of everything that changes
-  steps      train_step(state, batch) -> (state, per_example), eval step, fused epoch step
-  sharding   the 1-D `data` mesh
-  optimizers optax optimizers and schedules from config fields
-  loop       train_and_evaluate(config, workdir)
+  config      default_config() and validate()
+  state       TrainState, the pytree of everything that changes
+  steps       train_step(state, batch) -> (state, per_example), eval step, fused epoch step
+  setup       Setup: data, model, mesh, tracker, initial state; load_data, build_model
+  programs    every jitted program, built through one door (`programs.jit`)
+  epoch       one training epoch: plan, clock, steps, record
+  evaluators  what each evaluation measures, by name
+  features    optional behaviours behind one interface: pruning, turn-over, weighting,
+              reduction, and the prioritization methods
+  replicas    the seed axis (num_seeds > 1)
+  sharding    the 1-D `data` mesh
+  optimizers  optax optimizers and epoch-following schedules
+  loop        train_and_evaluate(config, workdir)
 """
 
 from regularity_jax.training.config import default_config
@@ -13,7 +20,9 @@ from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.errors import TrainingDiverged
 from regularity_jax.training.loop import RunResult
 from regularity_jax.training.loop import train_and_evaluate
+from regularity_jax.training.setup import build_model
+from regularity_jax.training.setup import load_data
 from regularity_jax.training.state import TrainState
 
 __all__ = ["default_config", "ConfigError", "TrainingDiverged", "RunResult",
-           "train_and_evaluate", "TrainState"]
+           "train_and_evaluate", "TrainState", "build_model", "load_data"]

@@ -60,7 +60,7 @@ Fields:
   prioritization    uniform | selective_backprop | importance | infobatch | noise_aware
   prioritization_options  their parameters: sb_beta, sb_history, candidates, is_smoothing,
                     is_reweight, infobatch_ratio, infobatch_anneal, noise_score, noise_fraction,
-                    noise_warmup (regularity_jax.training.prioritization documents each)
+                    noise_warmup (regularity_jax.training.features.prioritization documents each)
   pruning.fraction_kept  static pruning before training: keep this fraction of the training
                     set by pruning.rule (regularity_jax.selection.pruning.RULES: hardest keeps
                     the hardest, i.e. removes the easiest first as Toneva et al. do) over
@@ -80,6 +80,9 @@ Fields:
                     latest evaluation; reduction.by = margin | random (a same-size random
                     subset, redrawn at every re-selection); once started, reduction never returns
                     to the full set, even if a later evaluation is no longer separated
+  evaluators        what every evaluation measures, by name (regularity_jax.training.evaluators
+                    documents each and its metrics.jsonl keys): splits, turnover, margins,
+                    summaries (the last every epoch); one that does not apply is skipped
   progress_bar      tqdm progress bar on stderr
   plots             write PNG plots at the end of the run
 """
@@ -89,13 +92,12 @@ from __future__ import annotations
 import ml_collections
 
 from regularity_jax import metrics
-from regularity_jax.metrics import difficulty
 from regularity_jax import models
-from regularity_jax.data import DATASETS
 from regularity_jax.data import CORRUPTIONS
-from regularity_jax import weighting
+from regularity_jax.data import DATASETS
 from regularity_jax.training import optimizers
 from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.features.base import choice
 
 DTYPES = ("float32", "bfloat16")
 
@@ -152,44 +154,32 @@ def default_config() -> ml_collections.ConfigDict:
   c.weighting = ml_collections.ConfigDict({
       "scheme": "uniform", "score": "forgetting", "scores_path": "", "temperature": 2.0,
       "start_epoch": 1, "pace_start": 0.3, "pace_end": 0.8, "allow_partial": False})
+  c.evaluators = ("splits", "turnover", "margins", "summaries")
   c.progress_bar = True
   c.plots = True
   return c
 
 
-def _choice(name, value, allowed):
-  if value not in allowed:
-    raise ConfigError(f"unknown {name} {value!r}; set --config.{name} to one of {tuple(allowed)}")
-
-
-def check_running_score(config, field: str, name: str) -> None:
-  """ConfigError unless score `name` can be computed from this run's running state."""
-  spec = difficulty.get(name, "train")
-  if not spec.running:
-    raise ConfigError(f"{field}={name!r} exists only in a finished run's scores.npz, not in the "
-                      "running state; pass that file (weighting.scores_path) or choose one of "
-                      f"{tuple(s for s in difficulty.TRAIN_SCORES if difficulty.SCORES[s].running)}")
-  if spec.source == "turnover" and not config.turnover.enabled:
-    raise ConfigError(f"{field}={name!r} needs turn-over dropout: set "
-                      "--config.turnover.enabled=True")
-  if spec.source != "turnover" and spec.source not in config.tracking.kernels:
-    raise ConfigError(f"{field}={name!r} needs the {spec.source!r} kernel: add it to "
-                      "--config.tracking.kernels")
-
-
 def validate(config) -> None:
-  """Raises ConfigError (one line: the problem and the fix) on any unusable field."""
-  _choice("dataset", config.dataset, DATASETS)
-  _choice("model", config.model, models.MODELS)
-  _choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
-  _choice("schedule", config.schedule, optimizers.SCHEDULES)
-  _choice("schedule_clock", config.schedule_clock, optimizers.CLOCKS)
-  _choice("dtype", config.dtype, DTYPES)
-  _choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
+  """Raises ConfigError (one line: the problem and the fix) on any unusable field: the core
+  fields here, each feature's in its own `validate` (`training.features`)."""
+  from regularity_jax.training import evaluators  # pylint: disable=g-import-not-at-top
+  from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
+  choice("dataset", config.dataset, DATASETS)
+  choice("model", config.model, models.MODELS)
+  choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
+  choice("schedule", config.schedule, optimizers.SCHEDULES)
+  choice("schedule_clock", config.schedule_clock, optimizers.CLOCKS)
+  choice("dtype", config.dtype, DTYPES)
+  choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
+  choice("prioritization", config.prioritization, features.prioritization.KINDS)
+  choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
   for kernel in config.tracking.kernels:
-    _choice("tracking.kernels entry", kernel, metrics.KERNELS)
+    choice("tracking.kernels entry", kernel, metrics.KERNELS)
+  for name in config.evaluators:
+    choice("evaluators entry", name, evaluators.EVALUATORS)
   for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every",
-                "keep_checkpoints"):
+                "keep_checkpoints", "num_seeds"):
     if int(config[field]) <= 0:
       raise ConfigError(f"{field}={config[field]} must be a positive integer; "
                         f"set --config.{field} to a value >= 1")
@@ -200,62 +190,14 @@ def validate(config) -> None:
   if not 0.0 <= float(config.corruption.fraction) <= 1.0:
     raise ConfigError(f"corruption.fraction={config.corruption.fraction} is outside [0, 1]; "
                       "set --config.corruption.fraction between 0 and 1")
-  _choice("weighting.scheme", config.weighting.scheme, weighting.SCHEMES)
-  _choice("weighting.score", config.weighting.score, weighting.SCORES)
-  from regularity_jax.selection import pruning  # pylint: disable=g-import-not-at-top
-  from regularity_jax.training import prioritization  # pylint: disable=g-import-not-at-top
-  _choice("prioritization", config.prioritization, prioritization.KINDS)
-  _choice("prioritization_options.noise_score", config.prioritization_options.noise_score,
-          difficulty.TRAIN_SCORES)
-  needs_losses = config.prioritization in ("importance", "infobatch", "noise_aware")
-  if needs_losses and "losses" not in config.tracking.kernels:
-    raise ConfigError(f"prioritization={config.prioritization!r} needs the 'losses' "
-                      "kernel: add it to --config.tracking.kernels")
-  if config.prioritization == "noise_aware":
-    check_running_score(config, "prioritization_options.noise_score",
-                        config.prioritization_options.noise_score)
-  if not 0.0 < float(config.pruning.fraction_kept) <= 1.0:
-    raise ConfigError(f"pruning.fraction_kept={config.pruning.fraction_kept} must be in (0, 1]")
-  if float(config.pruning.fraction_kept) < 1.0:
-    _choice("pruning.rule", config.pruning.rule, pruning.RULES)
-    _choice("pruning.score", config.pruning.score, tuple(pruning.SCORES))
-    _choice("pruning.ties", config.pruning.ties, difficulty.TIES)
-    if config.pruning.score != "random" and not config.pruning.scores_path:
-      raise ConfigError("pruning by a score needs --config.pruning.scores_path=RUN/scores.npz "
-                        "(a finished run of the same dataset), or pruning.score='random'")
-  if int(config.num_seeds) < 1:
-    raise ConfigError(f"num_seeds={config.num_seeds} must be >= 1")
+  for feature in features.FEATURES:  # each checks its fields, enabled or not
+    feature.validate(config)
+  features.prioritization.METHODS[config.prioritization].validate(config)
   if int(config.num_seeds) > 1:
-    clashes = []
-    if config.reduction.enabled:
-      clashes.append("reduction.enabled")
-    if config.prioritization not in ("uniform", "importance"):
-      clashes.append(f"prioritization={config.prioritization}")
-    if config.weighting.scheme != "uniform" and not config.weighting.scores_path:
-      clashes.append("running weighting")
-    if config.turnover.influence_targets != "none":
-      clashes.append("turnover.influence_targets")
+    clashes = [c for c in (f.replica_clash(config) for f in features.all_classes()
+                           if f.enabled(config)) if c]
     if clashes:
       raise ConfigError(f"num_seeds={config.num_seeds} cannot be combined with {', '.join(clashes)} "
                         "(per-replica step counts or weights would differ); use num_seeds=1")
-  _choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
-  if config.reduction.enabled and "margins" not in config.tracking.kernels:
-    raise ConfigError("reduction.enabled needs the 'margins' kernel: add it to "
-                      "--config.tracking.kernels")
-  _choice("reduction.by", config.reduction.by, ("margin", "random"))
-  if config.reduction.enabled:
-    if not 0.0 < float(config.reduction.fraction) <= 1.0:
-      raise ConfigError(f"reduction.fraction={config.reduction.fraction} must be in (0, 1]")
-    if int(config.reduction.every) <= 0 or int(config.reduction.every) % int(config.eval_every):
-      raise ConfigError(f"reduction.every={config.reduction.every} must be a positive multiple of "
-                        f"eval_every={config.eval_every}: re-selection uses the latest evaluation")
-  _choice("turnover.influence_targets", config.turnover.influence_targets, ("none", "test"))
-  running = config.weighting.scheme != "uniform" and not config.weighting.scores_path
-  if running:
-    check_running_score(config, "weighting.score", config.weighting.score)
-  if config.turnover.influence_targets != "none" and not config.turnover.enabled:
-    raise ConfigError("turnover.influence_targets needs --config.turnover.enabled=True")
-  if config.turnover.enabled and not 0.0 < float(config.turnover.rate) < 1.0:
-    raise ConfigError(f"turnover.rate={config.turnover.rate} must be in (0, 1)")
   if float(config.learning_rate) <= 0:
     raise ConfigError(f"learning_rate={config.learning_rate} must be > 0")

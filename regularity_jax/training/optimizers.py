@@ -1,6 +1,7 @@
 """optax optimizers and learning-rate schedules built from config fields.
 
-Fields (see `regularity_jax.training.config`): `optimizer` in {sgd, adam, adamw},
+Fields (defaults and documentation in `regularity_jax.training.config`, the one place that
+sets them): `optimizer` in {sgd, adam, adamw},
 `learning_rate`, `momentum`, `nesterov`, `weight_decay`, `schedule` in {constant, multistep,
 cosine}, `lr_milestones` (epochs), `lr_gamma`, `warmup_epochs`, `schedule_clock` in {epoch,
 examples}.
@@ -57,7 +58,7 @@ class Clock:
 
 def init_clock(config, steps_per_epoch: int, num_train: int) -> Clock:
   """The clock at the start of training."""
-  if config.get("schedule_clock", "epoch") == "examples":
+  if config.schedule_clock == "examples":
     return Clock(position=jnp.zeros((), jnp.float32), per_step=jnp.zeros((), jnp.float32),
                  per_example=jnp.asarray(steps_per_epoch / max(num_train, 1), jnp.float32))
   return epoch_clock(0, steps_per_epoch, steps_per_epoch)
@@ -74,13 +75,13 @@ def make_schedule(config, steps_per_epoch: int) -> optax.Schedule:
   """The schedule over positions in full-run steps (`steps_per_epoch` of the whole split)."""
   lr = float(config.learning_rate)
   total = max(1, int(config.num_epochs) * steps_per_epoch)
-  warmup = int(round(float(config.get("warmup_epochs", 0)) * steps_per_epoch))
-  kind = config.get("schedule", "constant")
+  warmup = int(round(float(config.warmup_epochs) * steps_per_epoch))
+  kind = config.schedule
   if kind == "constant":
     main = optax.constant_schedule(lr)
   elif kind == "multistep":
-    gamma = float(config.get("lr_gamma", 0.1))
-    boundaries = {int(m) * steps_per_epoch: gamma for m in config.get("lr_milestones", ())}
+    gamma = float(config.lr_gamma)
+    boundaries = {int(m) * steps_per_epoch: gamma for m in config.lr_milestones}
     main = optax.piecewise_constant_schedule(lr, boundaries)
   elif kind == "cosine":
     main = optax.cosine_decay_schedule(lr, max(1, total - warmup))
@@ -93,11 +94,10 @@ def make_schedule(config, steps_per_epoch: int) -> optax.Schedule:
 
 def make_optimizer(config) -> optax.GradientTransformation:
   """The optax transformation of `config` at learning rate 1 (the step applies the schedule)."""
-  wd = float(config.get("weight_decay", 0.0))
-  name = config.get("optimizer", "sgd")
+  wd = float(config.weight_decay)
+  name = config.optimizer
   if name == "sgd":
-    tx = optax.sgd(1.0, momentum=float(config.get("momentum", 0.0)) or None,
-                   nesterov=bool(config.get("nesterov", False)))
+    tx = optax.sgd(1.0, momentum=float(config.momentum) or None, nesterov=bool(config.nesterov))
   elif name == "adam":
     tx = optax.adam(1.0)
   elif name == "adamw":

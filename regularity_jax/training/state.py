@@ -12,7 +12,7 @@ import jax.numpy as jnp
 @flax.struct.dataclass
 class TrainState:
   """Everything that changes during training. A pure pytree (no Python-side state), so it can
-  be jitted, donated, checkpointed, sharded and vmapped over seeds.
+  be jitted, donated, checkpointed, sharded and vmapped over seeds (`replicas`).
 
   Attributes:
     step: i32[] optimizer steps taken.
@@ -22,10 +22,13 @@ class TrainState:
     opt_state: optax state (of the unit-rate optimizer, `optimizers.make_optimizer`).
     clock: `optimizers.Clock`, where the learning-rate schedule stands (it follows epochs).
     key: u32[2] raw PRNG key of the run; per-step and per-example keys fold into it.
+    active: bool[n_train] training rows an epoch may draw from (static pruning sets it at the
+      start, dynamic reduction changes it).
     train_stats: metric-tracker state of the presentation stream (training split).
     eval_stats: {"train": ..., "test": ...} tracker states of the evaluation stream.
-    extra: states of optional features by name: "reduction" (the active rows, always), "sb"
-      (Selective-Backprop's loss history), "turnover" (the turn-over estimator).
+    features: the typed state of each feature that keeps one, under the feature's name
+      (`features.selective_backprop.SBState`, `estimators.turnover.TurnOverState`); only the
+      feature's own module reads or writes its entry.
   """
   step: jnp.ndarray
   epoch: jnp.ndarray
@@ -34,9 +37,10 @@ class TrainState:
   opt_state: Any
   clock: Any
   key: jnp.ndarray
+  active: jnp.ndarray
   train_stats: Any
   eval_stats: Any
-  extra: Any = flax.struct.field(default_factory=dict)
+  features: Any = flax.struct.field(default_factory=dict)
 
   def rng(self, *path: int) -> jax.Array:
     """A typed key derived from the run key by folding in `path` (stream tags, step, id)."""

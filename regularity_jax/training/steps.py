@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from regularity_jax import metrics
+from regularity_jax.metrics.losses import cross_entropy
 from regularity_jax import models
 from regularity_jax.data import augment
 from regularity_jax.estimators import turnover as turnover_estimator
@@ -31,11 +32,6 @@ from regularity_jax.training.state import STREAM_TURNOVER
 from regularity_jax.training.state import TrainState
 
 PerExample = dict[str, jnp.ndarray]
-
-
-def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
-  """logits: [B, C], labels: i32[B] -> f32[B] softmax cross-entropy, computed in float32."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
 def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndarray) -> PerExample:

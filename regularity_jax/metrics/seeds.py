@@ -1,10 +1,8 @@
-"""Several seeds in one program: replica k of `num_seeds` is the run with seed `seed + k`.
+"""Combining the summary tables of several seeds (host side, NumPy).
 
-The train state gets a leading replica axis and every jitted function is `vmap`ped over it
-(the dataset and the batch shapes are shared; data order, initialization, dropout and
-augmentation differ per replica because each replica has its own run key). Replica k computes
-exactly what a single run with `--config.seed=seed+k` computes, but K small models fill an
-accelerator far better than one.
+`--config.num_seeds=K` trains K replicas in one program (`training.replicas`); replica k
+computes exactly what a single run with `--config.seed=seed+k` computes. Their tables combine
+here.
 
 Combining the statistics of seeds (Toneva et al. 2019 report statistics "summed over 5 seeds"):
 

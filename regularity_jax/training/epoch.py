@@ -1,0 +1,86 @@
+"""One training epoch: the plan, the clock, the steps, and the epoch's record.
+
+The host fetches twice per epoch: the plan's example count before the steps (the number of
+rows to run), and the running sums after them. The step loop runs under
+`jax.transfer_guard("disallow")`, so no silent host copy can hide there.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from regularity_jax.data import batching
+from regularity_jax.training import optimizers
+from regularity_jax.training import steps
+from regularity_jax.training.errors import TrainingDiverged
+
+
+def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int, run):
+  """Trains epoch `epoch` (0-based); returns (state, record, split): the record holds the
+  metrics.jsonl keys
+
+    epoch, step, learning_rate (at the start of the epoch), train_loss, train_accuracy
+    (means over the backpropagated rows, train mode, before each update; + _per_seed),
+    examples_presented, examples_backpropagated, examples_forwarded (Selective-Backprop
+    forwards more than it backpropagates), train_fraction_used (active share of the
+    training split), train_time_s;
+  and `split` is the training split with this epoch's loss weights (difficulty weighting).
+
+  Raises:
+    TrainingDiverged: the epoch's loss is not finite (the last good checkpoint is kept).
+  """
+  t0 = time.perf_counter()
+  config, replicas = setup.config, setup.replicas
+  method = features[-1]  # the prioritization method (`features.enabled_features`)
+  split = setup.train_split
+  for feature in features:
+    split = feature.epoch_split(setup, state, epoch, split)
+  plan = method.epoch_plan(setup, state, epoch)
+  num_active = int(np.max(jax.device_get(plan["num_active"])))
+  num_rows = batching.num_steps(num_active, plan["positions"].shape[-1])
+  if config.schedule_clock == "epoch":  # the schedule follows the epoch (optimizers)
+    clock = replicas.broadcast(optimizers.epoch_clock(epoch, num_rows, setup.steps_per_epoch))
+    state = state.replace(clock=setup.put(clock))
+  learning_rate = float(setup.schedule(replicas.first(jax.device_get(state.clock.position))))
+  epoch_split = split
+  if method.uses_example_weights:
+    epoch_split = {**split, "weight": split["weight"] * plan["example_weights"]}
+  carry = setup.put(replicas.broadcast(steps.init_epoch_carry()))
+  step = method.step_program(core, epoch)
+  if config.scan_epoch and step is core.epoch_step:
+    state, carry = core.scanned_epoch(state, carry, epoch_split, plan["positions"],
+                                      plan["masks"], plan["row_weights"],
+                                      setup.put(np.int32(num_rows)))
+    bar.update(num_rows)
+  else:
+    with jax.transfer_guard("disallow"):
+      for _ in range(num_rows):
+        state, carry = step(state, carry, epoch_split, plan["positions"], plan["masks"],
+                            plan["row_weights"])
+        bar.update(1)
+  end = jax.device_get({"sums": carry["sums"], "forwarded": carry["forwarded"],
+                        "step": state.step, "active": jnp.mean(state.active)})
+  sums = replicas.per_replica(end["sums"])  # [K, 3]: loss sum, correct count, example count
+  loss_sum, correct_sum, count = (float(x) for x in sums.sum(0) / len(sums))
+  if not math.isfinite(loss_sum):
+    bar.close()
+    raise TrainingDiverged(
+        f"the training loss became {loss_sum} in epoch {epoch + 1}; stopped, and the last good "
+        f"checkpoint (epoch {last_good}) is kept in {run.checkpoint_dir}: lower "
+        "--config.learning_rate (or check the inputs) and start a new --workdir")
+  state = state.replace(epoch=setup.put(np.full(np.shape(state.epoch), epoch + 1, np.int32)))
+  record = {"epoch": epoch + 1, "step": int(replicas.first(end["step"])),
+            "learning_rate": learning_rate,
+            "train_loss": loss_sum / count, "train_accuracy": correct_sum / count,
+            "examples_presented": int(count), "examples_backpropagated": int(count),
+            "examples_forwarded": int(np.mean(end["forwarded"])),
+            "train_fraction_used": round(float(end["active"]), 6),
+            "train_time_s": time.perf_counter() - t0}
+  if replicas.on:
+    record["train_accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
+  return state, record, split

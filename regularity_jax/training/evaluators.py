@@ -1,0 +1,211 @@
+"""Evaluators: what a run measures besides training, picked by name (`--config.evaluators`).
+
+Each writes the metrics.jsonl keys listed here (`_per_seed` lists, one value per replica, come
+with `num_seeds > 1`; the plain key is then the mean over replicas unless said otherwise). An
+evaluator that does not apply to a config (the margins one without the margins kernel, the
+turn-over one without turn-over dropout) is skipped.
+
+  splits     every evaluation: an eval-mode pass over the training and the test split, which
+             feeds the evaluation-stream kernels.
+             eval_train_loss, eval_train_accuracy, test_loss, test_accuracy (+ _per_seed)
+  turnover   every evaluation, with turn-over dropout: own and flipped sub-network passes over
+             the training split (`estimators.turnover`).
+             train_memorization_mean, train_memorization_loss_mean,
+             train_generalization_error_mean; memorization_auroc_corrupted (AUROC of the loss
+             form for the changed labels, or the corrupted images, when some are corrupted)
+  margins    every evaluation, with the margins kernel: normalized margins of the latest
+             evaluation (`margins.normalizer`).
+             log_network_norm, margin_auc, train_margin_quantiles (list), test_margin_auc;
+             scores.npz: train/normalized_margin, test/normalized_margin
+  summaries  every epoch: means over the training (train_) and test (test_) rows of
+             forgetting_events_mean, unforgettable_fraction, never_learned_fraction,
+             last_margin_mean; with num_seeds > 1, train_unforgettable_fraction is learned in
+             every seed and never forgotten in any (+ train_unforgettable_fraction_per_seed)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from regularity_jax import metrics
+from regularity_jax import models
+from regularity_jax.estimators import detection
+from regularity_jax.estimators import turnover as turnover_estimator
+from regularity_jax.training import programs
+from regularity_jax.metrics import seeds
+from regularity_jax.training import steps
+from regularity_jax.training.state import STREAM_TURNOVER
+
+
+class Evaluator:
+  """Base class: `applies`, `build`, `__call__` (and `scores`)."""
+  name = ""
+  every_epoch = False  # False: only at evaluation epochs
+
+  @classmethod
+  def applies(cls, config) -> bool:
+    return True
+
+  def build(self, setup, core) -> None:
+    pass
+
+  def __call__(self, setup, core, state, record: dict) -> Any:
+    raise NotImplementedError
+
+  def scores(self, setup, state, columns: dict) -> dict[str, np.ndarray]:
+    """Extra scores.npz columns of one replica (`columns`: those collected so far)."""
+    return {}
+
+
+class Splits(Evaluator):
+  name = "splits"
+
+  def __call__(self, setup, core, state, record):
+    for name, split, prefix in (("train", setup.train_split, "eval_train_"),
+                                ("test", setup.test_split, "test_")):
+      stats, sums = core.evaluate(state.params, state.model_state, state.eval_stats[name], split,
+                                  *setup.eval_rows[name])
+      state = state.replace(eval_stats={**state.eval_stats, name: stats})
+      sums = setup.replicas.per_replica(jax.device_get(sums))
+      record[f"{prefix}loss"] = float(np.mean(sums[:, 0] / sums[:, 2]))
+      record[f"{prefix}accuracy"] = float(np.mean(sums[:, 1] / sums[:, 2]))
+      if setup.replicas.on:
+        record[f"{prefix}accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
+    return state
+
+
+class TurnOverPass(Evaluator):
+  name = "turnover"
+
+  @classmethod
+  def applies(cls, config) -> bool:
+    return bool(config.turnover.enabled)
+
+  def build(self, setup, core) -> None:
+    pass_ = steps.make_turnover_evaluate(setup.graphdef)
+
+    def evaluate_turnover(state, split, positions, mask):
+      return pass_(state.params, state.model_state, state.rng(STREAM_TURNOVER),
+                   state.features["turnover"], split, positions, mask)
+
+    self._pass = programs.jit("evaluate_turnover", setup.replicas.lift(
+        evaluate_turnover, shared=("split", "positions", "mask")))
+
+  def __call__(self, setup, core, state, record):
+    stats = self._pass(state, setup.train_split, *setup.eval_rows["train"])
+    state = state.replace(features={**state.features, "turnover": stats})
+    summarize = (turnover_estimator.summarize if not setup.replicas.on
+                 else jax.vmap(turnover_estimator.summarize))
+    table = jax.device_get(summarize(stats))
+    if setup.replicas.on:
+      table = seeds.combine(table)
+    train = setup.dataset.train
+    record.update({
+        "train_memorization_mean": float(np.nanmean(table["memorization"][train.ids])),
+        "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][train.ids])),
+        "train_generalization_error_mean": float(np.nanmean(
+            table["generalization_error"][train.ids]))})
+    # Label corruptions: what a detector can find is a changed label (random_labels redraws
+    # from all classes, so about 1/C keep theirs); image corruptions: the corrupted flag.
+    flags = train.labels != train.original_labels
+    if not flags.any():
+      flags = train.corrupted
+    if flags.any() and not flags.all():
+      record["memorization_auroc_corrupted"] = detection.auroc(
+          table["memorization_loss"][train.ids], flags)
+    return state
+
+
+class Margins(Evaluator):
+  name = "margins"
+
+  @classmethod
+  def applies(cls, config) -> bool:
+    return "margins" in config.tracking.kernels
+
+  def build(self, setup, core) -> None:
+    config = setup.config
+
+    def margin_summary(state):
+      log_norm = models.norms.log_network_norm(state.params, state.model_state,
+                                               kind=config.margins.normalizer, model=config.model)
+      out = {"log_network_norm": log_norm}
+      for prefix, stats, ids in (("", state.eval_stats["train"], setup.train_ids),
+                                 ("test_", state.eval_stats["test"], setup.test_ids)):
+        normalized = stats["margins"].last_margin[ids] * jnp.exp(-log_norm)
+        out[f"{prefix}margin_auc"] = metrics.margin_distribution.margin_auc(normalized)
+        if not prefix:
+          _, q = metrics.margin_distribution.margin_distribution_curve(
+              normalized, num_points=config.margins.quantiles)
+          out["train_margin_quantiles"] = q
+      return out
+
+    self._summary = programs.jit("margin_summary", setup.replicas.lift(margin_summary))
+
+  def __call__(self, setup, core, state, record):
+    margins = jax.device_get(self._summary(state))
+    if setup.replicas.on:
+      margins = {k: np.mean(v, axis=0) for k, v in margins.items()}
+    record.update(jax.tree.map(lambda x: np.asarray(x).tolist(), margins))
+    return state
+
+  def scores(self, setup, state, columns):
+    config = setup.config
+    norm = jax.device_get(models.norms.network_norm(state.params, state.model_state,
+                                                    kind=config.margins.normalizer,
+                                                    model=config.model))
+    out = {}
+    for split, key in (("train", "train/eval_last_margin"), ("test", "test/last_margin")):
+      if key in columns:
+        out[f"{split}/normalized_margin"] = np.asarray(columns[key] / norm, np.float32)
+    return out
+
+
+class Summaries(Evaluator):
+  name = "summaries"
+  every_epoch = True
+
+  def build(self, setup, core) -> None:
+    tracker = setup.tracker
+
+    def aggregates(state):
+      return {**_aggregates("train_", tracker.summarize(state.train_stats), setup.train_ids),
+              **_aggregates("test_", tracker.summarize(state.eval_stats["test"]),
+                            setup.test_ids)}
+
+    self._aggregates = programs.jit("summaries", setup.replicas.lift(aggregates))
+    self._summarize = programs.jit("summarize", setup.replicas.lift(tracker.summarize))
+
+  def __call__(self, setup, core, state, record):
+    summaries = jax.device_get(self._aggregates(state))
+    record.update({k: float(np.mean(v)) for k, v in summaries.items()})
+    if setup.replicas.on and "train_unforgettable_fraction" in summaries:
+      record["train_unforgettable_fraction_per_seed"] = (
+          summaries["train_unforgettable_fraction"].tolist())
+      combined = seeds.combine(jax.device_get(self._summarize(state.train_stats)))
+      record["train_unforgettable_fraction"] = float(
+          np.mean(combined["unforgettable"][setup.dataset.train.ids]))
+    return state
+
+
+def _aggregates(prefix: str, table: dict, ids: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  out = {}
+  if "forgetting_events" in table:
+    out[f"{prefix}forgetting_events_mean"] = jnp.mean(table["forgetting_events"][ids])
+    out[f"{prefix}unforgettable_fraction"] = jnp.mean(table["unforgettable"][ids])
+    out[f"{prefix}never_learned_fraction"] = jnp.mean(table["never_learned"][ids])
+  if "aum" in table:
+    out[f"{prefix}last_margin_mean"] = jnp.nanmean(table["last_margin"][ids])
+  return out
+
+
+EVALUATORS = {e.name: e for e in (Splits, TurnOverPass, Margins, Summaries)}
+
+
+def enabled_evaluators(config) -> list[Evaluator]:
+  """Instances of the configured evaluators that apply to `config`, in config order."""
+  return [EVALUATORS[name]() for name in config.evaluators if EVALUATORS[name].applies(config)]

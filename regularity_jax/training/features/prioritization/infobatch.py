@@ -1,0 +1,53 @@
+"""infobatch: Qin et al. (ICLR 2024, arXiv 2303.04947).
+
+Each epoch drops a random `infobatch_ratio` of the examples whose last loss is below the mean,
+scales the kept ones by 1 / (1 - r), and trains on everything from `infobatch_anneal` of
+training on (`selection.online.infobatch_plan`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from regularity_jax.data import batching
+from regularity_jax.selection import online
+from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.features.prioritization.base import Prioritization
+from regularity_jax.training.features.prioritization.base import epoch_key
+from regularity_jax.training.features.prioritization.base import last_losses
+
+
+class InfoBatch(Prioritization):
+  name = "infobatch"
+  uses_example_weights = True
+
+  @classmethod
+  def replica_clash(cls, config) -> str | None:
+    return f"prioritization={config.prioritization}"
+
+  @classmethod
+  def validate(cls, config) -> None:
+    if "losses" not in config.tracking.kernels:
+      raise ConfigError(f"prioritization={cls.name!r} needs the 'losses' kernel: add it to "
+                        "--config.tracking.kernels")
+
+  def allowed(self, setup, state, epoch) -> jnp.ndarray:
+    """bool[n_train] rows InfoBatch may draw from."""
+    del setup, epoch
+    return state.active
+
+  def plan(self, setup, state, epoch) -> dict:
+    config = setup.config
+    options = config.prioritization_options
+    key = epoch_key(state, epoch)
+    last_loss, seen = last_losses(setup, state)
+    allowed = self.allowed(setup, state, epoch)
+    active, weights = online.infobatch_plan(key, last_loss, seen & allowed,
+                                            options.infobatch_ratio, epoch, config.num_epochs,
+                                            options.infobatch_anneal)
+    active = active & allowed
+    positions, masks = batching.epoch_batches(jax.random.fold_in(key, 1), setup.n_train,
+                                              config.batch_size, active)
+    return {"positions": positions, "masks": masks, "row_weights": jnp.ones(masks.shape),
+            "example_weights": jnp.where(active, weights, 0.0), "num_active": jnp.sum(active)}

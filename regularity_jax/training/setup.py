@@ -1,0 +1,181 @@
+"""What a run needs before its first step: data, model, mesh, tracker, and the initial state.
+
+  setup = Setup.create(config, features)     # loads data; features read their inputs
+  state = setup.initial_state()              # replicas stacked, on the devices
+
+`Setup` is read-only after `create`; everything that changes lives in the `TrainState`.
+`load_data` and `build_model` are public: notebooks and studies use them to look at a run's
+data and model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from regularity_jax import data
+from regularity_jax import metrics
+from regularity_jax import models
+from regularity_jax.data import batching
+from regularity_jax.training import optimizers
+from regularity_jax.training import sharding
+from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.replicas import Replicas
+from regularity_jax.training.state import STREAM_INIT
+from regularity_jax.training.state import TrainState
+
+
+def load_data(config) -> data.Dataset:
+  """The dataset of `config`: loaded (local files, TFDS or generated), subset, corrupted."""
+  dataset = data.load_dataset(config.dataset, config.data_dir or None,
+                              train_subset=config.train_subset or None,
+                              test_subset=config.test_subset or None,
+                              subset_seed=config.subset_seed)
+  return data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
+                      config.corruption.seed)
+
+
+def model_kwargs(config) -> dict[str, Any]:
+  kwargs = config.model_kwargs.to_dict()
+  if config.turnover.enabled:
+    kwargs.setdefault("turnover_sites", tuple(config.turnover.sites))
+    kwargs.setdefault("turnover_rate", float(config.turnover.rate))
+  return kwargs
+
+
+def build_model(config, dataset: data.Dataset, key: jax.Array):
+  """Creates the model named by the config; returns (graphdef, params, model_state)."""
+  dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+  try:
+    model = models.create_model(config.model, num_classes=dataset.num_classes,
+                                example_shape=dataset.example_shape, rngs=nnx.Rngs(params=key),
+                                dtype=dtype, **model_kwargs(config))
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"cannot build model {config.model!r}: {e}") from None
+  return models.split(model)
+
+
+def split_arrays(split: data.Split) -> dict[str, np.ndarray]:
+  """A split as the on-device dict the steps gather batches from."""
+  return {"image": split.images, "label": split.labels, "id": split.ids,
+          "weight": np.ones(len(split), np.float32)}
+
+
+@dataclasses.dataclass
+class Setup:
+  """The fixed inputs of a run.
+
+  Attributes:
+    config: the validated config.
+    features: the enabled features (`features.enabled_features`), in hook order.
+    dataset: host arrays of both splits.
+    replicas: the seed axis.
+    mesh, replicated, rows: the device mesh, its replicated sharding and the sharding of
+      [steps, batch] matrices (rows sharded along the data axis).
+    tracker: the metric kernels, over an id space that holds both splits' ids.
+    graphdef: the model's static structure.
+    tx, schedule: the unit-rate optimizer and the schedule in full-run steps.
+    steps_per_epoch: optimizer steps of a full epoch.
+    train_split, test_split: the splits on the devices ({image, label, id, weight}).
+    train_ids, test_ids: i32[n] on the devices.
+    eval_rows: {"train", "test"}: (positions, mask) of the evaluation batches, on the devices.
+    initial_active: bool[n_train] rows an epoch may draw from at the start.
+    first_model: (params, model_state) of replica 0, built with the graphdef.
+  """
+  config: Any
+  features: Sequence[Any]
+  dataset: data.Dataset
+  replicas: Replicas
+  mesh: jax.sharding.Mesh
+  replicated: jax.sharding.NamedSharding
+  rows: jax.sharding.NamedSharding
+  tracker: metrics.Tracker
+  graphdef: Any
+  tx: Any
+  schedule: Any
+  steps_per_epoch: int
+  train_split: dict
+  test_split: dict
+  train_ids: jax.Array
+  test_ids: jax.Array
+  eval_rows: dict
+  initial_active: np.ndarray
+  first_model: tuple
+
+  @property
+  def n_train(self) -> int:
+    return len(self.dataset.train)
+
+  @property
+  def id_space(self) -> int:
+    return self.tracker.num_examples
+
+  def put(self, tree):
+    """Host values -> replicated on the mesh."""
+    return jax.device_put(tree, self.replicated)
+
+  @classmethod
+  def create(cls, config, features) -> "Setup":
+    """Loads the data and lets every feature read its inputs (e.g. another run's scores):
+    whatever is wrong with them surfaces here, before the run directory is claimed."""
+    dataset = load_data(config)
+    mesh = sharding.make_mesh(config.num_devices)
+    sharding.check_batch_size(config.batch_size, mesh)
+    sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+    replicated = sharding.replicated(mesh)
+    rows = sharding.batch_sharded(mesh, axis=1)
+    id_space = int(max(dataset.train.ids.max(initial=-1), dataset.test.ids.max(initial=-1))) + 1
+    steps_per_epoch = batching.num_steps(len(dataset.train), config.batch_size)
+    train_arrays = split_arrays(dataset.train)
+    active = np.ones(len(dataset.train), bool)
+    for feature in features:
+      active = feature.initial_active(dataset, active)
+      train_arrays["weight"] = feature.initial_weights(dataset, train_arrays["weight"])
+    graphdef, params, model_state = build_model(
+        config, dataset, jax.random.fold_in(jax.random.key(int(config.seed)), STREAM_INIT))
+    eval_rows = {name: jax.device_put(batching.eval_batches(len(split), config.eval_batch_size),
+                                      rows)
+                 for name, split in (("train", dataset.train), ("test", dataset.test))}
+    return cls(
+        config=config, features=tuple(features), dataset=dataset,
+        replicas=Replicas(int(config.num_seeds)), mesh=mesh, replicated=replicated, rows=rows,
+        tracker=metrics.Tracker(id_space, kernels=tuple(config.tracking.kernels)),
+        graphdef=graphdef, tx=optimizers.make_optimizer(config),
+        schedule=optimizers.make_schedule(config, steps_per_epoch),
+        steps_per_epoch=steps_per_epoch,
+        train_split=jax.device_put(train_arrays, replicated),
+        test_split=jax.device_put(split_arrays(dataset.test), replicated),
+        train_ids=jax.device_put(dataset.train.ids, replicated),
+        test_ids=jax.device_put(dataset.test.ids, replicated),
+        eval_rows=eval_rows, initial_active=active, first_model=(params, model_state))
+
+  def initial_state(self) -> TrainState:
+    """The state at epoch 0: replica k initialized from seed `config.seed + k`."""
+    states = [self._replica_state(int(self.config.seed) + k) for k in range(self.replicas.count)]
+    return self.put(self.replicas.stack(states))
+
+  def _replica_state(self, seed: int) -> TrainState:
+    run_key = jax.random.key(seed)
+    if seed == int(self.config.seed):
+      params, model_state = self.first_model
+    else:
+      _, params, model_state = build_model(self.config, self.dataset,
+                                           jax.random.fold_in(run_key, STREAM_INIT))
+    features = {}
+    for feature in self.features:
+      feature_state = feature.init_state(self)
+      if feature_state is not None:
+        features[feature.name] = feature_state
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32), params=params,
+        model_state=model_state, opt_state=self.tx.init(params),
+        clock=optimizers.init_clock(self.config, self.steps_per_epoch, self.n_train),
+        key=jax.random.key_data(run_key), active=jnp.asarray(self.initial_active),
+        train_stats=self.tracker.init(),
+        eval_stats={"train": self.tracker.init(), "test": self.tracker.init()},
+        features=features)
