@@ -379,7 +379,7 @@ def main(argv):
     case_seeds(b)
   if "7" in cases:
     case_torch(b)
-  from regularity_jax.studies.report import markdown_table  # pylint: disable=g-import-not-at-top
+  from regularity_jax.sweeps.report import markdown_table  # pylint: disable=g-import-not-at-top
   text = _header(_PRESET.value, time.perf_counter() - t0) + markdown_table(
       b.rows, ["case", "variant", "batch", "img_per_s", "ratio"]) + "\n"
   pathlib.Path(_OUT.value).write_text(text)

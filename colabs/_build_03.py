@@ -20,7 +20,7 @@ L(i; 1 - m_i) - L(i; m_i) (loss form) and correct(i; m_i) - correct(i; 1 - m_i) 
 
 Here: train with 20% random labels, see that the randomized examples are the memorized ones
 (histogram, AUROC), and look at the most and least memorized examples. The studies behind this
-(`python -m experiments.study --config=experiments/configs/turnover_mnist.py:cpu ...`) run the
+(`python -m experiments.study --config=experiments/studies/turnover_labels/config.py:cpu ...`) run the
 same functions at more noise levels; their reports are in `experiments/results/turnover/`.
 
 **In Colab**: run `!git clone <this repository> && cd regularity_jax && pip install -e .` first,
@@ -29,9 +29,9 @@ then `%cd regularity_jax`. Locally, start Jupyter from the repository root."""),
 import numpy as np
 from IPython.display import display, Markdown
 
-from experiments.configs import turnover_mnist
-from regularity_jax.studies import figures, subruns, turnover_labels
-from regularity_jax.studies.report import markdown_table
+from experiments.studies.turnover_labels import config as turnover_labels
+from regularity_jax.sweeps import figures, subruns, turnover_labels
+from regularity_jax.sweeps.report import markdown_table
 from regularity_jax.training import load_data, train_and_evaluate
 %matplotlib inline
 

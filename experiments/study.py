@@ -1,7 +1,10 @@
-r"""A study: several training runs and a Markdown report (regularity_jax.studies).
+r"""A study: several training runs and a Markdown report.
 
-  python -m experiments.study --config=experiments/configs/turnover_mnist.py:smoke \
-      --workdir=runs/turnover_mnist_smoke
+  python -m experiments.study --config=experiments/studies/turnover_labels/config.py:smoke \
+      --workdir=runs/turnover_labels_smoke
+
+Each study is experiments/studies/<name>/: config.py (its `get_config`, whose `study` field is
+<name>) and study.py (check, sweep, measure, report; regularity_jax.sweeps runs them).
 
 The config names the study (`study`), the template of its training runs (`base`, any field
 settable as --config.base.<field>=...) and the study's parameters; each config's docstring
@@ -24,11 +27,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   # Imported here so that --help answers before JAX starts.
+  from experiments import studies  # pylint: disable=g-import-not-at-top
   from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top
-  from regularity_jax import studies  # pylint: disable=g-import-not-at-top
-  report = entrypoints.run(studies.run_study, _CONFIG.value, _WORKDIR.value,
+  result = entrypoints.run(studies.run, _CONFIG.value, _WORKDIR.value,
                            quiet_logs=not flags.FLAGS["verbosity"].present)
-  print(f"report: {report}")
+  print(f"report: {result.report}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What the thin command-line entry points in experiments/ share: quiet logs, one-line errors.
 
   python -m experiments.main   -> entrypoints.run(training.train_and_evaluate, config, workdir)
-  python -m experiments.study  -> entrypoints.run(studies.run_study, config, workdir)
+  python -m experiments.study  -> entrypoints.run(experiments.studies.run, config, workdir)
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 def user_errors() -> tuple[type[Exception], ...]:
   """The exceptions that mean bad input (reported as one line), not a bug (a traceback)."""
-  from regularity_jax import data, runs, studies, training  # pylint: disable=g-import-not-at-top
+  from regularity_jax import data, runs, sweeps, training  # pylint: disable=g-import-not-at-top
   return (data.DataError, runs.RunDirectoryError, runs.ScoresFileError, training.ConfigError,
-          training.TrainingDiverged, studies.StudyError)
+          training.TrainingDiverged, sweeps.StudyError)
 
 
 def run(fn: Callable[..., Any], *args, quiet_logs: bool = True) -> Any:

@@ -1,13 +1,20 @@
-"""Test-session setup: 4 fake CPU devices, so sharded code is tested without accelerators.
+"""Test-session setup: one CPU device, a persistent compilation cache, headless plots.
 
-XLA reads XLA_FLAGS once, when JAX's backend starts, so this must run before any test imports
-jax. Single-device tests are unaffected: arrays live on device 0 unless sharded explicitly.
+The suite runs on one device; the checks that need 4 (fake CPU) devices run in processes of
+their own (tests/test_multidevice.py), so no test here depends on 4 devices keeping pace on a
+busy 2-core machine. The compilation cache is shared by every test and subprocess of this
+session (JAX_COMPILATION_CACHE_DIR; set it yourself to share one across sessions): the tiny
+runs of many tests compile the same programs.
 """
 
 import os
+import tempfile
 
-_FLAG = "--xla_force_host_platform_device_count=4"
-if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="regularity_jax_xla_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+if "--xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+  # One device here, whatever the caller's shell exports.
+  os.environ["XLA_FLAGS"] = " ".join(f for f in os.environ["XLA_FLAGS"].split()
+                                     if not f.startswith("--xla_force_host_platform_device_count"))

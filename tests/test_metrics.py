@@ -369,32 +369,6 @@ def test_property_tracker_matches_reference(stream):
   assert not np.any(table["unforgettable"] & table["never_learned"])
 
 
-class TestSharded:
-  """The update of a batch sharded over 4 devices equals the single-device update."""
-
-  def test_four_devices_match_one(self):
-    if jax.device_count() < 4:
-      pytest.skip("needs 4 devices: run under tests/ (conftest sets "
-                  "XLA_FLAGS=--xla_force_host_platform_device_count=4)")
-    mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    tracker = metrics.Tracker(13)
-    stream = random_stream(11, batch=8, steps=20)
-
-    sharded_update = jax.jit(tracker.update, out_shardings=replicated)
-    state = jax.device_put(tracker.init(), replicated)
-    for ids, logits, labels, mask in stream:
-      ids, logits, labels, mask = jax.device_put((ids, logits, labels, mask), batch_sharding)
-      assert len(ids.sharding.device_set) == 4
-      state = sharded_update(state, ids, logits, labels, mask)
-    sharded = jax.device_get(tracker.summarize(state))
-
-    single = run_tracker(tracker, stream, jit=True)
-    chex.assert_trees_all_close(sharded, single, rtol=1e-6)
-    assert_matches_reference(sharded, metrics_reference.reference_stats(13, stream), sharded.keys())
-
-
 class TestFirstOccurrence:
 
   def test_repeats_and_padding(self):

@@ -1,7 +1,6 @@
 """Learning-rate schedules follow the epoch: a pruned or prioritized run has the full run's
 learning rate at the same epoch (docs/definitions.md, "Learning-rate schedules follow epochs")."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax

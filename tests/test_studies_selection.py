@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 
 from experiments.configs import noise_prioritization as noise_training
-from experiments.configs import noise_prioritization_study
-from experiments.configs import removal_curves as removal_config
-from experiments.configs import test_selection as test_selection_config
+from experiments.studies.noise_prioritization import config as noise_prioritization_study
+from experiments.studies.removal_curves import config as removal_config
+from experiments.studies.test_selection import config as test_selection_config
 from regularity_jax import models
-from regularity_jax import studies
+from experiments import studies
 from regularity_jax.runs import scores_file
 from regularity_jax.metrics.losses import cross_entropy
-from regularity_jax.studies import final_model
-from regularity_jax.studies import noise_prioritization
-from regularity_jax.studies import removal_curves
-from regularity_jax.studies import subruns
-from regularity_jax.studies import test_selection
+from regularity_jax.sweeps import final_model
+from experiments.studies.noise_prioritization import study as noise_prioritization
+from experiments.studies.removal_curves import study as removal_curves
+from regularity_jax.sweeps import subruns
+from experiments.studies.test_selection import study as test_selection
 from regularity_jax.training import RunResult
 from tests import engine_fixtures
 from tests.test_studies_turnover import tiny_base
@@ -162,31 +162,46 @@ class TestStudiesEndToEnd:
     c.mnist_dir = str(tiny_dir)
     c.scores = ("grand",)  # two runs; the turn-over merge is tested in TestRemovalHelpers
     c.base = tiny_base(c.base, eval_every=2)
-    path = studies.run_study(c, tmp_path / "removal")
-    text = engine_fixtures.check_report(path, ["removal_curves.png"])
-    assert "| mnist | grand |" in text and "## Spearman" in text
+    result = studies.run(c, tmp_path / "removal")
+    text = engine_fixtures.check_report(result.report, ["removal_curves.png"])
+    assert "## Spearman" in text
     with np.load(tmp_path / "removal" / "scores" / "mnist_seed0.npz") as z:
       assert z["train/grand"].shape == (96,) and np.all(z["train/grand"] >= 0)
-      assert "train/el2n" not in z.files  # the run had no "losses" kernel
+      hardest = z["train/example_id"][np.argsort(-z["train/grand"], kind="stable")[:48]]
     runs = sorted(p.name for p in (tmp_path / "removal" / "runs").iterdir() if p.is_dir())
     assert runs == ["mnist_full_seed0", "mnist_grand_removed50_seed0"]
-    with np.load(tmp_path / "removal" / "runs" / "mnist_grand_removed50_seed0" /
-                 "scores.npz") as z:
-      assert int(z["train/active"].sum()) == 48
-      kept_ids = z["train/example_id"][z["train/active"]]
-    with np.load(tmp_path / "removal" / "scores" / "mnist_seed0.npz") as z:
-      hardest = z["train/example_id"][np.argsort(-z["train/grand"], kind="stable")[:48]]
+    pruned = result.records["mnist_grand_removed50_seed0"]
+    kept_ids = pruned.scores["train/example_id"][pruned.scores["train/active"]]
     np.testing.assert_array_equal(np.sort(kept_ids), np.sort(hardest))  # easiest removed
+    zero, half = result.measured["rows"]
+    assert (zero["removed"], zero["kept"], half["removed"], half["kept"]) == (0.0, 96, 0.5, 48)
+    assert zero["test_acc"] == result.records["mnist_full_seed0"].metrics[-1]["test_accuracy"]
+    assert half["test_acc"] == pruned.metrics[-1]["test_accuracy"]
+    (claim,) = result.measured["claims"]
+    assert claim["removable"] == removal_curves.removable_fraction(
+        np.array([0.0, 0.5]), np.array([zero["test_acc"], half["test_acc"]]), c.tolerance)
 
   def test_noise_prioritization(self, tiny_dir, tmp_path):
     c = noise_prioritization_study.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
     c.include_clean = False  # two runs: uniform and Selective-Backprop, 50% random labels
     c.base = tiny_base(c.base, num_epochs=3, checkpoint_every=3)
-    path = studies.run_study(c, tmp_path / "noise")
-    text = engine_fixtures.check_report(path, ["accuracy_vs_backprops.png", "speedup_by_condition.png"])
-    assert "| random_labels_50 | selective_backprop | 0 |" in text
-    assert "| random_labels_50 | uniform | 0 |" in text and "held for" in text
+    result = studies.run(c, tmp_path / "noise")
+    engine_fixtures.check_report(result.report, ["accuracy_vs_backprops.png",
+                                                 "speedup_by_condition.png"])
+    rows = {r["method"]: r for r in result.measured["rows"]}
+    assert set(rows) == {"uniform", "selective_backprop"}
+    assert rows["uniform"]["speedup"] == 1.0 and rows["uniform"]["final_minus_uniform"] == 0
+    sb = result.records["random_labels_50_selective_backprop_seed0"]
+    assert rows["selective_backprop"]["backprops_total"] == sum(
+        r["examples_backpropagated"] for r in sb.metrics)
+    assert rows["selective_backprop"]["forwards_total"] == 3 * 96
+    assert rows["selective_backprop"]["final_minus_uniform"] == pytest.approx(
+        sb.metrics[-1]["test_accuracy"] - rows["uniform"]["final_acc"], abs=1e-6)
+    obs = sb.scores["train/observations"].astype(float)
+    corrupted = sb.scores["train/corrupted"]
+    assert rows["selective_backprop"]["noisy_share"] == pytest.approx(obs[corrupted].sum() /
+                                                                      obs.sum())
 
   def test_noise_training_config_sets_the_method_by_kind(self):
     c = noise_training.get_config("smoke")
@@ -199,29 +214,41 @@ class TestStudiesEndToEnd:
     c = test_selection_config.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
     c.base = tiny_base(c.base, **{"tracking.kernels": ("forgetting", "cumulative", "margins")})
-    path = studies.run_study(c, tmp_path / "test_selection")
-    text = engine_fixtures.check_report(path, ["reliability_mnist_cbgl.png", "reliability_mnist_malgeneralizing.png",
-                               "least_regular_mnist.png"])
-    assert "| mnist | cbgl | 10% | independent | least regular |" in text
+    result = studies.run(c, tmp_path / "test_selection")
+    engine_fixtures.check_report(result.report, ["reliability_mnist_cbgl.png",
+                                                 "reliability_mnist_malgeneralizing.png",
+                                                 "least_regular_mnist.png"])
+    test = result.records["test:mnist"]
+    for r in result.measured["rows"]:
+      probs = result.records[f"probs:mnist_seed{r['model_seed']}"]
+      if r["subset"] == "all":
+        assert r["n"] == 48
+        assert r["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == test.labels))
+      else:
+        assert r["n"] == round(r["fraction"] * 48)
+    # The model's own run: its accuracy on "all" is the run's last test accuracy.
+    same = next(r for r in result.measured["rows"] if r["model"] == "same" and r["subset"] == "all")
+    run = result.records[f"mnist_seed{same['seed']}"]
+    assert same["accuracy"] == pytest.approx(run.metrics[-1]["test_accuracy"])
 
   def test_bad_study_parameters(self, tmp_path):
     c = removal_config.get_config("smoke")
     c.scores = ("nope",)
     with pytest.raises(studies.StudyError, match="unknown score"):
-      studies.run_study(c, tmp_path)
+      studies.run(c, tmp_path)
     c = removal_config.get_config("smoke")
     c.base = tiny_base(c.base)  # forgetting and margins only
     c.scores = ("el2n",)
     with pytest.raises(studies.StudyError, match="'losses' kernel"):
-      studies.run_study(c, tmp_path)
+      studies.run(c, tmp_path)
     c = test_selection_config.get_config("smoke")
     c.base = tiny_base(c.base)
     with pytest.raises(studies.StudyError, match="'cumulative' kernel"):
-      studies.run_study(c, tmp_path)
+      studies.run(c, tmp_path)
     c = noise_prioritization_study.get_config("smoke")
     c.methods = ("infobatch",)
     with pytest.raises(studies.StudyError, match="uniform"):
-      studies.run_study(c, tmp_path)
+      studies.run(c, tmp_path)
 
 
 def test_subset_metrics():

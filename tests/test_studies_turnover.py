@@ -8,17 +8,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from experiments.configs import turnover_influence
-from experiments.configs import turnover_informative
-from experiments.configs import turnover_mnist
-from experiments.configs import turnover_weighting
+from experiments.studies.turnover_influence import config as turnover_influence
+from experiments.studies.turnover_informative import config as turnover_informative
+from experiments.studies.turnover_labels import config as turnover_labels_config
+from experiments.studies.turnover_weighting import config as turnover_weighting
 from regularity_jax import data
-from regularity_jax import studies
+from experiments import studies
 from regularity_jax.data import normalization
-from regularity_jax.studies import datasets
-from regularity_jax.studies import report as report_lib
-from regularity_jax.studies import subruns
-from regularity_jax.studies import turnover_labels
+from regularity_jax.sweeps import datasets
+from regularity_jax.sweeps import report as report_lib
+from regularity_jax.sweeps import subruns
+from experiments.studies.turnover_labels import study as turnover_labels
+from regularity_jax.training import RunResult
 from regularity_jax.training import default_config
 from tests import engine_fixtures
 
@@ -148,7 +149,7 @@ class TestSubRuns:
     again = subruns.SubRuns(tmp_path, log=lambda msg: None)
     second = again.run("a", config)
     assert runs.trained == ["a"] and again.reused == ["a"] and not again.trained
-    assert set(again.wall_times()) == {"a"} and "1 reused" in again.summary()
+    assert again.wall_time("a") > 0 and "1 reused" in again.summary()
     assert second.metrics == first.metrics
     np.testing.assert_array_equal(second.scores["train/first_learned"],
                                   first.scores["train/first_learned"])
@@ -181,69 +182,139 @@ class TestSubRuns:
     assert turnover_labels.epochs_to(curve, 0.9) == math.inf
 
 
+def slow_auroc(scores, positives):
+  """P(random positive > random negative), ties one half: every pair, by hand."""
+  pos, neg = scores[positives], scores[~positives]
+  return np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg])
+
+
 class TestStudiesEndToEnd:
-  """Each study's smoke config, shrunk to the tiny npz dataset."""
+  """Each study's smoke config, shrunk to the tiny npz dataset: the numbers of the report are
+  recomputed here from the runs' own files."""
 
   def test_turnover_labels(self, tiny_dir, tmp_path):
-    c = turnover_mnist.get_config("smoke")
+    c = turnover_labels_config.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
     c.noise_fractions = (0.5,)  # the clean-run groups are tested in test_groups_and_aurocs
     c.base = tiny_base(c.base)
-    path = studies.run_study(c, tmp_path / "labels")
-    text = engine_fixtures.check_report(path, ["fitting_speed_mnist.png", "memorization_mnist.png", "auroc.png"])
-    assert "| mnist | 50% | 0 |" in text and "clean vs mislabeled" in text
-    assert (tmp_path / "labels" / "runs" / "mnist_noise50_seed0" / "scores.npz").is_file()
+    result = studies.run(c, tmp_path / "labels")
+    engine_fixtures.check_report(result.report, ["fitting_speed_mnist.png",
+                                                 "memorization_mnist.png", "auroc.png"])
+    run = result.records["mnist_noise50_seed0"]
+    with np.load(run.workdir / "scores.npz") as z:
+      wrong = z["train/label"] != z["train/original_label"]
+      want_auroc = slow_auroc(np.nan_to_num(z["train/memorization_loss"], nan=-np.inf), wrong)
+      first_learned = z["train/first_learned"]
+    (row,) = result.measured["rows"]
+    assert row["mislabeled"] == pytest.approx(wrong.mean())
+    assert row["auroc_memorization_loss"] == pytest.approx(want_auroc)
+    assert row["test_acc"] == run.metrics[-1]["test_accuracy"]
+    clean_fit, noisy_fit = result.measured["fit_rows"]
+    assert (clean_fit["group"], noisy_fit["group"]) == ("clean", "mislabeled")
+    assert noisy_fit["n"] == wrong.sum()
+    assert noisy_fit["learned_end"] == pytest.approx(np.mean(first_learned[wrong] >= 0))
 
-  def test_informative_examples(self, tiny_dir, tmp_path):
+  def test_turnover_informative(self, tiny_dir, tmp_path):
     c = turnover_informative.get_config("smoke")
     c.fashion_mnist_dir = str(tiny_dir)
     c.ks = (8,)
     c.orders = ("most", "least")
     c.base = tiny_base(c.base)
-    path = studies.run_study(c, tmp_path / "informative")
-    text = engine_fixtures.check_report(path, ["test_accuracy_vs_k.png", "most_memorized.png"])
-    assert "k=8: test accuracy with the most memorized removed" in text
+    result = studies.run(c, tmp_path / "informative")
+    engine_fixtures.check_report(result.report, ["test_accuracy_vs_k.png", "most_memorized.png"])
     runs = tmp_path / "informative" / "runs"
     cfg = json.loads((runs / "most8_seed0" / "config.json").read_text())
     assert not cfg["turnover"]["enabled"] and cfg["train_subset"] == 0
     with np.load(tmp_path / "informative" / "data" / "most8_seed0" / "fashion_mnist.npz") as z:
       assert len(z["train_ids"]) == 96 - 8
+    scores = result.records["score_seed0"].scores
+    score = scores[f"train/{c.score}"]
+    top8 = np.sort(np.nan_to_num(score, nan=-np.inf))[-8:]  # every label is clean here
+    rows = {(r["k"], r["removed"]): r for r in result.measured["rows"]}
+    full = rows[(0, "none")]["test_acc"]
+    assert full == result.records["full_seed0"].metrics[-1]["test_accuracy"]
+    assert rows[(8, "most")]["mean_score_removed"] == pytest.approx(top8.mean(), rel=1e-5)
+    for order in ("most", "least"):
+      assert rows[(8, order)]["delta"] == pytest.approx(rows[(8, order)]["test_acc"] - full)
+    assert result.measured["verdicts"][0].startswith("k=8: test accuracy with the most memorized")
 
-  def test_weighting_schemes(self, tiny_dir, tmp_path):
+  def test_turnover_weighting(self, tiny_dir, tmp_path):
     c = turnover_weighting.get_config("smoke")
     c.fashion_mnist_dir = str(tiny_dir)
     c.schemes = ("easy_first",)
     c.imbalance_ratio = 4.0
     # Turn-over is tested by the other studies; forgetting events compile faster.
     c.base = tiny_base(c.base, **{"turnover.enabled": False, "weighting.score": "forgetting"})
-    path = studies.run_study(c, tmp_path / "weighting")
-    text = engine_fixtures.check_report(path, ["test_accuracy_curves.png", "test_accuracy_by_scheme.png"])
-    for condition in ("clean", "noisy", "long_tail"):
-      assert f"| {condition} | easy_first |" in text
+    result = studies.run(c, tmp_path / "weighting")
+    text = engine_fixtures.check_report(result.report, ["test_accuracy_curves.png",
+                                                        "test_accuracy_by_scheme.png"])
     assert "long-tail class counts**: 24, 15, 10, 6 (tail = classes 2, 3)" in text
+    tail = result.records["long_tail"]
+    np.testing.assert_array_equal(tail["counts"], [24, 15, 10, 6])  # 24 * 4 ** (-c / 3)
+    rows = {r["condition"]: r for r in result.measured["rows"]}
+    assert set(rows) == {"clean", "noisy", "long_tail"}
+    noisy = result.records["noisy_easy_first_seed0"].scores
+    wrong = noisy["train/label"] != noisy["train/original_label"]
+    w = noisy["train/weight"].astype(np.float64)
+    assert rows["noisy"]["weight_share_mislabeled"] == pytest.approx(w[wrong].sum() / w.sum())
+    long_tail = result.records["long_tail_easy_first_seed0"].scores
+    correct = long_tail["test/last_margin"] > 0
+    labels = long_tail["test/label"]
+    assert rows["long_tail"]["tail_acc"] == pytest.approx(
+        np.mean([correct[labels == k].mean() for k in (2, 3)]))
 
-  def test_influence_demo(self, tiny_dir, tmp_path):
+  def test_turnover_influence(self, tiny_dir, tmp_path):
     c = turnover_influence.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
     c.ks = (8,)
     c.removals = ("harmful",)
     c.base = tiny_base(c.base)
-    path = studies.run_study(c, tmp_path / "influence")
-    text = engine_fixtures.check_report(path, ["total_influence_histogram.png", "most_harmful.png",
-                               "val_loss_change_vs_k.png"])
-    assert "k=8: change of the validation loss with the most harmful removed" in text
-    assert (tmp_path / "influence" / "runs" / "influence_seed0" / "influence.npz").is_file()
+    result = studies.run(c, tmp_path / "influence")
+    engine_fixtures.check_report(result.report, ["total_influence_histogram.png",
+                                                 "most_harmful.png", "val_loss_change_vs_k.png"])
+    influence = result.records["influence_seed0/npz"]
+    total = influence["train/total_influence"]
+    (full, harmful) = result.measured["rows"]
+    assert harmful["k"] == 8 and harmful["removed"] == "harmful"
+    assert harmful["influence_removed"] == pytest.approx(
+        np.sort(total)[:8].mean() / len(influence["test/example_id"]), rel=1e-5)
+    assert harmful["val_loss"] == result.records["s0_harmful8_r0"].metrics[-1]["test_loss"]
+    assert harmful["delta_loss"] == pytest.approx(harmful["val_loss"] - full["val_loss"])
 
   def test_unknown_study(self, tmp_path):
-    c = turnover_mnist.get_config("smoke")
+    c = turnover_labels_config.get_config("smoke")
     c.study = "nope"
     with pytest.raises(studies.StudyError, match="unknown study"):
-      studies.run_study(c, tmp_path)
+      studies.run(c, tmp_path)
+
+
+class TestMeasureOnRecordedRecords:
+  """`measure` is pure: hand-made records in, the report's numbers out."""
+
+  def test_turnover_labels(self):
+    c = turnover_labels_config.get_config("smoke")
+    c.noise_fractions = (0.5,)
+    labels = np.arange(10) % 2
+    scores = {"train/label": np.where(np.arange(10) < 4, 1 - labels, labels),
+              "train/original_label": labels,
+              "train/memorization_loss": np.array([5, 4, 3, 2, 1, 0, 0, 0, 0, 0], np.float32),
+              "train/memorization": np.zeros(10), "train/memorization_loss_mean": np.zeros(10),
+              "train/first_learned": np.array([3, 3, -1, 5, 0, 0, 1, 1, 0, 2])}
+    metrics = [{"epoch": 6, "test_accuracy": 0.5, "eval_train_accuracy": 0.6,
+                "train_accuracy": 0.7}]
+    records = {"mnist_noise50_seed0": RunResult(workdir=".", metrics=metrics, scores=scores)}
+    measured = turnover_labels.measure(c, records)
+    (row,) = measured["rows"]
+    assert row["mislabeled"] == 0.4 and row["test_acc"] == 0.5
+    assert row["auroc_memorization_loss"] == 1.0  # the 4 mislabeled are the most memorized
+    clean, wrong = measured["fit_rows"]
+    assert wrong["n"] == 4 and wrong["learned_end"] == 0.75  # one never learned
+    assert clean["learned_epoch1"] == pytest.approx(3 / 6)
 
 
 def test_data_dir_names_the_first_dataset():
   import ml_collections
-  from regularity_jax.studies import subruns
+  from regularity_jax.sweeps import subruns
   c = ml_collections.ConfigDict({"datasets": ("mnist", "fashion_mnist"), "data_dir": "/d/m",
                                  "mnist_dir": "/x", "fashion_mnist_dir": "/f"})
   assert subruns.data_dir_for(c, "mnist") == "/d/m"

@@ -119,34 +119,12 @@ class TestBatching:
     positions, mask = batching.epoch_batches(jax.random.key(1), 10, 4, active)
     assert positions.shape == (3, 4)
     assert sorted(np.asarray(positions)[np.asarray(mask)].tolist()) == [2, 5, 7]
-    assert np.asarray(mask)[0].all() is np.False_ or np.asarray(mask)[0, :3].all()
+    # The 3 active rows fill the first batch; the other batches are all padding.
+    np.testing.assert_array_equal(np.asarray(mask).sum(1), [3, 0, 0])
 
   def test_eval_batches_in_order(self):
     positions, mask = batching.eval_batches(5, 2)
     np.testing.assert_array_equal(np.asarray(positions)[np.asarray(mask)], np.arange(5))
-
-
-class TestDataParallel:
-
-  def test_four_devices_match_one(self, tiny_dir, tmp_path):
-    if jax.device_count() < 4:
-      pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=4 (tests/conftest.py)")
-    runs = {}
-    for n in (1, 4):
-      config = engine_fixtures.tiny_config(tiny_dir, num_epochs=3, num_devices=n)
-      runs[n] = train_and_evaluate(config, tmp_path / f"dev{n}")
-    # Gradients are all-reduced in another order on 4 devices: floats agree to rounding.
-    assert_scores_equal(runs[1].scores, runs[4].scores, float_atol=1e-4)
-    for a, b in zip(runs[1].metrics, runs[4].metrics):
-      assert a["train_accuracy"] == b["train_accuracy"]
-      np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)
-
-  def test_batch_not_divisible_by_devices(self, tiny_dir, tmp_path):
-    if jax.device_count() < 4:
-      pytest.skip("needs 4 devices")
-    config = engine_fixtures.tiny_config(tiny_dir, batch_size=18, num_devices=4)
-    with pytest.raises(ConfigError, match="batch_size=18 is not a positive multiple of the 4"):
-      train_and_evaluate(config, tmp_path / "run")
 
 
 def _main(*args, cwd=REPO, timeout=180):

@@ -20,7 +20,7 @@ regularity_jax/training/features/prioritization/ documents each). The noise is
 (eval_every=1), and every record of metrics.jsonl carries examples_backpropagated,
 examples_forwarded and train_time_s of that epoch, so the time to a target accuracy is
 resolved per epoch. The study sweeping methods x noise is
-experiments/configs/noise_prioritization_study.py.
+experiments/studies/noise_prioritization/config.py.
 
 Protocol (each setting, its value, and where it comes from; tests/test_protocols.py pins them):
   model                               'toneva_cnn'  Toneva et al.'s MNIST protocol

@@ -1,4 +1,4 @@
-"""Dropout with explicit keys: no RNG state lives inside a model.
+"""Dropout with explicit keys (flax's `nnx.Dropout`): no RNG state lives inside a model.
 
 Models take one `key` per call and split it into one key per dropout site with
 `dropout_keys`, so the whole model state is params + batch stats and a train
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flax import nnx
 import jax
-import jax.numpy as jnp
 
 
 def check_rate(rate: float) -> float:
@@ -53,7 +53,8 @@ def dropout(
     *,
     broadcast_axes: Sequence[int] = (),
 ) -> jax.Array:
-  """Inverted dropout: zeroes entries with probability `rate`, scales the rest.
+  """Inverted dropout (`nnx.Dropout` with an explicit key): zeroes entries with probability
+  `rate` and scales the rest by 1 / (1 - rate).
 
   Args:
     x: any-dtype float array, e.g. f32[B, D] or f32[B, H, W, C].
@@ -67,7 +68,5 @@ def dropout(
   """
   if key is None or rate == 0.0:
     return x
-  mask_shape = tuple(
-      1 if axis in broadcast_axes else size for axis, size in enumerate(x.shape))
-  keep = jax.random.bernoulli(key, 1.0 - rate, mask_shape)
-  return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x)).astype(x.dtype)
+  return nnx.Dropout(rate, broadcast_dims=tuple(broadcast_axes))(x, deterministic=False,
+                                                                 rngs=key)

@@ -25,6 +25,7 @@ import os
 import pathlib
 from typing import Any, Iterable, Mapping
 
+from flax import traverse_util
 import numpy as np
 
 from regularity_jax.runs import scores_file
@@ -46,16 +47,6 @@ def _jsonable(value):
   if isinstance(value, np.generic):
     return value.item()
   return value
-
-
-def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, Mapping):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
 
 
 def _atomic_write(path: pathlib.Path, write) -> None:
@@ -104,7 +95,8 @@ class RunDirectory:
     return False
 
   def _check_same_config(self, saved: Mapping[str, Any]) -> None:
-    old, new = _flatten(saved), _flatten(self.config)
+    old = traverse_util.flatten_dict(saved, sep=".")
+    new = traverse_util.flatten_dict(self.config, sep=".")
     diff = sorted(k for k in set(old) | set(new)
                   if k not in RESUME_NEUTRAL and old.get(k, "<unset>") != new.get(k, "<unset>"))
     if diff:

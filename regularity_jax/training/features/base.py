@@ -30,14 +30,18 @@ from regularity_jax.training.errors import ConfigError
 class Feature:
   """Base class: every hook does nothing."""
   name = ""
+  switch = ""  # the boolean config field that turns the feature on, e.g. "reduction.enabled"
 
   def __init__(self, config):
     self.config = config
 
   @classmethod
   def enabled(cls, config) -> bool:
-    """Whether `config` turns the feature on."""
-    raise NotImplementedError
+    """Whether `config` turns the feature on (by default: its `switch` field)."""
+    node = config
+    for part in cls.switch.split("."):
+      node = node[part]
+    return bool(node)
 
   @classmethod
   def validate(cls, config) -> None:

@@ -38,10 +38,7 @@ def select_lowest_margin(margins: jnp.ndarray, count: jnp.ndarray, key: jax.Arra
 
 class Reduction(Feature):
   name = "reduction"
-
-  @classmethod
-  def enabled(cls, config) -> bool:
-    return bool(config.reduction.enabled)
+  switch = "reduction.enabled"
 
   @classmethod
   def validate(cls, config) -> None:

@@ -26,10 +26,7 @@ from regularity_jax.training.state import STREAM_TURNOVER
 
 class TurnOver(Feature):
   name = "turnover"
-
-  @classmethod
-  def enabled(cls, config) -> bool:
-    return bool(config.turnover.enabled)
+  switch = "turnover.enabled"
 
   @classmethod
   def validate(cls, config) -> None:

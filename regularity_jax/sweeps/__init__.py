@@ -1,0 +1,63 @@
+"""Sweeps: the machinery of the studies in experiments/studies/ (several runs and a report).
+
+A study is a module with
+
+  TITLE                          the report's title
+  check(config)                  StudyError (one line) for an unusable study config
+  sweep(config, runs) -> records the training runs: `runs.run(name, training_config)` trains
+                                 one or reuses it when finished (`subruns.SubRuns`); records
+                                 maps names to `training.RunResult`s (and whatever else the
+                                 measurement needs that only a run can give)
+  measure(config, records) -> measured   pure: the numbers of the report (tables of rows),
+                                 unit-tested on recorded records
+  report(config, records, measured, report, runs)   tables, figures and the verdict into
+                                 `Report` (`runs` says which runs were trained or reused)
+
+and `run_study(study, config, workdir)` runs the four in order and writes workdir/report.md.
+A study whose runs live in another study's workdir also has `runs_root(config, workdir)`.
+
+  subruns      derive_config (dotted overrides of `base`), SubRuns (run or reuse, subsets)
+  report       Report: Markdown tables, figures, and the evidence header (date, hardware, seeds)
+  statistics   the statistics of the reports, from scipy
+  figures      shared matplotlib figures
+  datasets     derived datasets as .npz (a subset of the training ids, a long-tailed subsample)
+  final_model  the model of a finished run from its checkpoint (logits, GraNd)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from types import ModuleType
+from typing import Any
+
+from regularity_jax.sweeps.errors import StudyError
+from regularity_jax.sweeps.report import Report
+from regularity_jax.sweeps.subruns import SubRuns
+
+
+@dataclasses.dataclass
+class StudyResult:
+  """What `run_study` returns: the report's path, the records and the measured tables."""
+  report: pathlib.Path
+  records: dict[str, Any]
+  measured: dict[str, Any]
+
+
+def run_study(study: ModuleType, config, workdir: str | os.PathLike) -> StudyResult:
+  """check, sweep, measure and report `study` with `config` into `workdir`."""
+  study.check(config)
+  workdir = pathlib.Path(workdir)
+  # A study may read the runs of another one (its `runs_root`): then nothing trains twice.
+  runs = SubRuns(study.runs_root(config, workdir) if hasattr(study, "runs_root") else workdir)
+  report = Report(workdir, study.TITLE, seeds=tuple(config.get("seeds", ())))  # starts the clock
+  records = study.sweep(config, runs)
+  measured = study.measure(config, records)
+  if study.__doc__:
+    report.preformatted(study.__doc__.split("\n\n", 1)[1])
+  study.report(config, records, measured, report, runs)
+  return StudyResult(report=report.write(), records=records, measured=measured)
+
+
+__all__ = ["Report", "StudyError", "StudyResult", "SubRuns", "run_study"]

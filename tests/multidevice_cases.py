@@ -1,0 +1,84 @@
+"""The checks that need 4 devices, as plain functions: tests/test_multidevice.py runs each in
+its own process with XLA_FLAGS=--xla_force_host_platform_device_count=4 (XLA reads the flag
+once, when JAX starts, so the rest of the suite keeps one device)."""
+
+import pathlib
+
+import chex
+import jax
+import numpy as np
+
+from regularity_jax import metrics
+from regularity_jax.training import ConfigError
+from regularity_jax.training import train_and_evaluate
+from tests import engine_fixtures
+from tests import metrics_reference
+from tests.test_metrics import assert_matches_reference
+from tests.test_metrics import random_stream
+from tests.test_metrics import run_tracker
+from tests.test_training import assert_scores_equal
+
+
+def _four_devices():
+  assert jax.device_count() == 4, f"expected 4 fake devices, have {jax.device_count()}"
+
+
+def metrics_sharded_update_matches_one_device(tmp: str) -> None:
+  """The kernels' update of a batch sharded over 4 devices equals the single-device update."""
+  del tmp
+  _four_devices()
+  mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  tracker = metrics.Tracker(13)
+  stream = random_stream(11, batch=8, steps=20, bad_ids=True)
+  sharded_update = jax.jit(tracker.update, out_shardings=replicated)
+  state = jax.device_put(tracker.init(), replicated)
+  for ids, logits, labels, mask in stream:
+    ids, logits, labels, mask = jax.device_put((ids, logits, labels, mask), batch_sharding)
+    assert len(ids.sharding.device_set) == 4
+    state = sharded_update(state, ids, logits, labels, mask)
+  sharded = jax.device_get(tracker.summarize(state))
+  single = run_tracker(tracker, stream, jit=True)
+  chex.assert_trees_all_close(sharded, single, rtol=1e-6)
+  assert_matches_reference(sharded, metrics_reference.reference_stats(13, stream), sharded.keys())
+
+
+def engine_four_devices_match_one(tmp: str) -> None:
+  """A run on 4 devices (batch sharded) equals the run on 1 device."""
+  _four_devices()
+  tmp = pathlib.Path(tmp)
+  engine_fixtures.write_tiny_npz(tmp / "data")
+  runs = {}
+  for n in (1, 4):
+    config = engine_fixtures.tiny_config(tmp / "data", num_epochs=3, num_devices=n)
+    runs[n] = train_and_evaluate(config, tmp / f"dev{n}")
+  # Gradients are all-reduced in another order on 4 devices: floats agree to rounding.
+  assert_scores_equal(runs[1].scores, runs[4].scores, float_atol=1e-4)
+  for a, b in zip(runs[1].metrics, runs[4].metrics):
+    assert a["train_accuracy"] == b["train_accuracy"]
+    np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)
+
+
+def seeds_on_four_devices_match_one(tmp: str) -> None:
+  """Vmapped replicas (num_seeds=2) with the batch sharded over 4 devices equal 1 device."""
+  _four_devices()
+  tmp = pathlib.Path(tmp)
+  engine_fixtures.write_tiny_npz(tmp / "data")
+  runs = {n: train_and_evaluate(engine_fixtures.tiny_config(tmp / "data", num_epochs=2,
+                                                            num_seeds=2, num_devices=n),
+                                tmp / f"seeds{n}") for n in (1, 4)}
+  assert_scores_equal(runs[1].scores, runs[4].scores, float_atol=1e-4)
+
+
+def batch_not_divisible_by_devices(tmp: str) -> None:
+  _four_devices()
+  tmp = pathlib.Path(tmp)
+  engine_fixtures.write_tiny_npz(tmp / "data")
+  config = engine_fixtures.tiny_config(tmp / "data", batch_size=18, num_devices=4)
+  try:
+    train_and_evaluate(config, tmp / "run")
+  except ConfigError as e:
+    assert "batch_size=18 is not a positive multiple of the 4" in str(e), e
+  else:
+    raise AssertionError("a batch of 18 on 4 devices was accepted")
