@@ -2,7 +2,8 @@
 
   .venv/bin/python colabs/_build_03.py && .venv/bin/python -m pytest tests/test_colabs.py -q -k 03
 
-The notebook only calls library functions (regularity_jax.training, regularity_jax.studies).
+The notebook calls library functions (regularity_jax.training, regularity_jax.sweeps) and the
+turnover_labels study's measurement helpers (experiments/studies/turnover_labels/study.py).
 """
 
 import pathlib
@@ -29,8 +30,9 @@ then `%cd regularity_jax`. Locally, start Jupyter from the repository root."""),
 import numpy as np
 from IPython.display import display, Markdown
 
-from experiments.studies.turnover_labels import config as turnover_labels
-from regularity_jax.sweeps import figures, subruns, turnover_labels
+from experiments.studies.turnover_labels import config as labels_config
+from experiments.studies.turnover_labels import study as labels_study
+from regularity_jax.sweeps import figures, subruns
 from regularity_jax.sweeps.report import markdown_table
 from regularity_jax.training import load_data, train_and_evaluate
 %matplotlib inline
@@ -46,7 +48,7 @@ print(data)"""),
     ("md", """## Train with turn-over dropout and 20% random labels
 The study's smoke `base` config (an MLP with turn-over dropout p = 0.5 after its hidden layer),
 with a few overrides: `derive_config` takes the same dotted names as `--config.<field>`."""),
-    ("code", """config = subruns.derive_config(turnover_mnist.get_config("smoke").base, {
+    ("code", """config = subruns.derive_config(labels_config.get_config("smoke").base, {
     **data, "model_kwargs.hidden": (256,), "num_epochs": 8, "checkpoint_every": 8,
     "corruption.kind": "random_labels", "corruption.fraction": 0.2, "corruption.seed": 0})
 workdir = os.path.join(tempfile.mkdtemp(), "turnover")
@@ -58,27 +60,27 @@ print(f"test accuracy {final['test_accuracy']:.3f}; train accuracy: own sub-netw
     ("md", """## Memorization of clean vs randomized examples
 `random_labels` redraws the label from all classes, so about a tenth of the randomized examples
 keep their true label; "mislabeled" means the label actually changed."""),
-    ("code", """wrong = turnover_labels.mislabeled(scores)
+    ("code", """wrong = labels_study.mislabeled(scores)
 fig, axes = figures.subplots(2, width=4.2)
 figures.group_histogram(axes[0], scores["train/memorization_loss"],
                         {"clean": ~wrong, "mislabeled": wrong}, xlabel="memorization (loss form)")
 figures.group_histogram(axes[1], scores["train/memorization_mean"],
                         {"clean": ~wrong, "mislabeled": wrong}, bins=20,
                         xlabel="memorization (0/1 form, mean over evaluations)")
-aurocs = turnover_labels.memorization_aurocs(scores)
+aurocs = labels_study.memorization_aurocs(scores)
 display(Markdown(markdown_table([aurocs], formats={k: ".3f" for k in aurocs})))
 assert aurocs["auroc_memorization_loss"] > 0.6"""),
     ("md", """## Fitting speed
 Fraction of the clean and the mislabeled examples first classified correctly (presentation
 stream: the example's own sub-network, in its training step) by each epoch."""),
     ("code", """epochs = config.num_epochs
-groups = turnover_labels.difficulty_groups(scores)
+groups = labels_study.difficulty_groups(scores)
 fig, axes = figures.subplots(1, width=4.5)
 figures.curves(axes[0], np.arange(1, epochs + 1),
-               {name: turnover_labels.learned_by_epoch(scores["train/first_learned"][m], epochs)
+               {name: labels_study.learned_by_epoch(scores["train/first_learned"][m], epochs)
                 for name, m in groups.items()},
                xlabel="epoch", ylabel="fraction first learned")
-display(Markdown(markdown_table(turnover_labels.fitting_rows(scores, epochs, groups))))"""),
+display(Markdown(markdown_table(labels_study.fitting_rows(scores, epochs, groups))))"""),
     ("md", """## The most and least memorized training examples
 Title: the label trained on (with the original label when it was changed) and the memorization."""),
     ("code", """dataset = load_data(config)  # the data the run saw (same corrupted labels)

@@ -62,7 +62,11 @@ def value_at(config, dotted):
 
 
 def _module(name):
-  return importlib.import_module(f"experiments.configs.{name}")
+  """A main-job config (experiments/configs/) or a study's (experiments/studies/<name>/)."""
+  try:
+    return importlib.import_module(f"experiments.configs.{name}")
+  except ModuleNotFoundError:
+    return importlib.import_module(f"experiments.studies.{name}.config")
 
 
 @pytest.mark.parametrize("name", PROTOCOL_CONFIGS)

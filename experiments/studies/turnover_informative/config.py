@@ -34,7 +34,7 @@ from experiments.studies.turnover_labels import config as turnover_labels
 
 
 def base_config():
-  """turnover_mnist's MLP with turn-over dropout (the scoring runs; retraining turns it off,
+  """turnover_labels' MLP with turn-over dropout (the scoring runs; retraining turns it off,
   see retrain_turnover), on Fashion-MNIST."""
   b = turnover_labels.base_config()
   b.dataset = "fashion_mnist"

@@ -36,7 +36,7 @@ from experiments.studies.turnover_labels import config as turnover_labels
 
 
 def base_config():
-  """turnover_mnist's MLP with turn-over dropout, on Fashion-MNIST, weighted by the
+  """turnover_labels' MLP with turn-over dropout, on Fashion-MNIST, weighted by the
   generalization error of the flipped sub-network."""
   b = turnover_labels.base_config()
   b.dataset = "fashion_mnist"
