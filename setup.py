@@ -19,6 +19,8 @@ setuptools.setup(
     long_description=(_HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["regularity_jax", "regularity_jax.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=_requirements(),
+    # Preparing TFDS data (download_and_prepare, `tfds build`) and reading tfrecord builds.
+    extras_require={"tfds": ["tensorflow>=2.21.0"]},
 )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ def user_errors() -> tuple[type[Exception], ...]:
 def run(fn: Callable[..., Any], *args, quiet_logs: bool = True) -> Any:
   """Calls fn(*args); a user error prints `error: <one line>` to stderr and exits with 2."""
   if quiet_logs:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING
     from absl import logging  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   try:

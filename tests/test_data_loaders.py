@@ -1,5 +1,6 @@
 """Dataset loaders: local formats on synthetic files, the shared real data,
-subsets, mnist1d, TFDS fallbacks, and every user-facing error."""
+subsets, mnist1d, TFDS when it is not installed (the real library: test_tfds.py), and every
+user-facing error."""
 
 import ast
 import gzip
@@ -10,7 +11,6 @@ import pickle
 import random
 import sys
 import tarfile
-import types
 
 import numpy as np
 from PIL import Image
@@ -573,59 +573,7 @@ class TestTfds:
     assert_one_line_error(e, "tensorflow_datasets", "not importable",
                           "cifar-10-python.tar.gz", "--config.data_dir=DIR")
 
-  def test_data_missing(self, monkeypatch):
-    def data_source(*args, **kwargs):
-      raise AssertionError("Dataset mnist: could not find data in /nowhere.\n"
-                           "Please make sure to call download_and_prepare()")
-    monkeypatch.setitem(sys.modules, "tensorflow", None)
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets",
-                        types.SimpleNamespace(data_source=data_source))
-    with pytest.raises(DataError) as e:
-      data.load_dataset("mnist")
-    assert_one_line_error(e, "could not find data", "--config.data_dir=DIR")
-
-  def test_data_source_path(self, monkeypatch):
-    rng = np.random.default_rng(11)
-    splits = {s: [{"image": rng.integers(0, 256, (3, 3, 1)).astype(np.uint8),
-                   "label": np.int64(i % 10)} for i in range(n)]
-              for s, n in (("train", 12), ("test", 4))}
-
-    class Source(list):
-      dataset_info = types.SimpleNamespace(features={
-          "label": types.SimpleNamespace(names=list("abcdefghij"))})
-
-      def __getitems__(self, keys):
-        return [self[k] for k in keys]
-
-    def data_source(name, split, download, data_dir):
-      assert name == "mnist" and download and data_dir is None
-      return [Source(splits[s]) for s in split]
-
-    monkeypatch.setitem(sys.modules, "tensorflow", None)
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets",
-                        types.SimpleNamespace(data_source=data_source))
-    ds = data.load_dataset("mnist", train_subset=10)
-    assert ds.source == "tfds:mnist" and ds.class_names[1] == "b"
-    assert ds.example_shape == (3, 3, 1) and len(ds.test) == 4
-    full = np.stack([r["image"] for r in splits["train"]])
-    np.testing.assert_allclose(raw_pixels(ds.train, ds),
-                               full[ds.train.ids] / 255, atol=1e-5)
-
-  def test_tf_data_path(self, monkeypatch):
-    x = np.random.default_rng(12).integers(0, 256, (6, 2, 2, 3), np.uint8)
-    y = np.arange(6)
-
-    def load(name, **kwargs):
-      assert kwargs["batch_size"] == -1 and kwargs["as_supervised"]
-      assert kwargs["split"] == ["train", "test"]
-      return [(x, y), (x[:2], y[:2])], types.SimpleNamespace(features={})
-
-    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tf"))
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets",
-                        types.SimpleNamespace(load=load, as_numpy=lambda t: t))
-    ds = data.load_dataset("svhn_cropped")
-    assert ds.source == "tfds:svhn_cropped" and ds.class_names[0] == "0"
-    np.testing.assert_allclose(raw_pixels(ds.train, ds), x / 255, atol=1e-5)
+  # The real library, in both file formats: tests/test_tfds.py.
 
   def test_mnist1d_has_no_tfds(self):
     with pytest.raises(DataError) as e:

@@ -17,7 +17,9 @@ def test_opens_with_two_commands_and_ci_runs_the_second():
   assert "experiments.main --config=experiments/configs/quickstart.py" in install_and_run
   assert "pytest tests" in install_and_test
   assert README.index(install_and_run) < README.index("## ")  # before the first section
-  assert install_and_test in (REPO / ".ci" / "run").read_text()
+  test_command = install_and_test.split("&&")[-1].strip()  # what each CI job runs
+  assert test_command.startswith("python -m pytest tests")
+  assert test_command in (REPO / ".ci" / "run").read_text()
 
 
 def test_kernel_example_runs_as_written(capsys):

@@ -21,6 +21,7 @@ from regularity_jax.data.corruption import CORRUPTIONS
 from regularity_jax.data.corruption import corrupt
 from regularity_jax.data.corruption import PIXEL_PERMUTATIONS
 from regularity_jax.data.registry import load_dataset
+from regularity_jax.data.tfds_source import TfdsOptions
 from regularity_jax.data.types import DataError
 from regularity_jax.data.types import Dataset
 from regularity_jax.data.types import Split
@@ -32,6 +33,7 @@ __all__ = (
     "Dataset",
     "PIXEL_PERMUTATIONS",
     "Split",
+    "TfdsOptions",
     "corrupt",
     "load_dataset",
 )

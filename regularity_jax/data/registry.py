@@ -22,7 +22,8 @@ DATASETS = catalog.DATASETS
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
                  train_subset: int | None = None,
                  test_subset: int | None = None, subset_seed: int = 0,
-                 cache_dir: str | os.PathLike | None = None) -> Dataset:
+                 cache_dir: str | os.PathLike | None = None,
+                 tfds_options: tfds_source.TfdsOptions | None = None) -> Dataset:
   """Loads a dataset by name, from local files, TFDS, or (mnist1d) generated.
 
   Sources:
@@ -31,9 +32,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
       their .tar.gz, .npz; see `local_files`). Never touches the network.
     * `data_dir=None`, name "mnist1d": generated with the `mnist1d` package
       (its defaults, seed 42: 4000 train / 1000 test, shape (40, 1)).
-    * `data_dir=None`, any other name: tensorflow_datasets, which downloads on
-      first use; if it is missing or cannot get the data, a `DataError` says
-      which local files to pass instead.
+    * `data_dir=None`, any other name: tensorflow_datasets: its prepared data
+      (read by their file format), else downloaded and prepared if
+      `tfds_options.download`; if TFDS cannot provide the data, a one-line
+      `DataError` keeps the cause and names the fix (see `tfds_source`).
 
   Images are float32 NHWC (grayscale gets a trailing channel of 1; mnist1d is
   [N, 40, 1]), uint8 pixels scaled to [0, 1], then normalized per channel with
@@ -63,6 +65,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     test_subset: number of test examples to keep, None for all.
     subset_seed: seed of the subset choice, >= 0.
     cache_dir: cache of decoded image folders.
+    tfds_options: TFDS's data dir, manual dir and whether it may download
+      (`tfds_source.TfdsOptions`; default: TFDS's data dir, download allowed).
 
   Returns:
     The `Dataset`.
@@ -83,7 +87,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
   elif name == "mnist1d":
     raw = mnist1d_source.generate_mnist1d()
   else:
-    raw = tfds_source.load_tfds(info)
+    raw = tfds_source.load_tfds(info, tfds_options)
   return from_raw(info, raw, train_subset=train_subset,
                   test_subset=test_subset, subset_seed=subset_seed)
 

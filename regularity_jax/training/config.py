@@ -7,6 +7,11 @@ Fields:
   dataset           name from regularity_jax.data.DATASETS (mnist1d needs no download)
   data_dir          '' loads through tensorflow-datasets (or generates mnist1d); a directory
                     loads the same dataset from local files (IDX, CIFAR archive, image folder, npz)
+  tfds.data_dir     TFDS's data directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets); prepared
+                    data there are read by their file format (array_record without TensorFlow)
+  tfds.manual_dir   TFDS's manual-download directory ('' = TFDS's default)
+  tfds.download     let TFDS download and prepare data not prepared yet (needs network and
+                    TensorFlow: pip install -e '.[tfds]'); offline, a one-line error at once
   train_subset      0 = all; n = a seeded class-stratified subset of n training examples
   test_subset       0 = all; likewise for the test split
   subset_seed       seed of the subset choice
@@ -106,6 +111,10 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dataset = "mnist1d"
   c.data_dir = ""
+  c.tfds = ml_collections.ConfigDict()
+  c.tfds.data_dir = ""
+  c.tfds.manual_dir = ""
+  c.tfds.download = True
   c.train_subset = 0
   c.test_subset = 0
   c.subset_seed = 0

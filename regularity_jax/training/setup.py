@@ -35,7 +35,11 @@ def load_data(config) -> data.Dataset:
   dataset = data.load_dataset(config.dataset, config.data_dir or None,
                               train_subset=config.train_subset or None,
                               test_subset=config.test_subset or None,
-                              subset_seed=config.subset_seed)
+                              subset_seed=config.subset_seed,
+                              tfds_options=data.TfdsOptions(
+                                  data_dir=config.tfds.data_dir or None,
+                                  manual_dir=config.tfds.manual_dir or None,
+                                  download=bool(config.tfds.download)))
   return data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
                       config.corruption.seed)
 

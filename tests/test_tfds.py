@@ -1,0 +1,215 @@
+"""TFDS through the real library, offline: prepared data in both file formats, read by format.
+
+The data: `tests.tfds_builders.RegjaxTiny`, an MNIST-shaped TFDS builder (20 train / 10 test;
+pixel [0, 0, 0] = the example's key, label = key % 10), prepared as array_record and as
+tfrecord in tests/data/tfds/. The tests load it through the project's own path
+(`load_dataset` with the catalog entry of "mnist" pointed at it) and check ids and labels.
+Without TensorFlow (CI's Python 3.12 job) the array_record build is read through
+`tfds.data_source` and the tfrecord build is refused in one line; with TensorFlow (CI's Python
+3.11 job) both formats load, agree example by example, and a fresh build in the test equals
+the committed one.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from regularity_jax import data
+from regularity_jax.data import catalog
+from regularity_jax.data import tfds_source
+from regularity_jax.data.types import DataError
+from tests import engine_fixtures
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+FIXTURES = pathlib.Path(__file__).parent / "data" / "tfds"
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+needs_tf = pytest.mark.skipif(not HAS_TF, reason="TensorFlow not installed")
+without_tf = pytest.mark.skipif(HAS_TF, reason="TensorFlow installed")
+TRAIN_KEYS, TEST_KEYS = tuple(range(20)), tuple(range(50, 60))
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+@pytest.fixture
+def tiny_mnist(monkeypatch):
+  """Points the catalog's "mnist" at the tiny TFDS dataset."""
+  info = dataclasses.replace(catalog.INFOS["mnist"], tfds_name="regjax_tiny")
+  monkeypatch.setitem(catalog.INFOS, "mnist", info)
+  return info
+
+
+def load(data_dir, **options):
+  return data.load_dataset("mnist", tfds_options=data.TfdsOptions(data_dir=str(data_dir),
+                                                                   **options))
+
+
+def raw_pixel_keys(split, dataset):
+  """Undoes the normalization of pixel [0, 0, 0]: the example's key."""
+  x = np.asarray(split.images)[:, 0, 0, 0] * dataset.pixel_std[0] + dataset.pixel_mean[0]
+  return np.rint(255 * x).astype(int)
+
+
+def assert_one_line(excinfo, *fragments):
+  message = str(excinfo.value)
+  assert "\n" not in message, message
+  for fragment in fragments:
+    assert fragment in message, message
+
+
+def check_tiny(dataset):
+  assert dataset.source == "tfds:regjax_tiny" and dataset.numbering == "tfds"
+  for split, keys in ((dataset.train, TRAIN_KEYS), (dataset.test, TEST_KEYS)):
+    np.testing.assert_array_equal(split.ids, np.arange(len(keys)))
+    pixel_keys = raw_pixel_keys(split, dataset)
+    assert sorted(pixel_keys) == list(keys)  # every example once
+    np.testing.assert_array_equal(split.labels, pixel_keys % 10)  # its own label
+  assert dataset.class_names == tuple(str(i) for i in range(10))
+
+
+def tfds_order(data_dir, split):
+  """The keys in TFDS's own split order, read straight from tfds.data_source."""
+  source = tfds.data_source("regjax_tiny", split=split, data_dir=str(data_dir))
+  return [int(source[i]["image"][0, 0, 0]) for i in range(len(source))]
+
+
+class TestPrepared:
+
+  def test_array_record_reads_with_data_source(self, tiny_mnist):
+    dataset = load(FIXTURES / "array_record")
+    check_tiny(dataset)
+    # ids index TFDS's order (which is not the generation order 0, 1, 2, ...)
+    order = tfds_order(FIXTURES / "array_record", "train")
+    np.testing.assert_array_equal(raw_pixel_keys(dataset.train, dataset), order)
+    assert order != sorted(order)
+
+  @needs_tf
+  def test_tfrecord_reads_with_tensorflow_in_the_same_order(self, tiny_mnist):
+    from_tfrecord = load(FIXTURES / "tfrecord")
+    from_array_record = load(FIXTURES / "array_record")
+    check_tiny(from_tfrecord)
+    for a, b in ((from_tfrecord.train, from_array_record.train),
+                 (from_tfrecord.test, from_array_record.test)):
+      np.testing.assert_array_equal(a.images, b.images)
+      np.testing.assert_array_equal(a.labels, b.labels)
+
+  @without_tf
+  def test_tfrecord_without_tensorflow_is_one_line(self, tiny_mnist):
+    with pytest.raises(DataError) as e:
+      load(FIXTURES / "tfrecord")
+    assert_one_line(e, "prepared as tfrecord", "only TensorFlow reads", "[tfds]",
+                    "python -m experiments.prepare_tfds --dataset=mnist", "--config.data_dir=DIR")
+
+  @needs_tf
+  def test_built_in_the_test_equals_the_committed_build(self, tiny_mnist, tmp_path):
+    from tests import tfds_builders
+    for fmt in tfds_builders.FILE_FORMATS:
+      fresh = load(tfds_builders.prepare(tmp_path, fmt))
+      committed = load(FIXTURES / fmt)
+      check_tiny(fresh)
+      np.testing.assert_array_equal(fresh.train.images, committed.train.images)
+      np.testing.assert_array_equal(fresh.test.labels, committed.test.labels)
+
+  def test_a_damaged_build_is_one_line(self, tiny_mnist, tmp_path):
+    shutil.copytree(FIXTURES / "array_record", tmp_path / "tfds")
+    shard = next((tmp_path / "tfds" / "regjax_tiny" / "1.0.0").glob("*train.array_record*"))
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(DataError) as e:
+      load(tmp_path / "tfds")
+    assert_one_line(e, "could not read the prepared regjax_tiny", "prepare it again")
+
+  def test_a_run_through_tfds_records_the_source(self, tiny_mnist, tmp_path):
+    from regularity_jax.runs import scores_file
+    from regularity_jax.training import train_and_evaluate
+    config = engine_fixtures.tiny_config("", **{
+        "tfds.data_dir": str(FIXTURES / "array_record"), "tfds.download": False,
+        "num_epochs": 1, "batch_size": 10, "eval_batch_size": 10})
+    train_and_evaluate(config, tmp_path / "run")
+    scores = scores_file.load(tmp_path / "run" / "scores.npz")
+    assert scores.provenance["source"] == "tfds:regjax_tiny"
+    assert scores.provenance["numbering"] == "tfds"
+    np.testing.assert_array_equal(scores.arrays["train/example_id"], np.arange(20))
+
+
+class TestNotPrepared:
+
+  def test_download_not_allowed_gives_the_offline_recipe(self, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(DataError) as e:
+      data.load_dataset("mnist", tfds_options=data.TfdsOptions(data_dir=str(tmp_path),
+                                                               download=False))
+    assert_one_line(e, f"mnist is not prepared in {tmp_path}", "tfds.download=False",
+                    "python -m experiments.prepare_tfds --dataset=mnist --tfds_data_dir=DIR",
+                    "--config.tfds.data_dir=DIR", "--config.data_dir=DIR")
+    assert time.monotonic() - start < 60
+    assert not any(tmp_path.iterdir())  # nothing written
+
+  def test_offline_fails_at_once(self, tmp_path, monkeypatch):
+    monkeypatch.setattr(tfds_source, "NETWORK_PROBE", ("regularity-jax-offline.invalid", 443))
+    start = time.monotonic()
+    with pytest.raises(DataError) as e:
+      data.load_dataset("mnist", tfds_options=data.TfdsOptions(data_dir=str(tmp_path)))
+    if HAS_TF:
+      assert_one_line(e, "the network is not reachable", "regularity-jax-offline.invalid",
+                      "experiments.prepare_tfds --dataset=mnist")
+    else:
+      assert_one_line(e, "preparing TFDS data needs TensorFlow",
+                      "No module named 'tensorflow'", "pip install -e '.[tfds]'")
+    assert time.monotonic() - start < 60
+
+  def test_a_missing_importlib_resources_is_named(self, tmp_path, monkeypatch):
+    monkeypatch.setattr(tfds_source, "_importable", lambda module: module != "importlib_resources")
+    with pytest.raises(DataError) as e:
+      data.load_dataset("mnist", tfds_options=data.TfdsOptions(data_dir=str(tmp_path)))
+    assert_one_line(e, "needs importlib_resources", "pip install -e '.[tfds]'")
+
+  def test_the_cli_offline_is_one_line_exit_2_and_claims_no_workdir(self, tmp_path):
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.main",
+         "--config=experiments/configs/quickstart.py", "--config.dataset=mnist",
+         f"--config.tfds.data_dir={tmp_path / 'tfds'}", "--config.tfds.download=False",
+         f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "mnist is not prepared" in lines[0], result.stderr
+    assert not workdir.exists()
+
+
+class TestOfflineRecipe:
+  """The README's recipe: prepare where there is network, copy, read with download=False."""
+
+  @needs_tf
+  def test_prepare_copy_and_read_offline(self, tiny_mnist, tmp_path, monkeypatch):
+    from tests import tfds_builders  # registers the builder, as TFDS's own are
+    del tfds_builders
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: None)
+    where = tfds_source.prepare_tfds(tiny_mnist, data.TfdsOptions(data_dir=str(tmp_path / "a")))
+    assert pathlib.Path(where, "dataset_info.json").exists()
+    shutil.copytree(tmp_path / "a", tmp_path / "offline")
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: "offline")
+    check_tiny(load(tmp_path / "offline", download=False))
+
+  def test_the_prepare_command_offline_is_one_line_exit_2(self, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.prepare_tfds", "--dataset=mnist",
+         f"--tfds_data_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: mnist is not prepared"), result.stderr
+    assert ("network is not reachable" if HAS_TF else "needs TensorFlow") in lines[0]
+
+
+def test_the_fixture_builds_are_what_they_say():
+  for fmt in ("array_record", "tfrecord"):
+    info = json.loads((FIXTURES / fmt / "regjax_tiny" / "1.0.0" / "dataset_info.json").read_text())
+    assert info["fileFormat"] == fmt
+    assert {s["name"]: sum(map(int, s["shardLengths"])) for s in info["splits"]} == {
+        "train": 20, "test": 10}
