@@ -11,6 +11,8 @@ parses flags.
 
 from absl import app
 from absl import flags
+
+from experiments import cli
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:arg]).",
@@ -34,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -12,6 +12,8 @@ Everything happens in regularity_jax.data.tfds_source.prepare_tfds; this file on
 from absl import app
 from absl import flags
 
+from experiments import cli
+
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset name (regularity_jax.data.DATASETS).")
 _DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory to prepare into.")
 _MANUAL_DIR = flags.DEFINE_string("tfds_manual_dir", None, "TFDS manual-download directory.")
@@ -35,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -15,6 +15,8 @@ deleted), and the report is written to WORKDIR/report.md. This file only parses 
 
 from absl import app
 from absl import flags
+
+from experiments import cli
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file (path[:arg]).",
@@ -35,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -68,9 +68,9 @@ def write_idx(path, array):
 def make_idx_dir(root, *, gz=True, n_train=30, n_test=10, seed=0):
   rng = np.random.default_rng(seed)
   arrays = {
-      "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 4, 5)),
+      "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
       "train-labels-idx1-ubyte": np.arange(n_train) % 10,
-      "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 4, 5)),
+      "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
       "t10k-labels-idx1-ubyte": np.arange(n_test) % 3,
   }
   root.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def png_bytes(array, fmt="PNG"):
   return buffer.getvalue()
 
 
-def image_tree(rng, classes, per_class, shape=(6, 5, 3)):
+def image_tree(rng, classes, per_class, shape=(32, 32, 3)):
   """{"train/<class>/<file>": u8 image} plus the same for test."""
   tree = {}
   for split, n in (("train", per_class), ("test", 1)):
@@ -148,7 +148,7 @@ class TestIdx:
     arrays = make_idx_dir(tmp_path, gz=gz)
     ds = data.load_dataset("mnist", tmp_path)
     x = arrays["train-images-idx3-ubyte"][..., None] / 255
-    assert ds.example_shape == (4, 5, 1)
+    assert ds.example_shape == (28, 28, 1)
     assert ds.train.images.dtype == np.float32
     assert ds.train.labels.dtype == np.int32 and ds.train.ids.dtype == np.int32
     np.testing.assert_allclose(raw_pixels(ds.train, ds), x, atol=1e-6)
@@ -254,19 +254,34 @@ class TestImageFolder:
 
   def test_png_tree_canonical_classes(self, tmp_path):
     rng = np.random.default_rng(2)
-    tree = image_tree(rng, ["truck", "cat", "airplane"], per_class=3)
+    names = catalog.INFOS["cifar10"].class_names
+    folders = [n.upper() if i % 2 else n for i, n in enumerate(names)][::-1]  # any case/order
+    tree = image_tree(rng, folders, per_class=2)
     write_tree(tmp_path, tree)
     ds = data.load_dataset("cifar10", tmp_path, cache_dir=tmp_path / "cache")
-    # Canonical CIFAR-10 labels (airplane 0, cat 3, truck 9); order by
-    # (label, file name).
-    order = [f"train/{c}/{i:03d}.png" for c in ("airplane", "cat", "truck")
-             for i in range(3)]
-    np.testing.assert_array_equal(ds.train.labels, [0] * 3 + [3] * 3 + [9] * 3)
-    np.testing.assert_array_equal(ds.train.ids, np.arange(9))
+    # Canonical CIFAR-10 labels (airplane 0, ..., truck 9); order by (label, file name).
+    by_label = sorted(folders, key=lambda f: names.index(f.lower()))
+    order = [f"train/{c}/{i:03d}.png" for c in by_label for i in range(2)]
+    np.testing.assert_array_equal(ds.train.labels, np.repeat(np.arange(10), 2))
+    np.testing.assert_array_equal(ds.train.ids, np.arange(20))
     expected = np.stack([tree[k] for k in order]) / 255
     np.testing.assert_allclose(raw_pixels(ds.train, ds), expected, atol=1e-5)
     assert ds.class_names[:4] == ("airplane", "automobile", "bird", "cat")
-    assert ds.example_shape == (6, 5, 3)
+    assert ds.example_shape == (32, 32, 3)
+
+  def test_fewer_class_folders_than_classes_refused(self, tmp_path):
+    # A folder of one CIFAR-10 class is not CIFAR-10 (it would score 100% test accuracy).
+    write_tree(tmp_path, image_tree(np.random.default_rng(2), ["cat"], per_class=3))
+    with pytest.raises(DataError) as e:
+      data.load_dataset("cifar10", tmp_path, cache_dir=tmp_path / "cache")
+    assert_one_line_error(e, "1 class folders (cat)", "cifar10 has 10 classes")
+
+  def test_images_of_another_shape_refused(self, tmp_path):
+    # CIFAR-sized RGB images under the name mnist: refused before any channel conversion.
+    write_tree(tmp_path, image_tree(np.random.default_rng(2), [str(i) for i in range(10)], 1))
+    with pytest.raises(DataError) as e:
+      data.load_dataset("mnist", tmp_path, cache_dir=tmp_path / "cache")
+    assert_one_line_error(e, "images of shape 32x32 but mnist's are 28x28", "--config.data_dir")
 
   def test_sorted_names_when_not_canonical(self, tmp_path):
     rng = np.random.default_rng(3)
@@ -287,12 +302,12 @@ class TestImageFolder:
     for split, n in (("train", 2), ("test", 1)):
       for digit in range(10):
         for i in range(n):
-          flat = np.full((8, 8), 25 * digit + 3 * i, np.uint8)
+          flat = np.full((28, 28), 25 * digit + 3 * i, np.uint8)
           tree[f"mnist_jpg/{split}/{digit}/{i}.jpg"] = png_bytes(flat, "JPEG")
     tree["mnist_jpg/README"] = b"not an image"
     write_tar(tmp_path / "mnist-jpg.tar.gz", tree)
     ds = data.load_dataset("mnist", tmp_path, cache_dir=tmp_path / "cache")
-    assert ds.example_shape == (8, 8, 1)
+    assert ds.example_shape == (28, 28, 1)
     assert len(ds.train) == 20 and len(ds.test) == 10
     np.testing.assert_array_equal(ds.train.labels, np.repeat(np.arange(10), 2))
     expected = np.repeat(25 * np.arange(10), 2) + np.tile([0, 3], 10)
@@ -466,7 +481,7 @@ class TestErrors:
     make_idx_dir(tmp_path)
     with pytest.raises(DataError) as e:
       data.load_dataset("cifar10", tmp_path)
-    assert_one_line_error(e, "1 channel(s) but cifar10 has 3")
+    assert_one_line_error(e, "images of shape 28x28 but cifar10's are 32x32")
 
   def test_nan_pixels(self, tmp_path):
     x = np.zeros((4, 2, 2), np.float32)

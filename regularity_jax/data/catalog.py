@@ -48,6 +48,8 @@ class DatasetInfo:
     channels: 1 for grayscale, 3 for RGB; image folders decode to this.
     tfds_name: the TFDS builder name, or None when TFDS does not serve it.
     native_files: the dataset's own local file format, for error messages.
+    spatial_shape: the shape of an example without its channel axis ((28, 28) for MNIST);
+      data of another shape are refused (they belong to another dataset).
   """
 
   name: str
@@ -55,6 +57,10 @@ class DatasetInfo:
   channels: int
   tfds_name: str | None
   native_files: str
+  spatial_shape: tuple[int, ...] = ()
+
+  def describe_shape(self) -> str:
+    return "x".join(map(str, self.spatial_shape))
 
   @property
   def num_classes(self) -> int:
@@ -64,16 +70,16 @@ class DatasetInfo:
 INFOS = {
     info.name: info for info in (
         DatasetInfo("mnist1d", _DIGITS, 1, None,
-                    "none (generated locally when data_dir is None)"),
-        DatasetInfo("mnist", _DIGITS, 1, "mnist", _IDX),
+                    "none (generated locally when data_dir is None)", (40,)),
+        DatasetInfo("mnist", _DIGITS, 1, "mnist", _IDX, (28, 28)),
         DatasetInfo("fashion_mnist", _FASHION_MNIST, 1, "fashion_mnist",
-                    _IDX),
+                    _IDX, (28, 28)),
         DatasetInfo("cifar10", _CIFAR10, 3, "cifar10",
-                    "cifar-10-python.tar.gz or cifar-10-batches-py/"),
+                    "cifar-10-python.tar.gz or cifar-10-batches-py/", (32, 32)),
         DatasetInfo("cifar100", _CIFAR100, 3, "cifar100",
-                    "cifar-100-python.tar.gz or cifar-100-python/"),
+                    "cifar-100-python.tar.gz or cifar-100-python/", (32, 32)),
         DatasetInfo("svhn_cropped", _DIGITS, 3, "svhn_cropped",
-                    "train_32x32.mat and test_32x32.mat"),
+                    "train_32x32.mat and test_32x32.mat", (32, 32)),
     )
 }
 

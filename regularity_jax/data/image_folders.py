@@ -43,7 +43,10 @@ import os
 import pathlib
 import re
 import tarfile
+import sys
 import tempfile
+import zipfile
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -197,7 +200,8 @@ def _class_labels(found: list[str], info: DatasetInfo,
   """Maps class-folder names to labels; see the module docstring."""
   canonical = {_normalized(n): i for i, n in enumerate(info.class_names)}
   keys = [_normalized(c) for c in found]
-  if all(k in canonical for k in keys) and len(set(keys)) == len(keys):
+  if (all(k in canonical for k in keys) and len(set(keys)) == len(keys)
+      and len(found) == info.num_classes):
     return ({c: canonical[k] for c, k in zip(found, keys)}, info.class_names)
   if len(found) == info.num_classes:
     if all(c.isdigit() for c in found):
@@ -242,8 +246,9 @@ def _read_cache(cache_file: pathlib.Path):
     with np.load(cache_file, allow_pickle=False) as f:
       return (f["images"], f["labels"],
               tuple(str(n) for n in f["class_names"]))
-  except (OSError, ValueError, KeyError, EOFError) as e:
-    logging.warning("ignoring unreadable cache %s (%s)", cache_file, e)
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    print(f"warning: the decoded-image cache {cache_file} is damaged ({type(e).__name__}: "
+          f"{str(e)[:100]}); decoding the images again and rewriting it", file=sys.stderr)
     return None
 
 

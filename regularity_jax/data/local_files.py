@@ -28,6 +28,8 @@ import gzip
 import io
 import os
 import pathlib
+import zipfile
+import zlib
 import pickle
 import tarfile
 
@@ -121,16 +123,26 @@ def load_npz(path: pathlib.Path) -> RawData:
   Returns:
     The `RawData`.
   """
+  with open(path, "rb") as f:
+    head = f.read(4)
+  if head != b"PK\x03\x04":  # every .npz is a zip archive
+    raise DataError(
+        f"{path} is not an .npz file (it does not start as a zip archive: first bytes "
+        f"{head!r}); write it with np.savez(path, x_train=..., y_train=..., x_test=..., "
+        "y_test=...)")
   try:
     with np.load(path, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
   except ValueError as e:
+    if "pickle" not in str(e):
+      raise DataError(f"cannot read {path} as .npz ({e}); it may be truncated: write it "
+                      "again with np.savez") from e
     raise DataError(
         f"cannot read {path} without pickle ({e}); save plain arrays, e.g. "
         "class_names as np.asarray(names, dtype=str)") from e
-  except (OSError, EOFError) as e:
-    raise DataError(f"cannot read {path} as .npz ({e}); rewrite it with "
-                    "np.savez") from e
+  except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise DataError(f"cannot read {path} as .npz ({type(e).__name__}: {e}); it may be "
+                    "truncated or damaged: write it again with np.savez") from e
   missing = [k for k in ("x_train", "y_train", "x_test", "y_test")
              if k not in arrays]
   if missing:
@@ -145,7 +157,8 @@ def load_npz(path: pathlib.Path) -> RawData:
       test=in_memory(arrays["x_test"], arrays["y_test"], split="test",
                      where=str(path)),
       source=f"local:{path}",
-      class_names=None if names is None else tuple(str(n) for n in names))
+      class_names=None if names is None else tuple(str(n) for n in names),
+      any_shape=True)
 
 
 # ----------------------------------------------------------------------------

@@ -60,12 +60,15 @@ class RawData:
     source: "generated:NAME", "local:/abs/path" or "tfds:NAME".
     class_names: names found in the files (e.g. CIFAR `meta`), index = label;
       None to use the catalog's names.
+    any_shape: the source may hold examples of any shape under any dataset name (an .npz,
+      the generic container); other sources must match the dataset's shape.
   """
 
   train: RawSplit
   test: RawSplit
   source: str
   class_names: tuple[str, ...] | None = None
+  any_shape: bool = False
 
 
 def in_memory(images: np.ndarray, labels: np.ndarray, *, split: str,

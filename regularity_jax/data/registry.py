@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 
 import numpy as np
 
@@ -126,6 +127,7 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
   for split_name, split in (("train", raw.train), ("test", raw.test)):
     _check_labels(split, split_name, info, raw.source)
     _check_finite(split, split_name, raw.source)
+  _warn_empty_classes(raw.train, info, class_names, raw.source)
 
   subset_sizes = {"train": train_subset, "test": test_subset}
   splits, mean, std = {}, None, None
@@ -149,6 +151,13 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
         del full
     else:
       images = split.read(rows)
+    if (not raw.any_shape and info.spatial_shape
+        and tuple(images.shape[1:-1]) != info.spatial_shape):
+      raise DataError(
+          f"{raw.source} holds {split_name} images of shape "
+          f"{'x'.join(map(str, images.shape[1:-1]))} but {info.name}'s are "
+          f"{info.describe_shape()}; check that --config.data_dir points at {info.name} files "
+          "(or store other data as an .npz, which any shape may use)")
     if images.shape[-1] != info.channels:
       raise DataError(
           f"{raw.source} holds {split_name} images with {images.shape[-1]} "
@@ -182,6 +191,25 @@ def _check_labels(split: RawSplit, split_name: str,
         "name of the dataset they belong to")
 
 
+def _warn(message: str) -> None:
+  print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _warn_empty_classes(split: RawSplit, info: catalog.DatasetInfo, class_names,
+                        source: str) -> None:
+  counts = np.bincount(np.asarray(split.labels, np.int64), minlength=info.num_classes)
+  empty = np.flatnonzero(counts == 0)
+  if len(empty):
+    shown = ", ".join(f"{int(c)} ({class_names[c]})" for c in empty[:5])
+    _warn(f"{len(empty)} of {info.name}'s {info.num_classes} classes have no training example "
+          f"in {source}: {shown}{', ...' if len(empty) > 5 else ''}; the model never sees them "
+          "(check the files or the subset)")
+
+
+# Float pixels beyond this magnitude are not images (uint8 pixels end at 255, unit ones at 1).
+ABSURD_PIXEL = 1e4
+
+
 def _check_finite(split: RawSplit, split_name: str, source: str) -> None:
   images = split.images
   if images is None or not np.issubdtype(images.dtype, np.floating):
@@ -193,3 +221,10 @@ def _check_finite(split: RawSplit, split_name: str, source: str) -> None:
         f"{int((~finite).sum())} {split_name} images in {source} have "
         f"non-finite pixels (NaN or inf; first at row {first}); repair or "
         "drop those examples in the files")
+  magnitude = np.abs(images.reshape(len(images), -1)).max(axis=1, initial=0.0)
+  absurd = magnitude > ABSURD_PIXEL
+  if absurd.any():
+    first = int(np.flatnonzero(absurd)[0])
+    _warn(f"{int(absurd.sum())} {split_name} images in {source} have pixels of magnitude up to "
+          f"{float(magnitude.max()):.3g} (first at row {first}; images end at 255): they "
+          "dominate the normalization and can overflow float32 in training; check those rows")

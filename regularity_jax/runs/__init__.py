@@ -7,9 +7,10 @@
 """
 
 from regularity_jax.runs.checkpoints import Checkpointer
+from regularity_jax.runs.checkpoints import CheckpointFormatError
 from regularity_jax.runs.directory import RunDirectory
 from regularity_jax.runs.directory import RunDirectoryError
 from regularity_jax.runs import scores_file
 from regularity_jax.runs.scores_file import ScoresFileError
 
-__all__ = ["Checkpointer", "RunDirectory", "RunDirectoryError", "ScoresFileError", "scores_file"]
+__all__ = ["Checkpointer", "CheckpointFormatError", "RunDirectory", "RunDirectoryError", "ScoresFileError", "scores_file"]

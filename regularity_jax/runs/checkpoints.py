@@ -3,44 +3,169 @@
 A checkpoint is the whole TrainState at the end of an epoch, saved synchronously under
 `checkpoints/<epoch>`; Orbax writes to a temporary folder and renames it, so a run killed
 mid-save keeps its previous checkpoint. The last `max_to_keep` are kept.
+
+Resuming takes the newest intact checkpoint. One that cannot be read (truncated, bit-flipped,
+an empty `checkpoints/<epoch>` folder) is renamed `checkpoints/damaged-<epoch>` (kept, never
+deleted; Orbax ignores the name) with a one-line warning, and the next older one is tried. One
+whose tree of arrays differs from this version's TrainState (written by another version of
+regularity_jax) is not damage: it is refused in one line naming both formats.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pathlib
+import sys
+from typing import Callable
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 
+class CheckpointFormatError(ValueError):
+  """A checkpoint holds another state format than this version's TrainState."""
+
+
+def _path_names(path) -> tuple[str, ...]:
+  names = []
+  for key in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        names.append(str(getattr(key, attr)))
+        break
+    else:
+      names.append(str(key))
+  return tuple(names)
+
+
+def _layout(tree) -> dict[tuple[str, ...], tuple[int, ...]]:
+  """{path of names: shape} of every array leaf of a state or of Orbax's tree metadata."""
+  leaves = jax.tree_util.tree_flatten_with_path(
+      tree, is_leaf=lambda x: hasattr(x, "shape") and not isinstance(x, dict))[0]
+  return {_path_names(p): tuple(getattr(leaf, "shape", ())) for p, leaf in leaves}
+
+
+def digest(state) -> str:
+  """sha256 of every leaf's bytes (PRNG keys as their key data), in tree order."""
+  h = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(state):
+    if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    array = np.asarray(jax.device_get(leaf))
+    h.update(str((array.dtype.str, array.shape)).encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+  return h.hexdigest()
+
+
+def _warn(message: str) -> None:
+  print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 class Checkpointer:
 
-  def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+  def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2,
+               warn: Callable[[str], None] = _warn):
+    self.directory = pathlib.Path(os.path.abspath(directory))
+    self._warn = warn
+    self._max_to_keep = max_to_keep
+    self._manager = self._open()
+
+  def _open(self):
+    options = ocp.CheckpointManagerOptions(max_to_keep=self._max_to_keep, create=True,
                                            enable_async_checkpointing=False)
-    self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    return ocp.CheckpointManager(self.directory, options=options,
+                                 item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_epoch(self) -> int | None:
     return self._manager.latest_step()
 
+  def _digest_path(self, epoch: int) -> pathlib.Path:
+    return self.directory / f"digest-{epoch}.json"
+
   def save(self, epoch: int, state) -> None:
+    """Saves `state` as checkpoint `epoch`, with its digest beside it (a bit flipped on disk
+    that Orbax would read back without complaint is caught by the digest on restore)."""
     self._manager.save(epoch, args=ocp.args.StandardSave(state), force=True)
     self._manager.wait_until_finished()
+    path, tmp = self._digest_path(epoch), self.directory / f".digest-{epoch}.json.tmp"
+    tmp.write_text(json.dumps({"epoch": epoch, "sha256": digest(state)}))
+    os.replace(tmp, path)
+    kept = {str(e) for e in self._manager.all_steps()}
+    for old in self.directory.glob("digest-*.json"):  # of checkpoints Orbax rotated out
+      if old.stem.split("-", 1)[1] not in kept:
+        old.unlink()
+
+  def _check_digest(self, state, epoch: int) -> None:
+    path = self._digest_path(epoch)
+    if not path.exists():  # written by a version without digests
+      return
+    expected = json.loads(path.read_text())["sha256"]
+    if digest(state) != expected:
+      raise ValueError(f"its arrays differ from the digest in {path.name} (bits changed on disk)")
 
   def restore(self, target, epoch: int | None = None):
     """Restores into the structure, dtypes and shardings of `target` (a TrainState)."""
     epoch = self.latest_epoch() if epoch is None else epoch
     return self._manager.restore(epoch, args=ocp.args.StandardRestore(target))
 
-  def restore_or(self, initial):
-    """(the latest checkpoint restored into `initial`'s structure, its epoch), or
-    (`initial`, 0) when there is none."""
-    epoch = self.latest_epoch()
-    if epoch is None:
-      return initial, 0
-    state = self.restore(initial, epoch)
-    return state, int(np.ravel(jax.device_get(state.epoch))[0])
+  def _check_format(self, target, epoch: int) -> None:
+    """CheckpointFormatError if checkpoint `epoch` is readable but of another state layout."""
+    saved = _layout(self._manager.item_metadata(epoch).tree)
+    expected = _layout(target)
+    if saved != expected:
+      only_saved = sorted(".".join(p) for p in set(saved) - set(expected))[:3]
+      only_here = sorted(".".join(p) for p in set(expected) - set(saved))[:3]
+      reshaped = sorted(".".join(p) for p in set(saved) & set(expected)
+                        if saved[p] != expected[p])[:3]
+      raise CheckpointFormatError(
+          f"{self.directory / str(epoch)} holds another state format than this version of "
+          f"regularity_jax (only there: {only_saved or '-'}; only here: {only_here or '-'}; "
+          f"other shapes: {reshaped or '-'}): it is not damaged; resume it with the version that "
+          "wrote it, or pass a new --workdir to start again")
+
+  def restore_or(self, initial, at_most: int | None = None):
+    """(the newest intact checkpoint restored into `initial`'s structure, its epoch), or
+    (`initial`, 0) when there is none. `at_most`: ignore checkpoints after that epoch."""
+    for epoch in sorted(self._manager.all_steps(), reverse=True):
+      if at_most is not None and epoch > at_most:
+        self._set_aside(epoch, None, prefix="superseded",
+                        why=f"metrics.jsonl ends at epoch {at_most}")
+        continue
+      try:
+        self._check_format(initial, epoch)
+        state = self.restore(initial, epoch)
+        self._check_digest(state, epoch)
+      except CheckpointFormatError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  # damage: Orbax raises many kinds
+        self._set_aside(epoch, e)
+        continue
+      return state, int(np.ravel(jax.device_get(state.epoch))[0])
+    return initial, 0
+
+  def _set_aside(self, epoch: int, error: Exception | None, prefix: str = "damaged",
+                 why: str = "") -> None:
+    """Renames a checkpoint out of Orbax's way (kept, not deleted)."""
+    source = self.directory / str(epoch)
+    target, k = self.directory / f"{prefix}-{epoch}", 1
+    while target.exists():
+      k += 1
+      target = self.directory / f"{prefix}-{epoch}.{k}"
+    self._manager.close()
+    os.replace(source, target)
+    if self._digest_path(epoch).exists():
+      os.replace(self._digest_path(epoch), target.with_name(target.name + ".digest.json"))
+    self._manager = self._open()
+    if error is None:
+      self._warn(f"checkpoint {source} is newer than the run's records ({why}); it is kept as "
+                 f"{target.name} and the run resumes from the checkpoint before it")
+      return
+    cause = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+    self._warn(f"checkpoint {source} cannot be read ({type(error).__name__}: {cause}); it is "
+               f"kept as {target.name} and the run resumes from the previous intact checkpoint")
 
   def close(self) -> None:
     self._manager.close()

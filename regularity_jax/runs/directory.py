@@ -11,6 +11,8 @@
     checkpoints/       Orbax (regularity_jax.runs.checkpoints)
     wall_time.json     wall time of the run, summed over its invocations (resumes)
     reduction/, influence.npz   files of features (dynamic reduction, turn-over influence)
+    run.lock           while a run is live: its host and pid (a second live run is refused; the
+                       lock of a killed run is recognised as stale and taken over)
 
 Every file a run writes goes through this class.
 
@@ -20,9 +22,12 @@ different config, or files that are not a run, is refused with a message.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pathlib
+import socket
+import sys
 from typing import Any, Iterable, Mapping
 
 from flax import traverse_util
@@ -35,8 +40,34 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkp
                             "scan_epoch"})
 
 
+LOCK_NAME = "run.lock"
+
+
 class RunDirectoryError(ValueError):
   """The workdir cannot be used for this run."""
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # alive, another user's
+    return True
+  return True
+
+
+def _live_holder(lock: pathlib.Path) -> dict[str, Any] | None:
+  """The holder of `lock` if it may still be running; None if the lock is stale (its process
+  on this host is gone, or it is this process's own) or unreadable (half-written by a kill)."""
+  try:
+    holder = json.loads(lock.read_text())
+    pid, host = int(holder["pid"]), str(holder["host"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  if host == socket.gethostname() and (pid == os.getpid() or not _pid_alive(pid)):
+    return None
+  return holder
 
 
 def _jsonable(value):
@@ -62,12 +93,14 @@ class RunDirectory:
   a run can validate its inputs (data, score files) before it claims the directory.
   """
 
-  def __init__(self, path: str | os.PathLike, config: Mapping[str, Any]):
+  def __init__(self, path: str | os.PathLike, config: Mapping[str, Any], *, lock: bool = False):
     self.path = pathlib.Path(path)
     self.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
     self.resumed = self._check()
+    self.path.mkdir(parents=True, exist_ok=True)
+    if lock:
+      self.lock()
     if not self.resumed:
-      self.path.mkdir(parents=True, exist_ok=True)
       _atomic_write(self.path / "config.json",
                     lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
     self.plots_dir.mkdir(exist_ok=True)
@@ -85,14 +118,68 @@ class RunDirectory:
     config_path = self.path / "config.json"
     if self.path.exists() and not self.path.is_dir():
       raise RunDirectoryError(f"workdir {self.path} is a file; pass a directory as --workdir")
+    self._check_unlocked()
     if config_path.exists():
-      self._check_same_config(json.loads(config_path.read_text()))
+      self._check_same_config(self._read_config(config_path))
       return True
     if self.path.exists() and any(self.path.iterdir()):
       raise RunDirectoryError(
           f"workdir {self.path} is not empty and holds no config.json, so it is not a "
           "regularity_jax run; nothing was changed: pass a new or empty --workdir")
     return False
+
+  def _check_unlocked(self) -> None:
+    holder = _live_holder(self.path / LOCK_NAME) if (self.path / LOCK_NAME).exists() else None
+    if holder is not None:
+      raise RunDirectoryError(
+          f"workdir {self.path} is in use by a live run (pid {holder['pid']} on "
+          f"{holder['host']}, since {holder.get('since', '?')}); nothing was changed: wait for "
+          f"it to end or pass another --workdir (if no such run is alive, delete "
+          f"{self.path / LOCK_NAME})")
+
+  def _read_config(self, path: pathlib.Path) -> Mapping[str, Any]:
+    try:
+      saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      raise RunDirectoryError(
+          f"{path} cannot be read ({type(e).__name__}: {str(e)[:100]}), so this run cannot be "
+          "checked against it; nothing was changed: repair that file (it is the config of the "
+          "run in that workdir) or pass a new --workdir") from None
+    if not isinstance(saved, dict):
+      raise RunDirectoryError(f"{path} does not hold a config (a JSON object); nothing was "
+                              "changed: repair that file or pass a new --workdir")
+    return saved
+
+  def lock(self) -> None:
+    """Claims the workdir for this process (`run.lock`); RunDirectoryError if a live run holds
+    it. A stale lock (a killed run's) is taken over. `unlock` releases it."""
+    lock = self.path / LOCK_NAME
+    holder = {"pid": os.getpid(), "host": socket.gethostname(),
+              "since": datetime.datetime.now().isoformat(timespec="seconds")}
+    for _ in range(2):
+      try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        self._check_unlocked()  # raises if live
+        try:
+          lock.unlink()  # stale: a killed run's
+        except FileNotFoundError:
+          pass
+        continue
+      with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(holder))
+      self._locked = True
+      return
+    self._check_unlocked()
+    raise RunDirectoryError(f"could not claim {lock}; nothing was changed: rerun the command")
+
+  def unlock(self) -> None:
+    if getattr(self, "_locked", False):
+      self._locked = False
+      try:
+        (self.path / LOCK_NAME).unlink()
+      except FileNotFoundError:
+        pass
 
   def _check_same_config(self, saved: Mapping[str, Any]) -> None:
     old = traverse_util.flatten_dict(saved, sep=".")
@@ -124,9 +211,31 @@ class RunDirectory:
     return self.path / "checkpoints"
 
   def read_metrics(self) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl. A last line cut by a kill or a full disk is dropped with
+    a warning (its epoch is rerun from the checkpoint before it); a damaged line before the
+    last is a RunDirectoryError naming the file and the line."""
     if not self.metrics_path.exists():
       return []
-    return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+    lines = self.metrics_path.read_text(errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+          raise ValueError("not a record with an integer epoch")
+      except ValueError as e:
+        if number == len(lines):
+          print(f"warning: the last line of {self.metrics_path} is incomplete ({e}); it is "
+                "dropped and its epoch is trained again", file=sys.stderr)
+          break
+        raise RunDirectoryError(
+            f"{self.metrics_path} line {number} is damaged ({str(e)[:80]}); nothing was "
+            "changed: repair or remove that line (later epochs are then trained again), or "
+            "pass a new --workdir") from None
+      records.append(record)
+    return records
 
   def keep_metrics_through(self, epoch: int) -> None:
     """On resume: drops the lines of epochs after the restored checkpoint (they are rerun)."""

@@ -17,6 +17,7 @@
 
 from regularity_jax.training.config import default_config
 from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.errors import Interrupted
 from regularity_jax.training.errors import TrainingDiverged
 from regularity_jax.training.loop import RunResult
 from regularity_jax.training.loop import train_and_evaluate
@@ -24,5 +25,5 @@ from regularity_jax.training.setup import build_model
 from regularity_jax.training.setup import load_data
 from regularity_jax.training.state import TrainState
 
-__all__ = ["default_config", "ConfigError", "TrainingDiverged", "RunResult",
+__all__ = ["default_config", "ConfigError", "Interrupted", "TrainingDiverged", "RunResult",
            "train_and_evaluate", "TrainState", "build_model", "load_data"]

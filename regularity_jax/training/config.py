@@ -94,6 +94,8 @@ Fields:
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
 from regularity_jax import metrics
@@ -208,5 +210,33 @@ def validate(config) -> None:
     if clashes:
       raise ConfigError(f"num_seeds={config.num_seeds} cannot be combined with {', '.join(clashes)} "
                         "(per-replica step counts or weights would differ); use num_seeds=1")
-  if float(config.learning_rate) <= 0:
-    raise ConfigError(f"learning_rate={config.learning_rate} must be > 0")
+  _check_numbers(config)
+
+
+def _check_numbers(config) -> None:
+  """Numeric fields that would otherwise fail late (after an epoch) or silently diverge."""
+  learning_rate = float(config.learning_rate)
+  if not math.isfinite(learning_rate) or learning_rate <= 0:
+    raise ConfigError(f"learning_rate={config.learning_rate} must be a finite number > 0; "
+                      "set e.g. --config.learning_rate=0.1")
+  if not 0.0 <= float(config.momentum) < 1.0:
+    raise ConfigError(f"momentum={config.momentum} must be in [0, 1) (at 1 or above the "
+                      "updates grow without bound); set e.g. --config.momentum=0.9")
+  weight_decay = float(config.weight_decay)
+  if not math.isfinite(weight_decay) or weight_decay < 0:
+    raise ConfigError(f"weight_decay={config.weight_decay} must be a finite number >= 0")
+  if int(config.margins.quantiles) < 1:
+    raise ConfigError(f"margins.quantiles={config.margins.quantiles} must be >= 1 (the points "
+                      "of the margin distribution logged each evaluation); e.g. 21")
+  temperature = float(config.weighting.temperature)
+  if not math.isfinite(temperature) or temperature <= 0:
+    raise ConfigError(f"weighting.temperature={config.weighting.temperature} must be a finite "
+                      "number > 0 (self_paced divides by it); e.g. 2.0")
+  if int(config.crop_padding) < 0:
+    raise ConfigError(f"crop_padding={config.crop_padding} must be >= 0")
+  hidden = config.model_kwargs.get("hidden")
+  if hidden is not None:
+    widths = tuple(hidden) if isinstance(hidden, (tuple, list)) else (hidden,)
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+      raise ConfigError(f"model_kwargs.hidden={hidden!r} must be a non-empty tuple of positive "
+                        "layer widths; e.g. --config.model_kwargs.hidden='(256, 256)'")

@@ -69,10 +69,7 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
   loss_sum, correct_sum, count = (float(x) for x in sums.sum(0) / len(sums))
   if not math.isfinite(loss_sum):
     bar.close()
-    raise TrainingDiverged(
-        f"the training loss became {loss_sum} in epoch {epoch + 1}; stopped, and the last good "
-        f"checkpoint (epoch {last_good}) is kept in {run.checkpoint_dir}: lower "
-        "--config.learning_rate (or check the inputs) and start a new --workdir")
+    raise TrainingDiverged(divergence_message(setup, loss_sum, epoch, last_good, run))
   state = state.replace(epoch=setup.put(np.full(np.shape(state.epoch), epoch + 1, np.int32)))
   record = {"epoch": epoch + 1, "step": int(replicas.first(end["step"])),
             "learning_rate": learning_rate,
@@ -84,3 +81,23 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
   if replicas.on:
     record["train_accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
   return state, record, split
+
+
+def divergence_message(setup, loss: float, epoch: int, last_good: int, run) -> str:
+  """Names what was kept and the suspects of a non-finite loss, the likeliest first."""
+  config = setup.config
+  kept = (f"the last good checkpoint (epoch {last_good}) is kept in {run.checkpoint_dir}"
+          if last_good > 0 else "no checkpoint had been written yet")
+  suspects = []
+  magnitude = float(np.max(np.abs(setup.dataset.train.images), initial=0.0))
+  if magnitude > 1e3:
+    suspects.append(f"the inputs (training images reach |x| = {magnitude:.3g} after "
+                    "normalization: check the data files)")
+  if config.weighting.scheme != "uniform":
+    suspects.append(f"weighting.scheme={config.weighting.scheme} "
+                    f"(temperature {config.weighting.temperature})")
+  suspects.append(f"learning_rate={config.learning_rate} (try a smaller one)")
+  if config.optimizer == "sgd" and float(config.momentum) > 0:
+    suspects.append(f"momentum={config.momentum}")
+  return (f"the training loss became {loss} in epoch {epoch + 1}; stopped, and {kept}. "
+          f"Suspects: {'; '.join(suspects)}. Fix it and start a new --workdir")

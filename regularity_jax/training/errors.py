@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Interrupted(Exception):
+  """Ctrl-C during training; the message names the epoch and how to resume."""

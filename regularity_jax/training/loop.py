@@ -12,6 +12,7 @@ the features' files and the plots. Everything the loop composes lives in a modul
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import pathlib
@@ -30,6 +31,7 @@ from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import evaluators as evaluators_lib
 from regularity_jax.training.epoch import train_epoch
+from regularity_jax.training.errors import Interrupted
 from regularity_jax.training.features import enabled_features
 from regularity_jax.training.programs import Programs
 from regularity_jax.training.setup import Setup
@@ -67,39 +69,52 @@ def train_and_evaluate(config, workdir) -> RunResult:
   RunDirectory.check(workdir, config)
   features = enabled_features(config)
   setup = Setup.create(config, features)
-  run = RunDirectory(workdir, config)
+  run = RunDirectory(workdir, config, lock=jax.process_index() == 0)
+  try:
+    return _train(config, setup, features, run, t0)
+  finally:
+    run.unlock()
+
+
+def _train(config, setup, features, run, t0) -> RunResult:
+  """The loop proper, on a claimed run directory."""
   core = Programs.build(setup, turnover=bool(config.turnover.enabled))
   evaluators = evaluators_lib.enabled_evaluators(config)
   for part in (*features, *evaluators):
     part.build(setup, core)
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
-  state, start_epoch = checkpointer.restore_or(setup.initial_state())
+  recorded = run.read_metrics()
+  state, start_epoch = checkpointer.restore_or(
+      setup.initial_state(), at_most=recorded[-1]["epoch"] if recorded else 0)
   run.keep_metrics_through(start_epoch)  # Later epochs, if any were logged, are rerun.
   records, split, last_good = run.read_metrics(), setup.train_split, start_epoch
   bar = tqdm.tqdm(total=config.num_epochs * setup.steps_per_epoch,
                   initial=start_epoch * setup.steps_per_epoch, unit="step",
                   desc=f"{config.dataset}/{config.model}", file=sys.stderr,
                   disable=not config.progress_bar, mininterval=0.5, dynamic_ncols=True)
-  for epoch in range(start_epoch, config.num_epochs):
-    state, record, split = train_epoch(setup, core, features, state, epoch, bar,
-                                       last_good=last_good, run=run)
-    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
-      t1 = time.perf_counter()
-      for evaluator in (e for e in evaluators if not e.every_epoch):
+  progress = {"epoch": start_epoch + 1, "checkpoint": start_epoch}
+  with interrupt_message(progress):
+    for epoch in range(start_epoch, config.num_epochs):
+      progress["epoch"] = epoch + 1
+      state, record, split = train_epoch(setup, core, features, state, epoch, bar,
+                                         last_good=last_good, run=run)
+      if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
+        t1 = time.perf_counter()
+        for evaluator in (e for e in evaluators if not e.every_epoch):
+          state = evaluator(setup, core, state, record)
+        for feature in features:
+          state = feature.after_evaluation(setup, state, record, epoch, run)
+        record["eval_time_s"] = time.perf_counter() - t1
+      for evaluator in (e for e in evaluators if e.every_epoch):
         state = evaluator(setup, core, state, record)
-      for feature in features:
-        state = feature.after_evaluation(setup, state, record, epoch, run)
-      record["eval_time_s"] = time.perf_counter() - t1
-    for evaluator in (e for e in evaluators if e.every_epoch):
-      state = evaluator(setup, core, state, record)
-    records.append(record)
-    run.append_metrics(record)
-    bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
-                    acc=f"{record['train_accuracy']:.3f}",
-                    test=f"{record.get('test_accuracy', float('nan')):.3f}")
-    if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs:
-      checkpointer.save(epoch + 1, state)
-      last_good = epoch + 1
+      records.append(record)
+      run.append_metrics(record)
+      bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
+                      acc=f"{record['train_accuracy']:.3f}",
+                      test=f"{record.get('test_accuracy', float('nan')):.3f}")
+      if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs:
+        checkpointer.save(epoch + 1, state)
+        last_good = progress["checkpoint"] = epoch + 1
   bar.close()
   checkpointer.close()
   scores = collect_scores(setup, features, evaluators, state, split)
@@ -110,6 +125,17 @@ def train_and_evaluate(config, workdir) -> RunResult:
     plots.write_all(records, scores, run.plots_dir)
   run.record_wall_time(time.perf_counter() - t0)
   return RunResult(workdir=run.path, metrics=records, scores=scores)
+
+
+@contextlib.contextmanager
+def interrupt_message(progress: dict[str, int]):
+  """Ctrl-C inside the block becomes `Interrupted`, naming progress["epoch"] (being trained)
+  and progress["checkpoint"] (the epoch a rerun resumes from)."""
+  try:
+    yield
+  except KeyboardInterrupt:
+    raise Interrupted(f"interrupted at epoch {progress['epoch']}; rerun the same command to "
+                      f"resume (from the checkpoint of epoch {progress['checkpoint']})") from None
 
 
 def collect_scores(setup, features, evaluators, state, split) -> dict[str, np.ndarray]:

@@ -128,6 +128,10 @@ class Setup:
     """Loads the data and lets every feature read its inputs (e.g. another run's scores):
     whatever is wrong with them surfaces here, before the run directory is claimed."""
     dataset = load_data(config)
+    if config.augment and len(dataset.example_shape) != 3:
+      raise ConfigError(
+          f"augment=True crops and flips images [H, W, C], but {config.dataset} has examples of "
+          f"shape {dataset.example_shape}; set --config.augment=False")
     mesh = sharding.make_mesh(config.num_devices)
     sharding.check_batch_size(config.batch_size, mesh)
     sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
