@@ -48,16 +48,16 @@ def _layout(tree) -> dict[tuple[str, ...], tuple[int, ...]]:
   return {_path_names(p): tuple(getattr(leaf, "shape", ())) for p, leaf in leaves}
 
 
-def digest(state) -> str:
-  """sha256 of every leaf's bytes (PRNG keys as their key data), in tree order."""
-  h = hashlib.sha256()
-  for leaf in jax.tree_util.tree_leaves(state):
-    if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-      leaf = jax.random.key_data(leaf)
-    array = np.asarray(jax.device_get(leaf))
-    h.update(str((array.dtype.str, array.shape)).encode())
-    h.update(np.ascontiguousarray(array).tobytes())
-  return h.hexdigest()
+def file_digests(directory: pathlib.Path) -> dict[str, str]:
+  """{relative path: sha256} of every file under `directory` (a saved checkpoint)."""
+  digests = {}
+  for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+      for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    digests[str(path.relative_to(directory))] = h.hexdigest()
+  return digests
 
 
 def _warn(message: str) -> None:
@@ -86,25 +86,32 @@ class Checkpointer:
     return self.directory / f"digest-{epoch}.json"
 
   def save(self, epoch: int, state) -> None:
-    """Saves `state` as checkpoint `epoch`, with its digest beside it (a bit flipped on disk
-    that Orbax would read back without complaint is caught by the digest on restore)."""
+    """Saves `state` as checkpoint `epoch`, with the sha256 of each of its files beside it:
+    damage (a truncated file, a flipped bit that Orbax would read back without complaint, an
+    emptied folder) is found before Orbax reads anything."""
     self._manager.save(epoch, args=ocp.args.StandardSave(state), force=True)
     self._manager.wait_until_finished()
     path, tmp = self._digest_path(epoch), self.directory / f".digest-{epoch}.json.tmp"
-    tmp.write_text(json.dumps({"epoch": epoch, "sha256": digest(state)}))
+    tmp.write_text(json.dumps({"epoch": epoch,
+                               "files": file_digests(self.directory / str(epoch))}))
     os.replace(tmp, path)
     kept = {str(e) for e in self._manager.all_steps()}
     for old in self.directory.glob("digest-*.json"):  # of checkpoints Orbax rotated out
       if old.stem.split("-", 1)[1] not in kept:
         old.unlink()
 
-  def _check_digest(self, state, epoch: int) -> None:
+  def _check_files(self, epoch: int) -> None:
+    """ValueError if checkpoint `epoch`'s files differ from those recorded when it was saved."""
     path = self._digest_path(epoch)
-    if not path.exists():  # written by a version without digests
+    if not path.exists():  # written by a version without digests: Orbax's checks only
       return
-    expected = json.loads(path.read_text())["sha256"]
-    if digest(state) != expected:
-      raise ValueError(f"its arrays differ from the digest in {path.name} (bits changed on disk)")
+    expected = json.loads(path.read_text())["files"]
+    found = file_digests(self.directory / str(epoch))
+    missing = sorted(set(expected) - set(found))
+    changed = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    if missing or changed:
+      raise ValueError(f"{len(missing)} of its files are missing and {len(changed)} differ from "
+                       f"{path.name} (e.g. {(missing or changed)[0]})")
 
   def restore(self, target, epoch: int | None = None):
     """Restores into the structure, dtypes and shardings of `target` (a TrainState)."""
@@ -135,9 +142,9 @@ class Checkpointer:
                         why=f"metrics.jsonl ends at epoch {at_most}")
         continue
       try:
+        self._check_files(epoch)
         self._check_format(initial, epoch)
         state = self.restore(initial, epoch)
-        self._check_digest(state, epoch)
       except CheckpointFormatError:
         raise
       except Exception as e:  # pylint: disable=broad-except  # damage: Orbax raises many kinds

@@ -1,0 +1,450 @@
+"""The fault suite: every mistake is one line (exit 2), nothing is lost, resume stays exact.
+
+Each fault of "Every door, part 2" and the test that covers it (F = this file):
+
+| fault                                                        | test                                      |
+|--------------------------------------------------------------|-------------------------------------------|
+| unknown / misspelled config field                            | F TestCommandLine (unknown_field)          |
+| misspelled --config path                                     | F TestCommandLine (config_path)            |
+| config file argument its get_config refuses                  | F TestCommandLine (config_argument)        |
+| scores_path not an npz, truncated, lacking keys              | test_scores_file TestChecked (unreadable, no provenance) |
+| data npz cut in half; random bytes as npz                    | F TestDataFiles                            |
+| Ctrl-C                                                       | F TestInterrupt                            |
+| full disk; read-only workdir                                 | F TestDisk                                 |
+| truncated / bit-flipped newest checkpoint; empty folder      | F TestCheckpoints                          |
+| checkpoint of an older state format                          | F TestCheckpoints.test_other_state_format  |
+| corrupt config.json                                          | F TestRunFiles.test_corrupt_config_json    |
+| metrics.jsonl whose last line was cut; a damaged middle line | F TestRunFiles                             |
+| truncated image-decode cache                                 | F TestDataFiles.test_damaged_image_cache   |
+| model_kwargs.hidden=(0,), margins.quantiles=0,               | F TestValidation                           |
+| pruning.num_bins=0, sb_history=0, augment on 1-D data,       |                                           |
+| learning_rate nan/inf, momentum 1.5, temperature 0           |                                           |
+| divergence message (no checkpoint yet; the real suspects)    | F TestDivergence; test_training (epoch 2)  |
+| CIFAR-10 JPEG archive as mnist; single-class folder          | F TestDataFiles; test_data_loaders         |
+| a class with no training images; a pixel of 3e38             | F TestDataFiles (warnings)                 |
+| config.json written before data and score checks             | F TestOwnership; test_scores_file          |
+| two live runs on one workdir; a stale lock of a killed run   | F TestLock; test_training (SIGKILL resume) |
+| resume after SIGKILL bit-identical                           | test_training TestResume                   |
+"""
+
+import errno
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import cli
+from regularity_jax import data
+from regularity_jax import entrypoints
+from regularity_jax.runs import Checkpointer
+from regularity_jax.runs import CheckpointFormatError
+from regularity_jax.runs import RunDirectory
+from regularity_jax.runs import RunDirectoryError
+from regularity_jax.training import ConfigError
+from regularity_jax.training import Interrupted
+from regularity_jax.training import TrainingDiverged
+from regularity_jax.training import train_and_evaluate
+from regularity_jax.training import epoch as epoch_lib
+from tests import engine_fixtures
+
+REPO = pathlib.Path(__file__).parent.parent
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+  directory = tmp_path_factory.mktemp("faults_data")
+  engine_fixtures.write_tiny_npz(directory)
+  return directory
+
+
+def config_of(tiny_dir, **overrides):
+  return engine_fixtures.tiny_config(tiny_dir, **{"num_epochs": 3, "keep_checkpoints": 3,
+                                                  **overrides})
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_dir, tmp_path_factory):
+  """An uninterrupted 3-epoch run: what every resumed run must equal."""
+  workdir = tmp_path_factory.mktemp("faults_reference") / "run"
+  return train_and_evaluate(config_of(tiny_dir), workdir)
+
+
+def finished_copy(reference, tmp_path) -> pathlib.Path:
+  workdir = tmp_path / "run"
+  shutil.copytree(reference.workdir, workdir)
+  return workdir
+
+
+def without_times(records):
+  return [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in records]
+
+
+def assert_same_run(a, b):
+  assert without_times(a.metrics) == without_times(b.metrics)
+  assert sorted(a.scores) == sorted(b.scores)
+  for key in a.scores:
+    np.testing.assert_array_equal(a.scores[key], b.scores[key], err_msg=key)
+
+
+def one_line_exit(fn, *args, code=2):
+  """Runs fn through the entry points' error handling; returns the one stderr line."""
+  with pytest.raises(SystemExit) as e:
+    entrypoints.run(fn, *args)
+  assert e.value.code == code
+  return e
+
+
+def stderr_line(capsys) -> str:
+  """The one error line (warnings may precede it); no traceback."""
+  err = capsys.readouterr().err
+  assert "Traceback" not in err
+  lines = [l for l in err.splitlines() if l.startswith("error: ")]
+  assert len(lines) == 1, err
+  return lines[0]
+
+
+def files_of(workdir):
+  return sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
+
+
+class TestCommandLine:
+
+  def _main(self, *args):
+    return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+  @pytest.mark.parametrize("case,args,fragments", [
+      ("unknown_field", ["--config=experiments/configs/quickstart.py",
+                         "--config.num_epochs_typo=3"],
+       ["unknown config field 'num_epochs_typo'", 'did you mean "num_epochs"']),
+      ("config_path", ["--config=experiments/configs/quickstrt.py"],
+       ["cannot load the config file 'experiments/configs/quickstrt.py' (no such file)",
+        "did you mean experiments/configs/quickstart.py"]),
+      ("config_argument", ["--config=experiments/configs/quickstart.py:nosuch"],
+       ["unknown config argument 'nosuch'", "--config=PATH[:ARG]"]),
+  ])
+  def test_one_line_exit_2_and_no_workdir(self, tmp_path, case, args, fragments):
+    del case
+    out = self._main(*args, f"--workdir={tmp_path / 'w'}")
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-2000:]
+    for fragment in fragments:
+      assert fragment in lines[0], lines[0]
+    assert not (tmp_path / "w").exists()
+
+  def test_explain_a_bad_value(self):
+    from absl import flags
+    message = cli.explain(flags.IllegalFlagValueError("flag --config.num_epochs=abc: invalid"),
+                          ["--config=x.py"])
+    assert "\n" not in message and "--config.num_epochs=abc" in message
+
+
+class TestDataFiles:
+
+  def test_npz_cut_in_half(self, tiny_dir, tmp_path):
+    raw = (tiny_dir / "tiny.npz").read_bytes()
+    (tmp_path / "tiny.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(data.DataError) as e:
+      data.load_dataset("mnist", tmp_path)
+    assert "\n" not in str(e.value) and "truncated" in str(e.value)
+
+  def test_random_bytes_are_not_called_pickled(self, tmp_path):
+    (tmp_path / "tiny.npz").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(data.DataError) as e:
+      data.load_dataset("mnist", tmp_path)
+    assert "is not an .npz file" in str(e.value) and "pickle" not in str(e.value)
+
+  def test_damaged_image_cache_is_rebuilt(self, tmp_path, capsys):
+    from tests.test_data_loaders import image_tree, write_tar, png_bytes
+    tree = {f"t/{k}": png_bytes(v[..., 0], "PNG")
+            for k, v in image_tree(np.random.default_rng(0), [str(i) for i in range(10)], 1,
+                                   shape=(28, 28, 1)).items()}
+    (tmp_path / "data").mkdir()
+    write_tar(tmp_path / "data" / "digits.tar.gz", tree)
+    cache = tmp_path / "cache"
+    first = data.load_dataset("mnist", tmp_path / "data", cache_dir=cache)
+    files = sorted(cache.glob("*.npz"))
+    assert files
+    for f in files:
+      f.write_bytes(f.read_bytes()[:50])
+    capsys.readouterr()
+    again = data.load_dataset("mnist", tmp_path / "data", cache_dir=cache)
+    err = capsys.readouterr().err
+    assert "is damaged" in err and any(str(f) in err for f in files), err
+    np.testing.assert_array_equal(first.train.images, again.train.images)
+    data.load_dataset("mnist", tmp_path / "data", cache_dir=cache)  # rewritten: reads clean
+    assert "damaged" not in capsys.readouterr().err
+
+  @pytest.mark.skipif(not (SHARED / "cifar10_jpeg_q75").exists(), reason="no ../shared data")
+  def test_the_cifar10_jpeg_archive_is_not_mnist(self):
+    with pytest.raises(data.DataError) as e:
+      data.load_dataset("mnist", SHARED / "cifar10_jpeg_q75", train_subset=20, test_subset=10)
+    assert "32x32 but mnist's are 28x28" in str(e.value)
+
+  def test_a_class_without_training_examples_warns(self, tmp_path, capsys):
+    engine_fixtures.write_tiny_npz(tmp_path, num_classes=4)
+    data.load_dataset("mnist", tmp_path)  # 10 classes named, 4 present
+    err = capsys.readouterr().err
+    assert "warning: 6 of mnist's 10 classes have no training example" in err
+
+  def test_an_absurd_pixel_warns(self, tmp_path, capsys):
+    x = np.random.default_rng(0).random((20, 4, 4)).astype(np.float32)
+    x[3, 1, 1] = 3e38
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.arange(20) % 10,
+             x_test=x[:10], y_test=np.arange(10))
+    data.load_dataset("mnist", tmp_path)
+    err = capsys.readouterr().err
+    assert "magnitude up to 3e+38" in err and "first at row 3" in err
+
+
+class TestValidation:
+  """Fields that failed after an epoch, or silently: refused before anything is written."""
+
+  @pytest.mark.parametrize("overrides,match", [
+      ({"model_kwargs.hidden": (0,)}, "model_kwargs.hidden=\\(0,\\) must be a non-empty tuple"),
+      ({"margins.quantiles": 0}, "margins.quantiles=0 must be >= 1"),
+      ({"pruning.num_bins": 0, "pruning.score": "random", "pruning.fraction_kept": 0.5,
+        "pruning.rule": "ccs"}, "pruning.num_bins=0 must be >= 1"),
+      ({"prioritization": "selective_backprop", "prioritization_options.sb_history": 0},
+       "sb_history=0 must be >= 1"),
+      ({"learning_rate": float("nan")}, "learning_rate=nan must be a finite number > 0"),
+      ({"learning_rate": float("inf")}, "learning_rate=inf must be a finite number > 0"),
+      ({"momentum": 1.5}, "momentum=1.5 must be in \\[0, 1\\)"),
+      ({"weighting.scheme": "self_paced", "weighting.temperature": 0.0},
+       "weighting.temperature=0.0 must be a finite number > 0"),
+  ])
+  def test_refused_before_the_workdir(self, tiny_dir, tmp_path, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+      train_and_evaluate(config_of(tiny_dir, **overrides), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+  def test_augment_on_one_dimensional_data(self, tmp_path):
+    config = engine_fixtures.tiny_config("", dataset="mnist1d", augment=True, num_epochs=1)
+    with pytest.raises(ConfigError, match="augment=True crops and flips images.*\\(40, 1\\)"):
+      train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+class TestDivergence:
+
+  def test_in_the_first_epoch_no_checkpoint_is_claimed(self, tiny_dir, tmp_path):
+    with pytest.raises(TrainingDiverged) as e:
+      train_and_evaluate(config_of(tiny_dir, learning_rate=1e12), tmp_path / "w")
+    message = str(e.value)
+    assert "in epoch 1" in message and "no checkpoint had been written yet" in message
+    assert "last good checkpoint" not in message and "learning_rate=1000000000000.0" in message
+
+  def test_absurd_inputs_are_the_first_suspect(self, tiny_dir):
+    import types
+    config = config_of(tiny_dir, **{"weighting.scheme": "self_paced"})
+    images = np.zeros((4, 2, 2, 1), np.float32)
+    images[1] = 3e30
+    setup = types.SimpleNamespace(config=config, dataset=types.SimpleNamespace(
+        train=types.SimpleNamespace(images=images)))
+    run = types.SimpleNamespace(checkpoint_dir=pathlib.Path("/w/checkpoints"))
+    message = epoch_lib.divergence_message(setup, float("inf"), 4, 3, run)
+    assert "last good checkpoint (epoch 3) is kept in /w/checkpoints" in message
+    assert message.index("the inputs") < message.index("weighting.scheme=self_paced") < (
+        message.index("learning_rate"))
+
+
+class TestInterrupt:
+
+  def test_ctrl_c_names_the_epoch_and_the_rerun_resumes_exactly(self, tiny_dir, reference,
+                                                                tmp_path, monkeypatch, capsys):
+    real = epoch_lib.train_epoch
+
+    def interrupted_in_epoch_3(setup, core, features, state, epoch, *args, **kwargs):
+      if epoch == 2:
+        raise KeyboardInterrupt
+      return real(setup, core, features, state, epoch, *args, **kwargs)
+
+    from regularity_jax.training import loop
+    monkeypatch.setattr(loop, "train_epoch", interrupted_in_epoch_3)
+    workdir = tmp_path / "run"
+    one_line_exit(train_and_evaluate, config_of(tiny_dir), workdir, code=130)
+    line = stderr_line(capsys)
+    assert line == ("error: interrupted at epoch 3; rerun the same command to resume (from the "
+                    "checkpoint of epoch 2)")
+    assert not (workdir / "run.lock").exists()
+    monkeypatch.setattr(loop, "train_epoch", real)
+    assert_same_run(reference, train_and_evaluate(config_of(tiny_dir), workdir))
+
+  def test_interrupt_class_is_not_a_keyboard_interrupt(self):
+    assert not issubclass(Interrupted, KeyboardInterrupt)
+
+
+class TestDisk:
+
+  def test_full_disk_mid_run_is_one_line_and_resumes(self, tiny_dir, reference, tmp_path,
+                                                     monkeypatch, capsys):
+    real = RunDirectory.append_metrics
+
+    def full_at_epoch_2(self, record):
+      if record["epoch"] == 2:
+        with self.metrics_path.open("a") as f:
+          f.write('{"epoch": 2, "train_lo')  # what a full disk leaves: half a line
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.metrics_path))
+      return real(self, record)
+
+    monkeypatch.setattr(RunDirectory, "append_metrics", full_at_epoch_2)
+    workdir = tmp_path / "run"
+    one_line_exit(train_and_evaluate, config_of(tiny_dir), workdir)
+    line = stderr_line(capsys)
+    assert "cannot write" in line and "metrics.jsonl: No space left on device" in line
+    assert "rerun the same command to resume" in line
+    monkeypatch.setattr(RunDirectory, "append_metrics", real)
+    assert_same_run(reference, train_and_evaluate(config_of(tiny_dir), workdir))
+    assert "incomplete" in capsys.readouterr().err  # the half line was dropped, with a word
+
+  @pytest.mark.parametrize("code,text", [(errno.EROFS, "Read-only file system"),
+                                         (errno.EACCES, "Permission denied")])
+  def test_read_only_workdir(self, tiny_dir, tmp_path, monkeypatch, capsys, code, text):
+    # Tests run as root, where chmod cannot make a directory read-only: the OS's answer is
+    # raised where the workdir is first created.
+    def refuse(self, *args, **kwargs):
+      raise OSError(code, text, str(self))
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    one_line_exit(train_and_evaluate, config_of(tiny_dir), tmp_path / "ro" / "run")
+    line = stderr_line(capsys)
+    assert f"cannot write {tmp_path / 'ro' / 'run'}: {text}" in line
+    assert "writable --workdir" in line
+
+  def test_wrapped_disk_errors_are_found(self):
+    try:
+      try:
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/ckpt")
+      except OSError as e:
+        raise ValueError("tensorstore: write failed") from e
+    except ValueError as wrapped:
+      assert entrypoints.disk_error(wrapped) == "cannot write /x/ckpt: No space left on device"
+    assert entrypoints.disk_error(ValueError("shape mismatch")) is None
+
+
+class TestCheckpoints:
+
+  def _damage(self, workdir, how):
+    newest = workdir / "checkpoints" / "3"
+    if how == "empty_folder":
+      shutil.rmtree(newest)
+      newest.mkdir()
+      return
+    data_files = sorted((p for p in newest.rglob("*") if p.is_file() and "/d/" in str(p)),
+                        key=lambda p: -p.stat().st_size)
+    target = data_files[0]
+    raw = bytearray(target.read_bytes())
+    if how == "truncated":
+      target.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:  # one bit flipped: Orbax reads it back without complaint; the digest does not
+      raw[len(raw) // 2] ^= 0x10
+      target.write_bytes(bytes(raw))
+
+  @pytest.mark.parametrize("how", ["truncated", "bit_flipped", "empty_folder"])
+  def test_damaged_newest_resumes_from_the_previous_and_is_kept(self, tiny_dir, reference,
+                                                                tmp_path, capsys, how):
+    workdir = finished_copy(reference, tmp_path)
+    self._damage(workdir, how)
+    (workdir / "scores.npz").unlink()
+    resumed = train_and_evaluate(config_of(tiny_dir), workdir)
+    err = capsys.readouterr().err
+    warnings = [l for l in err.splitlines() if l.startswith("warning: checkpoint")]
+    assert len(warnings) == 1 and "kept as damaged-3" in warnings[0], err
+    assert (workdir / "checkpoints" / "damaged-3").is_dir()
+    assert_same_run(reference, resumed)
+
+  def test_other_state_format(self, tmp_path):
+    import jax.numpy as jnp
+    old = Checkpointer(tmp_path / "ckpt")
+    old.save(1, {"params": {"w": jnp.ones(3)}, "epoch": jnp.array(1)})
+    old.close()
+    new = Checkpointer(tmp_path / "ckpt")
+    with pytest.raises(CheckpointFormatError) as e:
+      new.restore_or({"params": {"w": jnp.ones(3), "b": jnp.zeros(2)}, "epoch": jnp.array(0)})
+    assert "another state format" in str(e.value) and "params.b" in str(e.value)
+    assert "not damaged" in str(e.value)
+    assert (tmp_path / "ckpt" / "1").is_dir()  # untouched
+
+
+class TestRunFiles:
+
+  def test_corrupt_config_json(self, tiny_dir, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    (workdir / "config.json").write_text('{"dataset": "mni')
+    before = files_of(workdir)
+    with pytest.raises(RunDirectoryError) as e:
+      train_and_evaluate(config_of(tiny_dir), workdir)
+    assert "config.json cannot be read" in str(e.value) and "\n" not in str(e.value)
+    assert files_of(workdir) == before
+
+  def test_metrics_last_line_cut_reruns_that_epoch(self, tiny_dir, reference, tmp_path,
+                                                   capsys):
+    workdir = finished_copy(reference, tmp_path)
+    text = (workdir / "metrics.jsonl").read_text()
+    (workdir / "metrics.jsonl").write_text(text[: len(text) - 40])
+    (workdir / "scores.npz").unlink()
+    resumed = train_and_evaluate(config_of(tiny_dir), workdir)
+    err = capsys.readouterr().err
+    assert "the last line of" in err and "superseded-3" in err
+    assert_same_run(reference, resumed)
+
+  def test_damaged_middle_line(self, tiny_dir, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    lines[0] = lines[0][:10]
+    (workdir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunDirectoryError, match="metrics.jsonl line 1 is damaged"):
+      train_and_evaluate(config_of(tiny_dir), workdir)
+
+
+class TestOwnership:
+
+  def test_bad_data_leaves_no_workdir(self, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.npz").write_bytes(b"garbage")
+    with pytest.raises(data.DataError):
+      train_and_evaluate(engine_fixtures.tiny_config(tmp_path / "d"), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+class TestLock:
+
+  def test_a_second_live_run_is_refused(self, tiny_dir, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+      (workdir / "run.lock").write_text(json.dumps(
+          {"pid": sleeper.pid, "host": socket.gethostname(), "since": "earlier"}))
+      before = files_of(workdir)
+      with pytest.raises(RunDirectoryError) as e:
+        train_and_evaluate(config_of(tiny_dir), workdir)
+      assert f"in use by a live run (pid {sleeper.pid}" in str(e.value)
+      assert files_of(workdir) == before
+    finally:
+      sleeper.kill()
+      sleeper.wait()
+
+  def test_a_stale_lock_is_taken_over(self, tiny_dir, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (workdir / "run.lock").write_text(json.dumps(
+        {"pid": dead.pid, "host": socket.gethostname(), "since": "earlier"}))
+    (workdir / "scores.npz").unlink()
+    assert_same_run(reference, train_and_evaluate(config_of(tiny_dir), workdir))
+    assert not (workdir / "run.lock").exists()
+
+  def test_a_half_written_lock_is_stale(self, tmp_path):
+    run = RunDirectory(tmp_path / "w", {"a": 1})
+    (run.path / "run.lock").write_text('{"pid": 12')
+    run.lock()
+    assert json.loads((run.path / "run.lock").read_text())["pid"] == os.getpid()
+    run.unlock()
+    assert not (run.path / "run.lock").exists()
