@@ -182,7 +182,7 @@ class TestDataFiles:
     data.load_dataset("mnist", tmp_path / "data", cache_dir=cache)  # rewritten: reads clean
     assert "damaged" not in capsys.readouterr().err
 
-  @pytest.mark.skipif(not (SHARED / "cifar10_jpeg_q75").exists(), reason="no ../shared data")
+  @pytest.mark.skipif(not (SHARED / "cifar10_jpeg_q75").exists(), reason="the JPEG CIFAR-10 copy is in ../shared/data, which only this project's machines have")
   def test_the_cifar10_jpeg_archive_is_not_mnist(self):
     with pytest.raises(data.DataError) as e:
       data.load_dataset("mnist", SHARED / "cifar10_jpeg_q75", train_subset=20, test_subset=10)

@@ -26,9 +26,8 @@ from regularity_jax import data
 from regularity_jax.data import catalog
 from regularity_jax.data import tfds_source
 from regularity_jax.data.types import DataError
+import tensorflow_datasets as tfds  # a requirement: its absence must fail, not skip
 from tests import engine_fixtures
-
-tfds = pytest.importorskip("tensorflow_datasets")
 
 FIXTURES = pathlib.Path(__file__).parent / "data" / "tfds"
 HAS_TF = importlib.util.find_spec("tensorflow") is not None

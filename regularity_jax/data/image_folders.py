@@ -43,7 +43,6 @@ import os
 import pathlib
 import re
 import tarfile
-import sys
 import tempfile
 import zipfile
 import zlib
@@ -54,6 +53,7 @@ from PIL import Image
 
 from regularity_jax.data.catalog import DatasetInfo
 from regularity_jax.data.raw import RawData, RawSplit
+from regularity_jax.data import types
 from regularity_jax.data.types import DataError
 
 STATS_SAMPLE = 10_000  # most training images the normalization stats read
@@ -247,8 +247,8 @@ def _read_cache(cache_file: pathlib.Path):
       return (f["images"], f["labels"],
               tuple(str(n) for n in f["class_names"]))
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-    print(f"warning: the decoded-image cache {cache_file} is damaged ({type(e).__name__}: "
-          f"{str(e)[:100]}); decoding the images again and rewriting it", file=sys.stderr)
+    types.warn(f"the decoded-image cache {cache_file} is damaged ({type(e).__name__}: "
+                 f"{str(e)[:100]}); decoding the images again and rewriting it")
     return None
 
 

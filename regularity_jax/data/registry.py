@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from regularity_jax.data import normalization
 from regularity_jax.data import subsets
 from regularity_jax.data import tfds_source
 from regularity_jax.data.raw import RawData, RawSplit
+from regularity_jax.data import types
 from regularity_jax.data.types import DataError, Dataset, Split
 
 DATASETS = catalog.DATASETS
@@ -191,19 +191,16 @@ def _check_labels(split: RawSplit, split_name: str,
         "name of the dataset they belong to")
 
 
-def _warn(message: str) -> None:
-  print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 def _warn_empty_classes(split: RawSplit, info: catalog.DatasetInfo, class_names,
                         source: str) -> None:
   counts = np.bincount(np.asarray(split.labels, np.int64), minlength=info.num_classes)
   empty = np.flatnonzero(counts == 0)
   if len(empty):
     shown = ", ".join(f"{int(c)} ({class_names[c]})" for c in empty[:5])
-    _warn(f"{len(empty)} of {info.name}'s {info.num_classes} classes have no training example "
-          f"in {source}: {shown}{', ...' if len(empty) > 5 else ''}; the model never sees them "
-          "(check the files or the subset)")
+    types.warn(
+        f"{len(empty)} of {info.name}'s {info.num_classes} classes have no training example "
+        f"in {source}: {shown}{', ...' if len(empty) > 5 else ''}; the model never sees them "
+        "(check the files or the subset)")
 
 
 # Float pixels beyond this magnitude are not images (uint8 pixels end at 255, unit ones at 1).
@@ -225,6 +222,7 @@ def _check_finite(split: RawSplit, split_name: str, source: str) -> None:
   absurd = magnitude > ABSURD_PIXEL
   if absurd.any():
     first = int(np.flatnonzero(absurd)[0])
-    _warn(f"{int(absurd.sum())} {split_name} images in {source} have pixels of magnitude up to "
-          f"{float(magnitude.max()):.3g} (first at row {first}; images end at 255): they "
-          "dominate the normalization and can overflow float32 in training; check those rows")
+    types.warn(
+        f"{int(absurd.sum())} {split_name} images in {source} have pixels of magnitude up to "
+        f"{float(magnitude.max()):.3g} (first at row {first}; images end at 255): they "
+        "dominate the normalization and can overflow float32 in training; check those rows")

@@ -137,23 +137,33 @@ def load_tfds(info: DatasetInfo, options: TfdsOptions | None = None) -> RawData:
       downloaded, or the prepared format needs TensorFlow and it is not installed.
   """
   options = options or TfdsOptions()
+  tfds = _import_tfds(info)
+  with _quiet_tfds():
+    return _read(tfds, _prepared_builder(tfds, info, options), info)
+
+
+def _import_tfds(info: DatasetInfo):
   if info.tfds_name is None:
     raise DataError(f"{info.name} is not served by tensorflow_datasets; {_local_fix(info)[3:]}")
   try:
-    tfds = importlib.import_module("tensorflow_datasets")
+    return importlib.import_module("tensorflow_datasets")
   except ImportError as e:
     raise DataError(
         f"{info.name} with data_dir='' loads through tensorflow_datasets, which is not "
         f"importable ({e}); pip install -e '.[tfds]', {_local_fix(info)}") from e
-  with _quiet_tfds():
-    return _load(tfds, info, options)
 
 
-def _load(tfds, info: DatasetInfo, options: TfdsOptions) -> RawData:
+def _prepared_builder(tfds, info: DatasetInfo, options: TfdsOptions):
+  """The builder of the prepared data, prepared now (as array_record) if they were not."""
   builder = _builder(tfds, info, options)
   if not builder.is_prepared():
     builder = _builder(tfds, info, options, file_format="array_record")
     _prepare(tfds, builder, info, options)
+  return builder
+
+
+def _read(tfds, builder, info: DatasetInfo) -> RawData:
+  """Both splits of a prepared `builder`, by the reader of its file format."""
   file_format = _file_format(builder)
   try:
     if file_format == "tfrecord":
@@ -184,19 +194,9 @@ def prepare_tfds(info: DatasetInfo, options: TfdsOptions) -> str:
   Raises:
     DataError: as `load_tfds`, in one line.
   """
-  if info.tfds_name is None:
-    raise DataError(f"{info.name} is not served by tensorflow_datasets; {_local_fix(info)[3:]}")
-  try:
-    tfds = importlib.import_module("tensorflow_datasets")
-  except ImportError as e:
-    raise DataError(f"tensorflow_datasets is not importable ({e}); "
-                    "pip install -e '.[tfds]'") from e
+  tfds = _import_tfds(info)
   with _quiet_tfds():
-    builder = _builder(tfds, info, options)
-    if not builder.is_prepared():
-      builder = _builder(tfds, info, options, file_format="array_record")
-      _prepare(tfds, builder, info, options)
-    return str(builder.data_dir)
+    return str(_prepared_builder(tfds, info, options).data_dir)
 
 
 def _builder(tfds, info: DatasetInfo, options: TfdsOptions, **kwargs):

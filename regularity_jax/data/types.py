@@ -1,4 +1,4 @@
-"""The containers every loader returns: `Split`, `Dataset`, and `DataError`.
+"""The containers every loader returns: `Split`, `Dataset`, `DataError` (and `warn`).
 
 Arrays are host numpy arrays. A `Split` keeps, next to images and labels, the
 stable example ids that per-example statistics are indexed by, and the clean
@@ -8,8 +8,16 @@ labels and corruption flags that noise experiments (idea E) need.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
+
+
+def warn(message: str) -> None:
+  """`warning: <message>` as one line on stderr: what a load survives but its user should know.
+  (`regularity_jax.notices.warn` for the other packages; this package is a leaf and imports
+  nothing else of regularity_jax.)"""
+  print(f"warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 class DataError(ValueError):

@@ -17,12 +17,12 @@ import hashlib
 import json
 import os
 import pathlib
-import sys
-from typing import Callable
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from regularity_jax import notices
 
 
 class CheckpointFormatError(ValueError):
@@ -60,16 +60,10 @@ def file_digests(directory: pathlib.Path) -> dict[str, str]:
   return digests
 
 
-def _warn(message: str) -> None:
-  print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 class Checkpointer:
 
-  def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2,
-               warn: Callable[[str], None] = _warn):
+  def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
     self.directory = pathlib.Path(os.path.abspath(directory))
-    self._warn = warn
     self._max_to_keep = max_to_keep
     self._manager = self._open()
 
@@ -167,11 +161,11 @@ class Checkpointer:
       os.replace(self._digest_path(epoch), target.with_name(target.name + ".digest.json"))
     self._manager = self._open()
     if error is None:
-      self._warn(f"checkpoint {source} is newer than the run's records ({why}); it is kept as "
+      notices.warn(f"checkpoint {source} is newer than the run's records ({why}); it is kept as "
                  f"{target.name} and the run resumes from the checkpoint before it")
       return
     cause = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
-    self._warn(f"checkpoint {source} cannot be read ({type(error).__name__}: {cause}); it is "
+    notices.warn(f"checkpoint {source} cannot be read ({type(error).__name__}: {cause}); it is "
                f"kept as {target.name} and the run resumes from the previous intact checkpoint")
 
   def close(self) -> None:

@@ -27,12 +27,12 @@ import json
 import os
 import pathlib
 import socket
-import sys
 from typing import Any, Iterable, Mapping
 
 from flax import traverse_util
 import numpy as np
 
+from regularity_jax import notices
 from regularity_jax.runs import scores_file
 
 # Fields that do not change results, so a run may resume with other values.
@@ -227,8 +227,8 @@ class RunDirectory:
           raise ValueError("not a record with an integer epoch")
       except ValueError as e:
         if number == len(lines):
-          print(f"warning: the last line of {self.metrics_path} is incomplete ({e}); it is "
-                "dropped and its epoch is trained again", file=sys.stderr)
+          notices.warn(f"the last line of {self.metrics_path} is incomplete ({e}); it is "
+                       "dropped and its epoch is trained again")
           break
         raise RunDirectoryError(
             f"{self.metrics_path} line {number} is damaged ({str(e)[:80]}); nothing was "
@@ -237,11 +237,14 @@ class RunDirectory:
       records.append(record)
     return records
 
-  def keep_metrics_through(self, epoch: int) -> None:
-    """On resume: drops the lines of epochs after the restored checkpoint (they are rerun)."""
-    records = [r for r in self.read_metrics() if r["epoch"] <= epoch]
+  def keep_metrics_through(self, epoch: int, records: list[dict[str, Any]]
+                           ) -> list[dict[str, Any]]:
+    """On resume: keeps the `records` (as `read_metrics` gave them) of epochs up to `epoch`,
+    the restored checkpoint's, in metrics.jsonl; later epochs are rerun. Returns the kept."""
+    kept = [r for r in records if r["epoch"] <= epoch]
     _atomic_write(self.metrics_path,
-                  lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in records)))
+                  lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in kept)))
+    return kept
 
   def append_metrics(self, record: Mapping[str, Any]) -> None:
     with self.metrics_path.open("a") as f:

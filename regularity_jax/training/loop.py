@@ -86,8 +86,8 @@ def _train(config, setup, features, run, t0) -> RunResult:
   recorded = run.read_metrics()
   state, start_epoch = checkpointer.restore_or(
       setup.initial_state(), at_most=recorded[-1]["epoch"] if recorded else 0)
-  run.keep_metrics_through(start_epoch)  # Later epochs, if any were logged, are rerun.
-  records, split, last_good = run.read_metrics(), setup.train_split, start_epoch
+  records = run.keep_metrics_through(start_epoch, recorded)  # later epochs are rerun
+  split = setup.train_split
   bar = tqdm.tqdm(total=config.num_epochs * setup.steps_per_epoch,
                   initial=start_epoch * setup.steps_per_epoch, unit="step",
                   desc=f"{config.dataset}/{config.model}", file=sys.stderr,
@@ -97,7 +97,7 @@ def _train(config, setup, features, run, t0) -> RunResult:
     for epoch in range(start_epoch, config.num_epochs):
       progress["epoch"] = epoch + 1
       state, record, split = train_epoch(setup, core, features, state, epoch, bar,
-                                         last_good=last_good, run=run)
+                                         last_good=progress["checkpoint"], run=run)
       if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
         t1 = time.perf_counter()
         for evaluator in (e for e in evaluators if not e.every_epoch):
@@ -114,7 +114,7 @@ def _train(config, setup, features, run, t0) -> RunResult:
                       test=f"{record.get('test_accuracy', float('nan')):.3f}")
       if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs:
         checkpointer.save(epoch + 1, state)
-        last_good = progress["checkpoint"] = epoch + 1
+        progress["checkpoint"] = epoch + 1
   bar.close()
   checkpointer.close()
   scores = collect_scores(setup, features, evaluators, state, split)
