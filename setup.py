@@ -21,6 +21,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["regularity_jax", "regularity_jax.*"]),
     python_requires=">=3.11",
     install_requires=_requirements(),
-    # Preparing TFDS data (download_and_prepare, `tfds build`) and reading tfrecord builds.
-    extras_require={"tfds": ["tensorflow>=2.21.0"]},
+    # tfds: preparing TFDS data (download_and_prepare, `tfds build`) and reading tfrecord
+    # builds. cleanlab: label issues by confident learning (`estimators.label_issues`,
+    # turnover.label_issues); the test command installs it, so its tests run.
+    extras_require={"tfds": ["tensorflow>=2.21.0"], "cleanlab": ["cleanlab>=2.9.0"]},
 )

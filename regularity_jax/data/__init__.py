@@ -12,7 +12,8 @@ uses numpy and Pillow, and optionally tensorflow_datasets, mnist1d and scipy
 
 Modules: `types` (Split, Dataset, DataError), `catalog` (names, classes),
 `registry` (load_dataset), `local_files` / `image_folders` / `tfds_source` /
-`mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`;
+`mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`, `partitions` (holdout, threshold
+samples);
 `augment` and `batching` (on-device, jax).
 """
 
@@ -20,6 +21,8 @@ from regularity_jax.data.catalog import DATASETS
 from regularity_jax.data.corruption import CORRUPTIONS
 from regularity_jax.data.corruption import corrupt
 from regularity_jax.data.corruption import PIXEL_PERMUTATIONS
+from regularity_jax.data.partitions import add_threshold_samples
+from regularity_jax.data.partitions import hold_out
 from regularity_jax.data.registry import load_dataset
 from regularity_jax.data.tfds_source import TfdsOptions
 from regularity_jax.data.types import DataError
@@ -34,6 +37,8 @@ __all__ = (
     "PIXEL_PERMUTATIONS",
     "Split",
     "TfdsOptions",
+    "add_threshold_samples",
+    "hold_out",
     "corrupt",
     "load_dataset",
 )

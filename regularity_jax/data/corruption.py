@@ -122,7 +122,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
   return x ^ (x >> np.uint64(31))
 
 
-def _uniform(seed: int, stream: int, ids: np.ndarray) -> np.ndarray:
+def uniform_by_id(seed: int, stream: int, ids: np.ndarray) -> np.ndarray:
   """f64[len(ids)] in [0, 1), one independent draw per (seed, stream, id)."""
   key = _mix(np.array([seed], np.uint64) * _GOLDEN + np.uint64(stream))
   bits = _mix(key ^ _mix(np.asarray(ids, np.uint64) + _GOLDEN))
@@ -131,7 +131,7 @@ def _uniform(seed: int, stream: int, ids: np.ndarray) -> np.ndarray:
 
 def _select(seed: int, ids: np.ndarray, count: int) -> np.ndarray:
   """i64[count] sorted rows: those with the smallest per-id scores."""
-  scores = _uniform(seed, _SELECT, ids)
+  scores = uniform_by_id(seed, _SELECT, ids)
   return np.sort(np.argsort(scores, kind="stable")[:count])
 
 
@@ -139,7 +139,7 @@ def _noisy_labels(kind: str, seed: int, ids: np.ndarray, labels: np.ndarray,
                   num_classes: int) -> np.ndarray:
   if kind == "pair":
     return (labels + 1) % num_classes
-  u = _uniform(seed, _LABEL, ids)
+  u = uniform_by_id(seed, _LABEL, ids)
   if kind == "random_labels":
     return np.minimum(u * num_classes, num_classes - 1).astype(labels.dtype)
   if num_classes < 2:

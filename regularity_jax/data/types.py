@@ -106,6 +106,8 @@ class Dataset:
       pixel_mean` undoes the normalization.
     full_sizes: (train, test) sizes of the full splits the ids index (before
       any subset); () when unknown.
+    holdout: the part of the training split held out of training
+      (`partitions.hold_out`), or None.
   """
 
   name: str
@@ -117,6 +119,7 @@ class Dataset:
   pixel_mean: tuple[float, ...] = ()
   pixel_std: tuple[float, ...] = ()
   full_sizes: tuple[int, ...] = ()
+  holdout: Split | None = None
 
   @property
   def numbering(self) -> str:

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from regularity_jax import notices
 from regularity_jax.metrics import difficulty
 from regularity_jax.metrics import seeds
 
@@ -77,7 +78,19 @@ def provenance(config, dataset) -> dict[str, Any]:
       "num_epochs": int(config.num_epochs),
       "model": config.model,
       "turnover": bool(config.turnover.enabled),
+      "holdout": ({k: config.holdout[k] for k in ("fraction", "folds", "fold", "seed")}
+                  if "holdout" in config else None),
+      "fake_class": _fake_class(config, dataset),
   }
+
+
+def _fake_class(config, dataset) -> dict[str, int] | None:
+  """AUM's threshold samples (`features.aum_threshold`): which set had the fake class."""
+  options = config.get("aum_threshold")
+  if options is None or not int(options.set):
+    return None
+  return {"set": int(options.set), "seed": int(options.seed), "class": dataset.num_classes - 1,
+          "count": int(np.sum(dataset.train.labels == dataset.num_classes - 1))}
 
 
 # Columns that describe the examples rather than measure them: equal in every replica.
@@ -119,7 +132,7 @@ def columns(tables: Mapping[str, Mapping[str, np.ndarray]], dataset) -> dict[str
 def combine_replicas(per_replica: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """Seed-combined `<split>/<key>` (`metrics.seeds.combine`) plus per-seed
   `<split>/seed<k>/<key>`; `train/flipped_prob` keeps the seed axis ([K, N, C]) for
-  `estimators.bias_variance`."""
+  `estimators.bias_variance`, and `holdout/prob` likewise ([K, n, C])."""
   out = {}
   for split in ("train", "test"):
     keys = [k for k in per_replica[0] if k.startswith(f"{split}/")]
@@ -136,6 +149,9 @@ def combine_replicas(per_replica: list[dict[str, np.ndarray]]) -> dict[str, np.n
         out[f"{split}/seed{k}/{key.split('/', 1)[1]}"] = table[key]
   if "train/flipped_prob" in per_replica[0]:
     out["train/flipped_prob"] = np.stack([s["train/flipped_prob"] for s in per_replica])
+  for key in (k for k in per_replica[0] if k.startswith("holdout/")):  # features.holdout
+    out[key] = (np.stack([s[key] for s in per_replica]) if key == "holdout/prob"
+                else per_replica[0][key])
   return out
 
 
@@ -269,6 +285,9 @@ def read_aligned(path: str | os.PathLike, name: str, dataset, *, what: str = "sc
   """
   scores = load(path, what=what)
   check_matches(scores, dataset, what=what)
+  if scores.provenance.get("fake_class"):
+    notices.warn(f"{what} {scores.path} comes from a run with AUM threshold samples (a fake "
+                 f"class: {scores.provenance['fake_class']}); their scores describe that model")
   try:
     values = difficulty.from_scores(name, scores.arrays)
   except ValueError as e:

@@ -44,6 +44,18 @@ Fields:
   scan_epoch        run each epoch as one device program (lax.fori_loop over the steps):
                     faster for small models where per-step dispatch dominates; the progress bar
                     then moves once per epoch. Selective-Backprop epochs always step on the host.
+  holdout.fraction  hold a class-stratified share of the training split out of training
+                    (after corruption; `data.partitions`): RHO-LOSS's irreducible-loss model
+                    trains on it, and every method of a comparison trains on the same rest;
+                    holdout.folds = K >= 2 holds out fold holdout.fold of a K-fold partition
+                    instead (cross-validation); holdout.seed. The holdout split's eval-mode
+                    probabilities are in scores.npz (holdout/prob) at the end of the run
+  aum_threshold.set 0 = off; 1 or 2: AUM's threshold samples (Pleiss et al. 2020): N // (C + 1)
+                    training examples of set 1 or 2 (disjoint, from aum_threshold.seed) get a
+                    fake extra class; scores.npz gets the 99th-percentile cutoff and the
+                    mislabeled flags (train/aum_flag...), and its provenance says the run had
+                    a fake class. aum_threshold.partner: the scores.npz of the run with the
+                    other set; with it every training example gets a flag (train/aum_flag)
   corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
   corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
   tracking.kernels  metric kernels tracked on every stream (regularity_jax.metrics.KERNELS)
@@ -53,6 +65,8 @@ Fields:
   turnover.influence_targets      'none' or 'test': at the end, the influence of every training
                     example on every test example (top-k lists and totals, influence.npz)
   turnover.influence_top_k, turnover.influence_block   k and training examples per block
+  turnover.label_issues  cleanlab's label issues from the flipped sub-network's out-of-sample
+                    probabilities (pip install -e '.[cleanlab]'): train/label_issue_turnover
   weighting.scheme  uniform | easy_first | hard_first | medium_first | self_paced
   weighting.score   a training-split score of regularity_jax.metrics.difficulty (forgetting,
                     cbtl, aum, el2n, loss, confidence, memorization, generalization_error...)
@@ -62,10 +76,13 @@ Fields:
   weighting.allow_partial  accept a scores.npz that does not score every training example
                     of this run (those get the middle difficulty rank 0.5)
   weighting.temperature, weighting.pace_start, weighting.pace_end   see regularity_jax.weighting
-  prioritization    uniform | selective_backprop | importance | infobatch | noise_aware
+  prioritization    uniform | selective_backprop | importance | infobatch | noise_aware |
+                    rho_loss
   prioritization_options  their parameters: sb_beta, sb_history, candidates, is_smoothing,
                     is_reweight, infobatch_ratio, infobatch_anneal, noise_score, noise_fraction,
-                    noise_warmup (regularity_jax.training.features.prioritization documents each)
+                    noise_warmup, rho_il_model ('' = the run's model), rho_il_model_kwargs,
+                    rho_il_epochs (regularity_jax.training.features.prioritization documents
+                    each)
   pruning.fraction_kept  static pruning before training: keep this fraction of the training
                     set by pruning.rule (regularity_jax.selection.pruning.RULES: hardest keeps
                     the hardest, i.e. removes the easiest first as Toneva et al. do) over
@@ -146,16 +163,19 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_devices = 0
   c.scan_epoch = False
   c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
+  c.holdout = ml_collections.ConfigDict({"fraction": 0.0, "folds": 0, "fold": 0, "seed": 0})
+  c.aum_threshold = ml_collections.ConfigDict({"set": 0, "seed": 0, "partner": ""})
   c.tracking = ml_collections.ConfigDict({"kernels": tuple(metrics.KERNELS)})
   c.turnover = ml_collections.ConfigDict({
       "enabled": False, "rate": 0.5, "sites": ("all",), "influence_targets": "none",
-      "influence_top_k": 10, "influence_block": 16})
+      "influence_top_k": 10, "influence_block": 16, "label_issues": False})
   c.prioritization = "uniform"
   c.prioritization_options = ml_collections.ConfigDict({
       "sb_beta": 1.0, "sb_history": 1024, "candidates": 2,
       "is_smoothing": 0.1, "is_reweight": True, "infobatch_ratio": 0.5,
       "infobatch_anneal": 0.875, "noise_score": "forgetting", "noise_fraction": 0.2,
-      "noise_warmup": 2})
+      "noise_warmup": 2, "rho_il_model": "", "rho_il_epochs": 20,
+      "rho_il_model_kwargs": ml_collections.ConfigDict()})
   c.pruning = ml_collections.ConfigDict({
       "scores_path": "", "score": "forgetting", "rule": "hardest", "fraction_kept": 1.0,
       "seed": 0, "num_bins": 50, "ties": "random", "allow_partial": False})
@@ -232,6 +252,7 @@ def _check_numbers(config) -> None:
   if not math.isfinite(temperature) or temperature <= 0:
     raise ConfigError(f"weighting.temperature={config.weighting.temperature} must be a finite "
                       "number > 0 (self_paced divides by it); e.g. 2.0")
+  _check_holdout(config.holdout)
   if int(config.crop_padding) < 0:
     raise ConfigError(f"crop_padding={config.crop_padding} must be >= 0")
   hidden = config.model_kwargs.get("hidden")
@@ -240,3 +261,17 @@ def _check_numbers(config) -> None:
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
       raise ConfigError(f"model_kwargs.hidden={hidden!r} must be a non-empty tuple of positive "
                         "layer widths; e.g. --config.model_kwargs.hidden='(256, 256)'")
+
+
+def _check_holdout(holdout) -> None:
+  fraction, folds, fold = float(holdout.fraction), int(holdout.folds), int(holdout.fold)
+  if not 0.0 <= fraction < 1.0:
+    raise ConfigError(f"holdout.fraction={holdout.fraction} must be in [0, 1); e.g. 0.1")
+  if folds < 0 or folds == 1:
+    raise ConfigError(f"holdout.folds={holdout.folds} must be 0 (off) or >= 2 (K-fold)")
+  if folds and fraction:
+    raise ConfigError("holdout.fraction and holdout.folds both set; use one: a fraction, or "
+                      "fold holdout.fold of holdout.folds")
+  if folds and not 0 <= fold < folds:
+    raise ConfigError(f"holdout.fold={holdout.fold} must be in [0, {folds}) for "
+                      f"holdout.folds={folds}")

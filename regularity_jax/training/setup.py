@@ -31,7 +31,8 @@ from regularity_jax.training.state import TrainState
 
 
 def load_data(config) -> data.Dataset:
-  """The dataset of `config`: loaded (local files, TFDS or generated), subset, corrupted."""
+  """The dataset of `config`: loaded (local files, TFDS or generated), subset, corrupted, a
+  holdout taken out (`holdout.*`), AUM's threshold samples relabelled (`aum_threshold.set`)."""
   dataset = data.load_dataset(config.dataset, config.data_dir or None,
                               train_subset=config.train_subset or None,
                               test_subset=config.test_subset or None,
@@ -40,8 +41,15 @@ def load_data(config) -> data.Dataset:
                                   data_dir=config.tfds.data_dir or None,
                                   manual_dir=config.tfds.manual_dir or None,
                                   download=bool(config.tfds.download)))
-  return data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
-                      config.corruption.seed)
+  dataset = data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
+                         config.corruption.seed)
+  holdout = config.holdout
+  dataset = data.hold_out(dataset, fraction=float(holdout.fraction), folds=int(holdout.folds),
+                          fold=int(holdout.fold), seed=int(holdout.seed))
+  if int(config.aum_threshold.set):
+    dataset = data.add_threshold_samples(dataset, int(config.aum_threshold.set),
+                                         int(config.aum_threshold.seed))
+  return dataset
 
 
 def model_kwargs(config) -> dict[str, Any]:

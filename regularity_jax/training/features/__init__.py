@@ -1,5 +1,7 @@
 """Features: the optional behaviours of a run, each behind `base.Feature`'s few hooks.
 
+  holdout        measures the held-out part of the training split (`holdout.*`)
+  aum_threshold  AUM's threshold samples: mislabeled flags (`aum_threshold.*`)
   pruning        static pruning from a previous run's scores (`pruning.*`)
   turnover       turn-over dropout: memorization, influence, generalization error
   weighting      difficulty-based loss weights (`weighting.*`)
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 from regularity_jax.training.features import prioritization
 from regularity_jax.training.features.base import Feature
+from regularity_jax.training.features.aum_threshold import AumThreshold
+from regularity_jax.training.features.holdout import Holdout
 from regularity_jax.training.features.pruning import Pruning
 from regularity_jax.training.features.reduction import Reduction
 from regularity_jax.training.features.turnover import TurnOver
 from regularity_jax.training.features.weighting import Weighting
 
-FEATURES = (Pruning, TurnOver, Weighting, Reduction)
+FEATURES = (Holdout, AumThreshold, Pruning, TurnOver, Weighting, Reduction)
 
 
 def all_classes() -> tuple[type[Feature], ...]:

@@ -6,6 +6,9 @@ evaluation then scores each training example with its own and its flipped sub-ne
 (`estimators.turnover`; the "turnover" evaluator), and the run ends with their columns in
 scores.npz and, with `turnover.influence_targets=test`, influence.npz: for every test example the
 k most helpful and most harmful training examples, and each training example's total influence.
+With `turnover.label_issues=True` (needs cleanlab) the flipped sub-network's out-of-sample
+probabilities go to cleanlab (`estimators.label_issues`): train/label_issue_turnover (bool) and
+train/label_quality_turnover (f32, lower = more likely mislabeled) in scores.npz.
 
 State: `estimators.turnover.TurnOverState` (`TrainState.features["turnover"]`).
 """
@@ -16,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from regularity_jax.estimators import label_issues
 from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.training import programs
 from regularity_jax.training.errors import ConfigError
@@ -35,6 +39,13 @@ class TurnOver(Feature):
       raise ConfigError("turnover.influence_targets needs --config.turnover.enabled=True")
     if cls.enabled(config) and not 0.0 < float(config.turnover.rate) < 1.0:
       raise ConfigError(f"turnover.rate={config.turnover.rate} must be in (0, 1)")
+    if config.turnover.label_issues:
+      if not cls.enabled(config):
+        raise ConfigError("turnover.label_issues needs --config.turnover.enabled=True")
+      try:
+        label_issues._cleanlab()  # pylint: disable=protected-access
+      except ImportError as e:
+        raise ConfigError(f"turnover.label_issues=True: {e}") from None
 
   @classmethod
   def replica_clash(cls, config) -> str | None:
@@ -45,8 +56,14 @@ class TurnOver(Feature):
     return turnover_estimator.init(setup.id_space, setup.dataset.num_classes)
 
   def scores(self, setup, state) -> dict[str, np.ndarray]:
-    return turnover_estimator.scores_from_state(state.features[self.name],
-                                                setup.dataset.train.ids)
+    out = turnover_estimator.scores_from_state(state.features[self.name],
+                                               setup.dataset.train.ids)
+    if self.config.turnover.label_issues:
+      issues, quality = label_issues.find_label_issues(setup.dataset.train.labels,
+                                                       out["train/flipped_prob"])
+      out["train/label_issue_turnover"] = issues
+      out["train/label_quality_turnover"] = quality
+    return out
 
   def finish(self, setup, state, run) -> None:
     if self.config.turnover.influence_targets != "test":

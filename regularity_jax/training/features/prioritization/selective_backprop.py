@@ -75,23 +75,36 @@ def make_sb_epoch_step(train_step, graphdef, *, batch_size: int, beta: float,
   `steps.make_epoch_step`, but each row holds candidates x B candidates, of which at most B
   selected ones are backpropagated. Needs `state.features[name]` (an `online.SBState`)."""
 
-  def sb_step(state, carry, split, positions, masks, row_weights):
+  def select(state, batch, losses):
+    mask = batch["mask"]
+    history = online.sb_update(state.features[name], losses, mask)  # push first, as the reference
+    selected = online.sb_select(state.rng(STREAM_STEP, state.step, 3), history, losses, mask, beta)
+    order = jnp.argsort(~selected, stable=True)[:batch_size]
+    return state.replace(features={**state.features, name: history}), order, selected[order]
+
+  return make_selection_step(train_step, graphdef, select, augment_images=augment_images,
+                             crop_padding=crop_padding)
+
+
+def make_selection_step(train_step, graphdef, select, *, augment_images: bool,
+                        crop_padding: int = 4):
+  """A step that forwards a row of W candidates in eval mode, lets `select(state, batch,
+  losses f32[W]) -> (state, order i32[B], mask bool[B])` pick the B rows to backpropagate
+  (and update its own state), and trains on them. The signature is `steps.make_epoch_step`'s;
+  `carry["forwarded"]` counts the W candidates, `carry["sums"]` the backpropagated rows."""
+
+  def selection_step(state, carry, split, positions, masks, row_weights):
     del row_weights
     row = carry["row"]
     batch = steps.row_batch(state, split, positions, masks, row, augment_images=augment_images,
                             crop_padding=crop_padding)
-    mask = batch["mask"]
     logits, _ = models.apply(graphdef, state.params, state.model_state, batch["image"], train=False)
-    losses = cross_entropy(logits, batch["label"])
-    history = online.sb_update(state.features[name], losses, mask)  # push first, as the reference
-    selected = online.sb_select(state.rng(STREAM_STEP, state.step, 3), history, losses, mask, beta)
-    order = jnp.argsort(~selected, stable=True)[:batch_size]
+    state, order, train_mask = select(state, batch, cross_entropy(logits, batch["label"]))
     train_batch = {k: v[order] for k, v in batch.items()}
-    train_batch["mask"] = selected[order]
-    state = state.replace(features={**state.features, name: history})
+    train_batch["mask"] = train_mask
     state, per_example = train_step(state, train_batch)
     return state, {"row": row + 1,
                    "sums": carry["sums"] + steps.batch_sums(per_example, train_batch["mask"]),
-                   "forwarded": carry["forwarded"] + jnp.sum(mask)}
+                   "forwarded": carry["forwarded"] + jnp.sum(batch["mask"])}
 
-  return sb_step
+  return selection_step
