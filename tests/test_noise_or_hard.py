@@ -195,6 +195,7 @@ class TestRhoLoss:
   def test_engine_run_selects_half_without_recompiling(self, data_dir, tmp_path):
     with engine_fixtures.count_traces({"rho_step": 1, "epoch_plan_rho_loss": 1}) as traces:
       result = _run(data_dir, tmp_path / "rho", **{"prioritization": "rho_loss",
+                                                   "prioritization_options.rho_candidates": 2,
                                                    "holdout.fraction": 0.2})
     assert traces["rho_step"] == 1 and traces["epoch_plan_rho_loss"] == 1
     n = 128  # 160 minus the 20% holdout (8 of each class of 40)
@@ -246,3 +247,19 @@ class TestLabelIssues:
   def test_label_issues_need_turnover(self, data_dir, tmp_path):
     with pytest.raises(ConfigError, match="turnover.enabled"):
       _run(data_dir, tmp_path / "x", **{"turnover.label_issues": True})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"holdout.fraction": 1.0}, r"holdout.fraction=1.0 must be in \[0, 1\)"),
+    ({"holdout.folds": 1}, r"holdout.folds=1 must be 0 \(off\) or >= 2"),
+    ({"holdout.folds": 3, "holdout.fold": 3}, r"holdout.fold=3 must be in \[0, 3\)"),
+    ({"holdout.folds": 3, "holdout.fraction": 0.1}, "both set"),
+    ({"prioritization": "rho_loss", "holdout.fraction": 0.1,
+      "prioritization_options.rho_il_epochs": 0}, "rho_il_epochs=0 must be >= 1"),
+    ({"prioritization": "rho_loss", "holdout.fraction": 0.1, "num_seeds": 2},
+     "cannot be combined with prioritization=rho_loss"),
+])
+def test_bad_holdout_and_rho_fields_are_one_line_errors(data_dir, tmp_path, overrides, message):
+  with pytest.raises(ConfigError, match=message):
+    _run(data_dir, tmp_path / "x", **overrides)
+  assert not (tmp_path / "x").exists()

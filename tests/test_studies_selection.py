@@ -195,7 +195,9 @@ class TestStudiesEndToEnd:
     sb = result.records["random_labels_50_selective_backprop_seed0"]
     assert rows["selective_backprop"]["backprops_total"] == sum(
         r["examples_backpropagated"] for r in sb.metrics)
-    assert rows["selective_backprop"]["forwards_total"] == 3 * 96
+    n_train = len(sb.scores["train/example_id"])  # 96 minus the config's 20% holdout
+    assert n_train == 96 - len(sb.scores["holdout/example_id"]) and n_train < 96
+    assert rows["selective_backprop"]["forwards_total"] == 3 * n_train
     assert rows["selective_backprop"]["final_minus_uniform"] == pytest.approx(
         sb.metrics[-1]["test_accuracy"] - rows["uniform"]["final_acc"], abs=1e-6)
     obs = sb.scores["train/observations"].astype(float)

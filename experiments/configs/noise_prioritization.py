@@ -11,9 +11,10 @@ r"""One training run of the prioritization-under-noise experiment (idea E, Hu et
       --config.prioritization=infobatch --workdir=runs/noise_prio_smoke
 
 The method is set with --config.prioritization=KIND
-(uniform | selective_backprop | importance | infobatch | noise_aware) and its parameters with
---config.prioritization_options.<field> (sb_beta, sb_history, candidates, is_smoothing, is_reweight,
-infobatch_ratio, infobatch_anneal, noise_score, noise_fraction, noise_warmup;
+(uniform | selective_backprop | importance | infobatch | noise_aware | rho_loss) and its parameters
+with --config.prioritization_options.<field> (sb_beta, sb_history, candidates, is_smoothing,
+is_reweight, infobatch_ratio, infobatch_anneal, noise_score, noise_fraction, noise_warmup,
+rho_candidates, rho_il_model, rho_il_model_kwargs, rho_il_epochs;
 regularity_jax/training/features/prioritization/ documents each). The noise is
 --config.corruption.kind (none | random_labels | shuffled_pixels | gaussian_images | ...) on
 --config.corruption.fraction of the training set. The test split is evaluated every epoch
@@ -39,6 +40,14 @@ Protocol (each setting, its value, and where it comes from; tests/test_protocols
                                                     1024 losses
   prioritization_options.infobatch_ratio   0.5      InfoBatch (Qin et al., ICLR 2024): r = 0.5
   prioritization_options.infobatch_anneal  0.875    InfoBatch: anneal at 87.5% of training
+  holdout.fraction                    0.2           project choice: RHO-LOSS's irreducible-loss
+                                                    model trains on this class-stratified 20%
+                                                    (the paper: half of CIFAR-10's training
+                                                    set); every method trains on the other 80%
+  prioritization_options.rho_candidates    4        project choice (the paper: 10): with few
+                                                    epochs, a tenth of an epoch per epoch is
+                                                    too little on a CPU
+  prioritization_options.rho_il_epochs     20       project choice (the paper: 30, AdamW)
 Hu et al. 2021 (arXiv 2107.07741) compare these methods under 25% and 50% random labels,
 shuffled pixels and Gaussian-noise images; their network and optimizer are not reproduced
 here. For an accelerator (a CPU manages the `:smoke` size and the MLP of the study's `:cpu`
@@ -58,6 +67,9 @@ def get_config(arg: str = ""):
   c.eval_every = 1
   c.checkpoint_every = 10
   c.prioritization = "uniform"
+  c.holdout.fraction = 0.2
+  c.prioritization_options.rho_candidates = 4
+  c.prioritization_options.rho_il_epochs = 20
   if arg == "smoke":
     c.train_subset, c.test_subset = 2000, 500
     c.model = "mlp"

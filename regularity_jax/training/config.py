@@ -80,7 +80,8 @@ Fields:
                     rho_loss
   prioritization_options  their parameters: sb_beta, sb_history, candidates, is_smoothing,
                     is_reweight, infobatch_ratio, infobatch_anneal, noise_score, noise_fraction,
-                    noise_warmup, rho_il_model ('' = the run's model), rho_il_model_kwargs,
+                    noise_warmup, rho_candidates, rho_il_model ('' = the run's model),
+                    rho_il_model_kwargs,
                     rho_il_epochs (regularity_jax.training.features.prioritization documents
                     each)
   pruning.fraction_kept  static pruning before training: keep this fraction of the training
@@ -174,7 +175,7 @@ def default_config() -> ml_collections.ConfigDict:
       "sb_beta": 1.0, "sb_history": 1024, "candidates": 2,
       "is_smoothing": 0.1, "is_reweight": True, "infobatch_ratio": 0.5,
       "infobatch_anneal": 0.875, "noise_score": "forgetting", "noise_fraction": 0.2,
-      "noise_warmup": 2, "rho_il_model": "", "rho_il_epochs": 20,
+      "noise_warmup": 2, "rho_candidates": 10, "rho_il_model": "", "rho_il_epochs": 20,
       "rho_il_model_kwargs": ml_collections.ConfigDict()})
   c.pruning = ml_collections.ConfigDict({
       "scores_path": "", "score": "forgetting", "rule": "hardest", "fraction_kept": 1.0,

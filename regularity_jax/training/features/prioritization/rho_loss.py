@@ -6,9 +6,9 @@ Before the first epoch an irreducible-loss (IL) model is trained on the holdout 
 learning rate; its model is `rho_il_model` ('' = the run's model) with `rho_il_model_kwargs`
 ('' model: the run's model_kwargs). Its eval-mode loss on every training example,
 L(y | x; holdout), is computed once (`selection.irreducible`). Each step then forwards a chunk
-of `candidates` x B examples in eval mode and backpropagates the B with the highest reducible
-loss, L(y | x; model) - L(y | x; holdout), the paper's selection rule (their default: B out of
-10 x B). Points the model already fits (low training loss) and points nobody can fit (noise:
+of `rho_candidates` x B examples in eval mode and backpropagates the B with the highest
+reducible loss, L(y | x; model) - L(y | x; holdout), the paper's selection rule (their default
+and ours: B out of 10 x B, so an epoch backpropagates a tenth of the training split). Points the model already fits (low training loss) and points nobody can fit (noise:
 high irreducible loss) are both skipped. Fixed shapes: the chunk, the top-B and the epoch
 plan have the same shapes every epoch, so nothing recompiles.
 
@@ -52,11 +52,12 @@ class RhoLoss(Prioritization):
     if int(options.rho_il_epochs) < 1:
       raise ConfigError(f"prioritization_options.rho_il_epochs={options.rho_il_epochs} must be "
                         ">= 1 (epochs of the irreducible-loss model on the holdout split)")
-    if int(options.candidates) < 1:
-      raise ConfigError(f"prioritization_options.candidates={options.candidates} must be >= 1")
+    if int(options.rho_candidates) < 1:
+      raise ConfigError(f"prioritization_options.rho_candidates={options.rho_candidates} must "
+                        "be >= 1 (candidates per backpropagated example; the paper: 10)")
 
   def plan(self, setup, state, epoch) -> dict:
-    width = setup.config.batch_size * setup.config.prioritization_options.candidates
+    width = setup.config.batch_size * setup.config.prioritization_options.rho_candidates
     return shuffled_plan(setup, state, epoch, width)
 
   def build(self, setup, core) -> None:
