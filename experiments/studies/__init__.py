@@ -4,8 +4,9 @@
       turn-over dropout (idea C) and difficulty weighting (idea D)
   removal_curves, noise_prioritization, test_selection
       data selection (ideas A and E)
-  label_issues
-      noise or hard: cleanlab on turn-over vs K-fold probabilities (idea E)
+  label_issues, noise_or_hard
+      noise or hard (idea E): cleanlab on turn-over vs K-fold probabilities; which score
+      separates corrupted from hard clean examples
   margins_auc_generalization, margins_reduction, margins_overlap
       margin distributions (idea B)
 """

@@ -3,7 +3,7 @@
 A *score* is f32[N] where HIGHER means HARDER (less regular, more forgotten, lower margin,
 more memorized...) and NaN means unscored (the example was never observed). Pruning, weighting,
 noise-aware prioritization, the studies and the notebooks all read scores through this module;
-docs/scores.md gives the same table with the papers' definitions.
+docs/definitions.md gives the same table with the papers' definitions.
 
   name                 split  reads                            higher = harder because   seeds
   forgetting           train  forgetting_events, never_learned  more forgetting events     sum
@@ -20,6 +20,10 @@ docs/scores.md gives the same table with the papers' definitions.
   memorization_loss    train  memorization_loss (turn-over)    more memorized              mean
   generalization_error train  generalization_error (turn-over) larger loss of a model that mean
                                                                never trained on it
+  aum_flag             train  aum_flag (two threshold runs)    flagged as mislabeled       mean
+                                                               (Pleiss et al. 2020)
+  cleanlab_turnover    train  label_quality_turnover           1 - cleanlab label quality  mean
+                              (turn-over + cleanlab)           (confident learning)
   cbgl                 test   mean_correct (evaluations)       fewer correct evaluations   mean
   malgeneralizing      test   forgetting_events, never_learned  more mal-generalizing      sum
                               (evaluation stream)              events
@@ -87,6 +91,10 @@ def _negated(key):
 
 def _itself(key):
   return lambda table: _f32(table[key])
+
+
+def _one_minus(key):
+  return lambda table: 1.0 - _f32(table[key])
 
 
 def _wrong_fraction(table):
@@ -172,6 +180,14 @@ _ALL = (
           "which never trained on it, latest evaluation", "train", "",
           ("generalization_error",), "turnover", "mean", "Zhou et al. 2023, arXiv 2301.04850",
           _itself("generalization_error")),
+    Score("aum_flag", "AUM threshold flag: 1 when the AUM is below the 99th percentile of "
+          "the fake-class threshold samples' AUM (two runs with disjoint threshold sets)",
+          "train", "", ("aum_flag",), "engine", "mean", "Pleiss et al. 2020, arXiv 2001.10528",
+          _itself("aum_flag")),
+    Score("cleanlab_turnover", "1 - cleanlab's label quality (self-confidence) of the "
+          "turn-over flipped sub-network's out-of-sample probabilities", "train", "",
+          ("label_quality_turnover",), "engine", "mean",
+          "Northcutt et al. 2021, arXiv 1911.00068", _one_minus("label_quality_turnover")),
     Score("cbgl", "fraction of evaluations misclassified, 1 - cumulative_correct / "
           "observations (CBGL per evaluation)", "test", "", ("mean_correct",), "cumulative",
           "mean", _ZHANG, _wrong_fraction),

@@ -94,7 +94,8 @@ def _fake_class(config, dataset) -> dict[str, int] | None:
 
 
 # Columns that describe the examples rather than measure them: equal in every replica.
-PER_RUN_KEYS = ("example_id", "label", "original_label", "corrupted", "active")
+PER_RUN_KEYS = ("example_id", "label", "original_label", "corrupted", "active",
+                "aum_threshold_sample")
 
 
 def columns(tables: Mapping[str, Mapping[str, np.ndarray]], dataset) -> dict[str, np.ndarray]:
@@ -152,6 +153,8 @@ def combine_replicas(per_replica: list[dict[str, np.ndarray]]) -> dict[str, np.n
   for key in (k for k in per_replica[0] if k.startswith("holdout/")):  # features.holdout
     out[key] = (np.stack([s[key] for s in per_replica]) if key == "holdout/prob"
                 else per_replica[0][key])
+  for key in (k for k in per_replica[0] if k.startswith("aum_threshold/")):  # one per seed
+    out[key] = np.stack([s[key] for s in per_replica])
   return out
 
 

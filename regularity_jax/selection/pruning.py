@@ -2,7 +2,7 @@
 
 Convention: a difficulty score is f32[N] where HIGHER means HARDER (less regular, more
 forgotten, lower margin...); every score is defined once, in `metrics.difficulty` (its
-registry, docs/scores.md), and read from a scores.npz by `metrics.difficulty.from_scores`.
+registry, docs/definitions.md), and read from a scores.npz by `metrics.difficulty.from_scores`.
 `select` keeps a subset of positions under a pruning rule.
 
 NaN marks an example with no score (never observed). `easiest` and `hardest` (and their

@@ -71,14 +71,17 @@ def _fill(template, restored, what: str):
 
 
 def load(config, run_dir: str | os.PathLike, *, epoch: int | None = None,
-         dataset: data.Dataset | None = None) -> FinalModel:
+         dataset: data.Dataset | None = None, replica: int | None = None) -> FinalModel:
   """The model of the run of `config` in `run_dir`, from its checkpoint of `epoch` (default
-  the last one). `dataset` skips reloading the data when the caller has it already."""
+  the last one). `dataset` skips reloading the data when the caller has it already. A run
+  with num_seeds = K > 1 stacks its replicas: `replica` k in [0, K) picks seed seed + k."""
   directory = pathlib.Path(run_dir) / "checkpoints"
   if not directory.is_dir():
     raise StudyError(f"{directory} does not exist: the run has no checkpoint to read")
-  if int(config.num_seeds) != 1:
-    raise StudyError("final_model.load reads runs with num_seeds=1 only")
+  num_seeds = int(config.num_seeds)
+  if num_seeds != 1 and not (replica is not None and 0 <= replica < num_seeds):
+    raise StudyError(f"the run has num_seeds={num_seeds}: pass replica=k in [0, {num_seeds}) "
+                     "to final_model.load")
   checkpointer = Checkpointer(directory)
   try:
     last = checkpointer.latest_epoch()
@@ -91,6 +94,9 @@ def load(config, run_dir: str | os.PathLike, *, epoch: int | None = None,
     checkpointer.close()
   dataset = dataset if dataset is not None else training_setup.load_data(config)
   graphdef, params, model_state = training_setup.build_model(config, dataset, jax.random.key(0))
+  if num_seeds != 1:
+    restored = jax.tree.map(lambda x: np.asarray(x)[replica],
+                            {k: restored[k] for k in ("params", "model_state")})
   return FinalModel(graphdef=graphdef,
                     params=_fill(params, restored["params"], "params"),
                     model_state=_fill(model_state, restored["model_state"], "model_state"),

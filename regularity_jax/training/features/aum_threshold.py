@@ -13,7 +13,10 @@ At the end, from the AUM of the presentation stream (`estimators.aum_threshold`)
                                         with the other set): the flag over both runs, so every
                                         example has one (`estimators.aum_threshold.combine`)
 
-Every other score of such a run comes from a model with a fake class; the provenance says so
+With num_seeds = K, every seed flags by its own threshold samples: scores.npz holds the flags
+of each seed (train/seed<k>/aum_threshold_flag), their mean, and aum_threshold/cutoff f32[K];
+a partner needs num_seeds = 1. Every other score of such a run comes from a model with a fake
+class; the provenance says so
 (`fake_class`), and pruning or weighting from such a file warns.
 
   python -m experiments.main --config=experiments/configs/quickstart.py \
@@ -53,7 +56,9 @@ class AumThreshold(Feature):
 
   @classmethod
   def replica_clash(cls, config) -> str | None:
-    return "aum_threshold.set"
+    # Each seed flags by its own threshold samples' AUM (per-seed columns, and the combined
+    # flag is the share of seeds that flag); a partner file's combined flags are not per seed.
+    return "aum_threshold.partner" if config.aum_threshold.partner else None
 
   def initial_active(self, dataset, active):
     """Reads and checks the partner's scores.npz before the run directory is claimed."""
