@@ -181,10 +181,29 @@ class TestStudiesEndToEnd:
     assert claim["removable"] == removal_curves.removable_fraction(
         np.array([0.0, 0.5]), np.array([zero["test_acc"], half["test_acc"]]), c.tolerance)
 
+  def test_noise_prioritization_rho_loss_and_aum_filtered(self, tiny_dir, tmp_path):
+    c = noise_prioritization_study.get_config("smoke")
+    c.mnist_dir = str(tiny_dir)
+    c.include_clean = False
+    c.methods = ("uniform", "rho_loss", "aum_filtered")
+    c.base = tiny_base(c.base, num_epochs=2, checkpoint_every=2)
+    result = studies.run(c, tmp_path / "noise")
+    rows = {r["method"]: r for r in result.measured["rows"]}
+    assert set(rows) == {"uniform", "rho_loss", "aum_filtered"}
+    rho = result.records["random_labels_50_rho_loss_seed0"]
+    assert len(rho.metrics) == 2 * c.base.prioritization_options.rho_candidates  # same budget
+    second = next((tmp_path / "noise" / "runs").glob("random_labels_50_aumset2_seed0"))
+    flags = np.load(second / "scores.npz")["train/aum_flag"]
+    filtered = result.records["random_labels_50_aum_filtered_seed0"].scores
+    kept = filtered["train/active"]
+    assert kept.sum() == (flags == 0).sum()  # exactly the unflagged examples train
+    assert not (kept & (flags == 1)).any()
+
   def test_noise_prioritization(self, tiny_dir, tmp_path):
     c = noise_prioritization_study.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
     c.include_clean = False  # two runs: uniform and Selective-Backprop, 50% random labels
+    c.methods = ("uniform", "selective_backprop")
     c.base = tiny_base(c.base, num_epochs=3, checkpoint_every=3)
     result = studies.run(c, tmp_path / "noise")
     engine_fixtures.check_report(result.report, ["accuracy_vs_backprops.png",

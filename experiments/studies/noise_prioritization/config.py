@@ -1,12 +1,14 @@
 r"""Prioritization under noise (idea E, Hu et al. 2021): uniform vs Selective-Backprop vs
-loss-based importance sampling vs InfoBatch vs the noise-aware InfoBatch, on clean data and
-under 25% / 50% random labels, shuffled pixels and Gaussian-noise images.
+loss-based importance sampling vs InfoBatch vs the noise-aware InfoBatch vs RHO-LOSS vs uniform
+on the AUM-filtered set, on clean data and under 25% / 50% random labels, shuffled pixels and
+Gaussian-noise images. Every method trains on the same 80% of the training subset (the base
+config's holdout: RHO-LOSS's irreducible-loss model trains on the other 20%).
 
   # the CPU-sized version whose report is in experiments/results/selection/noise_prioritization/:
   JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache python -m experiments.study \
       --config=experiments/studies/noise_prioritization/config.py:cpu \
       --config.mnist_dir=../shared/data/mnist --workdir=runs/noise_prioritization_cpu
-  # smoke (2 methods, clean + 50% random labels, 2,000 examples; under 2 minutes on 2 CPU cores):
+  # smoke (4 methods, clean + 50% random labels, 2,000 examples; a few minutes on 2 CPU cores):
   python -m experiments.study --config=experiments/studies/noise_prioritization/config.py:smoke \
       --config.mnist_dir=../shared/data/mnist --workdir=runs/noise_prioritization_smoke
   # full size (Toneva's MNIST CNN, 60,000 examples, 30 epochs, 3 seeds; for an accelerator):
@@ -38,7 +40,9 @@ def get_config(arg: str = ""):
   c.dataset = "mnist"
   c.mnist_dir = "../shared/data/mnist"
   c.fashion_mnist_dir = "../shared/data/fashion_mnist"
-  c.methods = ("uniform", "selective_backprop", "importance", "infobatch", "noise_aware")
+  c.methods = ("uniform", "selective_backprop", "importance", "infobatch", "noise_aware",
+               "rho_loss", "aum_filtered")
+  c.rho_epochs = 0  # 0 = base.num_epochs x rho_candidates (uniform's backprop budget)
   c.include_clean = True
   c.noise_kinds = ("random_labels", "shuffled_pixels", "gaussian_images")
   c.noise_fractions = (0.25, 0.5)
@@ -61,7 +65,7 @@ def get_config(arg: str = ""):
                "jobs running, so seconds are noisy; examples backpropagated are the "
                "hardware-independent cost.",)
   elif arg == "smoke":
-    c.methods = ("uniform", "selective_backprop")
+    c.methods = ("uniform", "selective_backprop", "rho_loss", "aum_filtered")
     c.noise_kinds = ("random_labels",)
     c.noise_fractions = (0.5,)
     c.seeds = (0,)

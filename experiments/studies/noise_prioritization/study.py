@@ -4,10 +4,17 @@ training and degrade with corrupted data?
 For each condition (clean, and each `noise_kinds` x `noise_fractions`: `corruption.kind`
 random_labels, shuffled_pixels or gaussian_images on that fraction of the training set, seeded
 by the run's seed) and each `methods` entry (`prioritization`: uniform,
-selective_backprop, importance, infobatch, noise_aware) one run is trained with
-`eval_every=1`. noise_aware excludes the `prioritization_options.noise_fraction` most forgotten
-examples; with `noise_aware_matches_corruption` that fraction is set to the condition's
-corruption fraction (an oracle noise rate; the clean condition keeps `base`'s value).
+selective_backprop, importance, infobatch, noise_aware, rho_loss, and aum_filtered) one run is
+trained with `eval_every=1`. noise_aware excludes the `prioritization_options.noise_fraction`
+most forgotten examples; with `noise_aware_matches_corruption` that fraction is set to the
+condition's corruption fraction (an oracle noise rate; the clean condition keeps `base`'s
+value). rho_loss (RHO-LOSS) trains `rho_epochs` epochs (0 = base epochs x rho_candidates: the
+backprop budget of uniform) on the same training set as every method (`base.holdout`: its
+irreducible-loss model trains on the held-out part). aum_filtered is uniform training on the
+examples that AUM's threshold samples do not flag: two threshold runs of the same length
+(`aum_threshold.set=1`, then 2 with the first as partner; their cost is not in aum_filtered's
+numbers, it is two uniform runs), then static pruning of every flagged example
+(`pruning.score=aum_flag`, rule easiest).
 
 Measured per run, from metrics.jsonl (one record per epoch):
   target            `target_accuracy` if > 0, else `target_relative` x the best test accuracy
@@ -56,6 +63,7 @@ from regularity_jax.sweeps.report import mean_std_rows
 from regularity_jax.training.features import prioritization
 
 LOSS_BASED = ("selective_backprop", "importance", "infobatch")
+AUM_FILTERED = "aum_filtered"  # uniform on the examples AUM's threshold samples do not flag
 COST_KEYS = ("step", "examples_backpropagated", "examples_forwarded", "train_time_s")
 
 
@@ -135,9 +143,9 @@ def conditions(config) -> list[tuple[str, str, float]]:
 
 def _check(config) -> None:
   for m in config.methods:
-    if m not in prioritization.KINDS:
+    if m not in prioritization.KINDS + (AUM_FILTERED,):
       raise StudyError(f"unknown method {m!r} in --config.methods; choose from "
-                       f"{prioritization.KINDS}")
+                       f"{prioritization.KINDS + (AUM_FILTERED,)}")
   if "uniform" not in config.methods:
     raise StudyError("--config.methods must include 'uniform' (the reference of speed-ups)")
   for k in config.noise_kinds:
@@ -173,12 +181,37 @@ def grid(config):
                      "corruption.seed": seed}
         if method == "noise_aware" and config.noise_aware_matches_corruption and fraction > 0:
           overrides["prioritization_options.noise_fraction"] = fraction
+        if method == "rho_loss":
+          epochs = int(config.get("rho_epochs", 0)) or int(config.base.num_epochs) * int(
+              config.base.prioritization_options.rho_candidates)
+          overrides.update({"num_epochs": epochs, "checkpoint_every": epochs})
+        if method == AUM_FILTERED:
+          overrides["prioritization"] = "uniform"
         yield f"{cond}_{method}_seed{seed}", seed, cond, method, overrides
 
 
 def sweep(config, runs) -> dict[str, Any]:
-  return {name: runs.run(name, subruns.derive_config(config.base, overrides))
-          for name, *_, overrides in grid(config)}
+  out = {}
+  for name, seed, cond, method, overrides in grid(config):
+    if method == AUM_FILTERED:
+      overrides = {**overrides, **aum_filter(config, runs, f"{cond}_aumset{{}}_seed{seed}",
+                                             overrides)}
+    out[name] = runs.run(name, subruns.derive_config(config.base, overrides))
+  return out
+
+
+def aum_filter(config, runs, name: str, overrides) -> dict[str, Any]:
+  """Runs the two AUM threshold-sample runs of a condition (`name` formats the set index)
+  and returns the pruning overrides that keep exactly the unflagged examples."""
+  first = runs.run(name.format(1), subruns.derive_config(config.base, {
+      **overrides, "aum_threshold.set": 1}))
+  path = first.workdir / "scores.npz"
+  second = runs.run(name.format(2), subruns.derive_config(config.base, {
+      **overrides, "aum_threshold.set": 2, "aum_threshold.partner": str(path)}))
+  flags = np.asarray(second.scores["train/aum_flag"])
+  return {"pruning.scores_path": str(second.workdir / "scores.npz"), "pruning.score": "aum_flag",
+          "pruning.rule": "easiest", "pruning.seed": int(overrides["seed"]),
+          "pruning.fraction_kept": float(np.mean(flags == 0))}
 
 
 def _row(config, result, target, reference, others, cond, method, seed) -> dict[str, Any]:
