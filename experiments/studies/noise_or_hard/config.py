@@ -41,16 +41,16 @@ def base_config():
   b = default_config()
   b.dataset = "mnist"
   b.model = "mlp"
-  b.model_kwargs.hidden = (256,)
+  b.model_kwargs.hidden = (128,)
   b.optimizer = "sgd"
   b.learning_rate = 0.05
   b.momentum = 0.9
   b.batch_size = 128
   b.eval_batch_size = 1000
-  b.num_epochs = 12
+  b.num_epochs = 10
   b.eval_every = 1
-  b.checkpoint_every = 12
-  b.train_subset, b.test_subset = 3000, 1000
+  b.checkpoint_every = 10
+  b.train_subset, b.test_subset = 2000, 500
   b.progress_bar = False
   b.plots = False
   return b

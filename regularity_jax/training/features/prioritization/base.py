@@ -29,6 +29,12 @@ class Prioritization(Feature):
   """A prioritization method; subclasses implement `plan`."""
   # Whether the epoch's per-example loss weights multiply the split's (InfoBatch).
   uses_example_weights = False
+  # Whether replicas would take different steps or weights (then num_seeds > 1 is refused).
+  replicas_differ = False
+
+  @classmethod
+  def replica_clash(cls, config) -> str | None:
+    return f"prioritization={config.prioritization}" if cls.replicas_differ else None
 
   @classmethod
   def enabled(cls, config) -> bool:

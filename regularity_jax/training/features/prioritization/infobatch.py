@@ -22,9 +22,7 @@ class InfoBatch(Prioritization):
   name = "infobatch"
   uses_example_weights = True
 
-  @classmethod
-  def replica_clash(cls, config) -> str | None:
-    return f"prioritization={config.prioritization}"
+  replicas_differ = True
 
   @classmethod
   def validate(cls, config) -> None:

@@ -39,9 +39,7 @@ STREAM_IRREDUCIBLE = 7  # the IL model's keys: fold_in(run key, 7)
 class RhoLoss(Prioritization):
   name = "rho_loss"
 
-  @classmethod
-  def replica_clash(cls, config) -> str | None:
-    return f"prioritization={config.prioritization}"
+  replicas_differ = True
 
   @classmethod
   def validate(cls, config) -> None:

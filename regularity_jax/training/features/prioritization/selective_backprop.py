@@ -27,9 +27,7 @@ from regularity_jax.training.state import STREAM_STEP
 class SelectiveBackprop(Prioritization):
   name = "selective_backprop"
 
-  @classmethod
-  def replica_clash(cls, config) -> str | None:
-    return f"prioritization={config.prioritization}"
+  replicas_differ = True
 
   @classmethod
   def validate(cls, config) -> None:
