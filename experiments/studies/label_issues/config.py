@@ -1,6 +1,8 @@
 r"""Label issues by confident learning: turn-over dropout (one run) against K-fold (K runs).
 
-  # the CPU-sized version whose report is in experiments/results/noise/label_issues/:
+  # the CPU-sized version whose report is in experiments/results/noise/label_issues/
+  # (MNIST + Fashion-MNIST, 4,000 examples, 25% symmetric noise, seed 0, 5 folds; 12 runs,
+  # 87 s wall on 2 shared Xeon cores, jax 0.10.2, 2026-12-02):
   python -m experiments.study --config=experiments/studies/label_issues/config.py:cpu \
       --config.mnist_dir=../shared/data/mnist --workdir=runs/label_issues_cpu
   # smoke (1,000 examples, 25% symmetric noise, 3 folds; under 2 minutes on 2 CPU cores):
