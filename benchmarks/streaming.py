@@ -12,7 +12,8 @@ the same config (seed 0, `--epochs` epochs, an evaluation of both splits every e
 Throughput: training examples per second of the epochs after the first (the first compiles),
 median over them, from metrics.jsonl's train_time_s; eval: seconds of the evaluation of both
 splits, likewise. `device MB`: the bytes of every live device array at the end of the last
-epoch (jax.live_arrays(): state, per-example statistics, and in device mode the splits).
+epoch (jax.live_arrays() created by the run: state, per-example statistics, the streamed rows in
+flight, and in device mode the splits).
 Both modes give the same numbers (tests/test_streaming.py): the check column says whether the
 two runs' scores.npz agree here too.
 """
@@ -20,6 +21,7 @@ two runs' scores.npz agree here too.
 from __future__ import annotations
 
 import datetime
+import gc
 import pathlib
 import platform
 import statistics
@@ -65,10 +67,14 @@ def _run(case: str, mode: str, workdir: pathlib.Path) -> dict:
   from regularity_jax.training import train_and_evaluate  # pylint: disable=g-import-not-at-top
   device_bytes = []
   original = loop.train_epoch
+  gc.collect()
+  earlier = jax.live_arrays()  # earlier runs' leftovers, held so that their ids stay theirs
+  before = {id(a) for a in earlier}
 
   def probed(*args, **kwargs):
     out = original(*args, **kwargs)
-    device_bytes.append(sum(a.nbytes for a in jax.live_arrays()))
+    gc.collect()
+    device_bytes.append(sum(a.nbytes for a in jax.live_arrays() if id(a) not in before))
     return out
 
   loop.train_epoch = probed

@@ -111,6 +111,30 @@ def test_feature_stream_equals_device(feature, tiny_dir, tmp_path):
   assert_runs_equal(runs["device"], runs["stream"])
 
 
+@pytest.fixture(scope="module")
+def previous_scores(tiny_dir, tmp_path_factory):
+  """A finished run's scores.npz: what pruning and weighting read with a scores_path."""
+  workdir = tmp_path_factory.mktemp("previous") / "run"
+  train_and_evaluate(engine_fixtures.tiny_config(tiny_dir, num_epochs=2), workdir)
+  return workdir / "scores.npz"
+
+
+@pytest.mark.parametrize("overrides", [
+    {"pruning.fraction_kept": 0.5, "pruning.score": "forgetting"},
+    {"weighting.scheme": "hard_first", "weighting.score": "el2n"},
+], ids=["pruning_by_score", "weighting_from_scores"])
+def test_scores_path_features_stream_equals_device(overrides, previous_scores, tiny_dir,
+                                                    tmp_path):
+  field = next(k for k in overrides).split(".")[0]
+
+  def config_of(**more):
+    return engine_fixtures.tiny_config(tiny_dir, num_epochs=2, **overrides, **more,
+                                       **{f"{field}.scores_path": str(previous_scores)})
+
+  runs = both_modes(config_of, tmp_path)
+  assert_runs_equal(runs["device"], runs["stream"])
+
+
 class TestRefused:
   """What stream mode cannot do is refused in one line naming the fix."""
 
