@@ -212,6 +212,16 @@ class TestResume:
     assert_runs_equal(reference, resumed, float_atol=0.0)
 
 
+  def test_a_device_run_resumes_in_stream_mode(self, tiny_dir, tmp_path):
+    """input_pipeline changes where batches come from, not the results: resume-neutral."""
+    from regularity_jax.runs import RunDirectory  # pylint: disable=g-import-not-at-top
+    config = engine_fixtures.tiny_config(tiny_dir, num_epochs=1)
+    train_and_evaluate(config, tmp_path / "run")
+    stream = engine_fixtures.tiny_config(tiny_dir, num_epochs=1, input_pipeline="stream",
+                                         **{"stream.threads": 3})
+    assert RunDirectory.check(tmp_path / "run", stream)
+
+
 class TestMemory:
 
   @pytest.mark.parametrize("mode", ["device", "stream"])
