@@ -82,3 +82,17 @@ def batch_not_divisible_by_devices(tmp: str) -> None:
     assert "batch_size=18 is not a positive multiple of the 4" in str(e), e
   else:
     raise AssertionError("a batch of 18 on 4 devices was accepted")
+
+
+def stream_four_devices_match_device(tmp: str) -> None:
+  """Stream mode on 4 devices (rows put sharded along the batch) equals device mode there, with
+  vmapped seeds and augmentation."""
+  _four_devices()
+  tmp = pathlib.Path(tmp)
+  engine_fixtures.write_tiny_npz(tmp / "data")
+  runs = {}
+  for mode in ("device", "stream"):
+    config = engine_fixtures.tiny_config(tmp / "data", num_epochs=2, num_seeds=2, augment=True,
+                                         crop_padding=2, input_pipeline=mode)
+    runs[mode] = train_and_evaluate(config, tmp / mode)
+  assert_scores_equal(runs["device"].scores, runs["stream"].scores, float_atol=1e-6)

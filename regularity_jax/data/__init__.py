@@ -14,7 +14,8 @@ Modules: `types` (Split, Dataset, DataError), `catalog` (names, classes),
 `registry` (load_dataset), `local_files` / `image_folders` / `tfds_source` /
 `mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`, `partitions` (holdout, threshold
 samples);
-`augment` and `batching` (on-device, jax).
+`augment` and `batching` (on-device, jax); `streaming` (grain: host reads of the rows of
+a fixed plan of positions).
 """
 
 from regularity_jax.data.catalog import DATASETS

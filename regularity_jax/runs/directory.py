@@ -37,7 +37,7 @@ from regularity_jax.runs import scores_file
 
 # Fields that do not change results, so a run may resume with other values.
 RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkpoints",
-                            "scan_epoch"})
+                            "scan_epoch", "input_pipeline", "stream.threads", "stream.prefetch"})
 
 
 LOCK_NAME = "run.lock"

@@ -29,22 +29,28 @@ from regularity_jax.metrics.losses import cross_entropy
 
 
 def logits_in_batches(graphdef, params, model_state, images: np.ndarray,
-                      batch_size: int) -> np.ndarray:
+                      batch_size: int, batches_per_call: int | None = None) -> np.ndarray:
   """Eval-mode logits f32[N, C] of `images` f32[N, ...], in fixed-size padded batches (one
-  compilation per shape) with one `lax.map` over them."""
+  compilation per shape) with one `lax.map` over them; `batches_per_call`: at most that many
+  batches on the device at a time (one call each; None: all of `images` in one call)."""
   n = len(images)
   num = max(1, -(-n // batch_size))
-  padded = np.zeros((num * batch_size,) + images.shape[1:], np.float32)
-  padded[:n] = images
+  per_call = num if batches_per_call is None else max(1, min(num, int(batches_per_call)))
+  rows = per_call * batch_size
 
   @jax.jit
   def run(params, model_state, x):
     def one(xb):
       return models.apply(graphdef, params, model_state, xb, train=False)[0].astype(jnp.float32)
-    return jax.lax.map(one, x.reshape((num, batch_size) + x.shape[1:]))
+    return jax.lax.map(one, x.reshape((per_call, batch_size) + x.shape[1:]))
 
-  out = jax.device_get(run(params, model_state, jnp.asarray(padded)))
-  return np.asarray(out).reshape(num * batch_size, -1)[:n]
+  out = []
+  for start in range(0, num * batch_size, rows):
+    padded = np.zeros((rows,) + images.shape[1:], np.float32)
+    chunk = images[start:start + rows]
+    padded[:len(chunk)] = chunk
+    out.append(np.asarray(jax.device_get(run(params, model_state, jnp.asarray(padded)))))
+  return np.concatenate(out).reshape(-1, out[0].shape[-1])[:n]
 
 
 def make_epoch(graphdef, tx: optax.GradientTransformation, batch_size: int) -> Callable:
@@ -92,8 +98,10 @@ def train(graphdef, params, model_state, tx: optax.GradientTransformation, image
 
 
 def irreducible_losses(graphdef, params, model_state, images: np.ndarray, labels: np.ndarray,
-                       batch_size: int) -> np.ndarray:
-  """f32[N]: the irreducible-loss model's eval-mode cross-entropy on each (image, label)."""
-  logits = logits_in_batches(graphdef, params, model_state, images, batch_size)
+                       batch_size: int, batches_per_call: int | None = None) -> np.ndarray:
+  """f32[N]: the irreducible-loss model's eval-mode cross-entropy on each (image, label)
+  (`batches_per_call`: as in `logits_in_batches`)."""
+  logits = logits_in_batches(graphdef, params, model_state, images, batch_size,
+                             batches_per_call)
   return np.asarray(cross_entropy(jnp.asarray(logits), jnp.asarray(labels, jnp.int32)),
                     np.float32)

@@ -44,6 +44,10 @@ Fields:
   scan_epoch        run each epoch as one device program (lax.fori_loop over the steps):
                     faster for small models where per-step dispatch dominates; the progress bar
                     then moves once per epoch. Selective-Backprop epochs always step on the host.
+  input_pipeline    device (default: both splits on every device) | stream (the examples stay on
+                    the host and stream to the devices row by row of the same epoch plans, with
+                    grain; same numbers; refuses scan_epoch). regularity_jax.training.inputs
+  stream.threads, stream.prefetch   stream mode: reading threads, rows prefetched to the devices
   holdout.fraction  hold a class-stratified share of the training split out of training
                     (after corruption; `data.partitions`): RHO-LOSS's irreducible-loss model
                     trains on it, and every method of a comparison trains on the same rest;
@@ -120,6 +124,7 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import CORRUPTIONS
 from regularity_jax.data import DATASETS
+from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import choice
@@ -163,6 +168,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2
   c.num_devices = 0
   c.scan_epoch = False
+  c.input_pipeline = "device"
+  c.stream = ml_collections.ConfigDict({"threads": 2, "prefetch": 2})
   c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
   c.holdout = ml_collections.ConfigDict({"fraction": 0.0, "folds": 0, "fold": 0, "seed": 0})
   c.aum_threshold = ml_collections.ConfigDict({"set": 0, "seed": 0, "partner": ""})
@@ -222,6 +229,7 @@ def validate(config) -> None:
   if not 0.0 <= float(config.corruption.fraction) <= 1.0:
     raise ConfigError(f"corruption.fraction={config.corruption.fraction} is outside [0, 1]; "
                       "set --config.corruption.fraction between 0 and 1")
+  inputs.validate(config)
   for feature in features.FEATURES:  # each checks its fields, enabled or not
     feature.validate(config)
   features.prioritization.METHODS[config.prioritization].validate(config)

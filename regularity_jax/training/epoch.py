@@ -58,10 +58,11 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
                                       setup.put(np.int32(num_rows)))
     bar.update(num_rows)
   else:
+    rows = setup.pipeline.train_rows(setup, plan, num_rows)  # None per step, or streamed rows
     with jax.transfer_guard("disallow"):
-      for _ in range(num_rows):
+      for streamed in rows:
         state, carry = step(state, carry, epoch_split, plan["positions"], plan["masks"],
-                            plan["row_weights"])
+                            plan["row_weights"], streamed)
         bar.update(1)
   end = jax.device_get({"sums": carry["sums"], "forwarded": carry["forwarded"],
                         "step": state.step, "active": jnp.mean(state.active)})

@@ -67,8 +67,10 @@ class Splits(Evaluator):
   def __call__(self, setup, core, state, record):
     for name, split, prefix in (("train", setup.train_split, "eval_train_"),
                                 ("test", setup.test_split, "test_")):
-      stats, sums = core.evaluate(state.params, state.model_state, state.eval_stats[name], split,
-                                  *setup.eval_rows[name])
+      stats, sums = state.eval_stats[name], None
+      for chunk in setup.pipeline.eval_chunks(setup, name, split):  # one, or one per batch
+        stats, chunk_sums = core.evaluate(state.params, state.model_state, stats, *chunk)
+        sums = chunk_sums if sums is None else sums + chunk_sums
       state = state.replace(eval_stats={**state.eval_stats, name: stats})
       sums = setup.replicas.per_replica(jax.device_get(sums))
       record[f"{prefix}loss"] = float(np.mean(sums[:, 0] / sums[:, 2]))
@@ -88,16 +90,17 @@ class TurnOverPass(Evaluator):
   def build(self, setup, core) -> None:
     pass_ = steps.make_turnover_evaluate(setup.graphdef)
 
-    def evaluate_turnover(state, split, positions, mask):
+    def evaluate_turnover(state, split, positions, mask, rows=None):
       return pass_(state.params, state.model_state, state.rng(STREAM_TURNOVER),
-                   state.features["turnover"], split, positions, mask)
+                   state.features["turnover"], split, positions, mask, rows)
 
     self._pass = programs.jit("evaluate_turnover", setup.replicas.lift(
-        evaluate_turnover, shared=("split", "positions", "mask")))
+        evaluate_turnover, shared=("split", "positions", "mask", "rows")))
 
   def __call__(self, setup, core, state, record):
-    stats = self._pass(state, setup.train_split, *setup.eval_rows["train"])
-    state = state.replace(features={**state.features, "turnover": stats})
+    for chunk in setup.pipeline.eval_chunks(setup, "train", setup.train_split):
+      state = state.replace(features={**state.features, "turnover": self._pass(state, *chunk)})
+    stats = state.features["turnover"]
     summarize = (turnover_estimator.summarize if not setup.replicas.on
                  else jax.vmap(turnover_estimator.summarize))
     table = jax.device_get(summarize(stats))

@@ -35,8 +35,9 @@ class Programs:
     epoch_step: `(state, carry, split, positions, masks, row_weights) -> (state, carry)`, one
       step on row `carry["row"]` of the epoch plan (state and carry donated).
     scanned_epoch: the first `num_steps` rows of an epoch as one program.
-    evaluate: `(params, model_state, stats, split, positions, mask) -> (stats, sums)`, an
-      eval-mode pass over a split (stats donated); traced once per split shape.
+    evaluate: `(params, model_state, stats, split, positions, mask, rows=None) -> (stats,
+      sums)`, an eval-mode pass over a split (stats donated); traced once per split shape
+      (`rows`: the streamed columns of stream mode, `training.inputs`).
   """
   train_step: Callable
   epoch_step: Callable
@@ -57,6 +58,6 @@ class Programs:
         scanned_epoch=jit("scanned_epoch",
                           lift(steps.make_scanned_epoch(fused), shared=("split", "num_steps")),
                           donate_argnums=(0, 1)),
-        evaluate=jit("evaluate", lift(evaluate, shared=("split", "positions", "mask")),
+        evaluate=jit("evaluate", lift(evaluate, shared=("split", "positions", "mask", "rows")),
                      donate_argnums=(2,)))
 

@@ -22,6 +22,7 @@ from regularity_jax import data
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import batching
+from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
 from regularity_jax.training import sharding
 from regularity_jax.training.errors import ConfigError
@@ -93,7 +94,9 @@ class Setup:
     graphdef: the model's static structure.
     tx, schedule: the unit-rate optimizer and the schedule in full-run steps.
     steps_per_epoch: optimizer steps of a full epoch.
-    train_split, test_split: the splits on the devices ({image, label, id, weight}).
+    pipeline: where batches come from (`inputs.DeviceInput` or `inputs.StreamInput`).
+    train_split, test_split: the splits' columns on the devices ({image, label, id, weight};
+      stream mode: {weight}, the examples stream from the host, `inputs`).
     train_ids, test_ids: i32[n] on the devices.
     eval_rows: {"train", "test"}: (positions, mask) of the evaluation batches, on the devices.
     initial_active: bool[n_train] rows an epoch may draw from at the start.
@@ -111,6 +114,7 @@ class Setup:
   tx: Any
   schedule: Any
   steps_per_epoch: int
+  pipeline: Any
   train_split: dict
   test_split: dict
   train_ids: jax.Array
@@ -157,15 +161,16 @@ class Setup:
     eval_rows = {name: jax.device_put(batching.eval_batches(len(split), config.eval_batch_size),
                                       rows)
                  for name, split in (("train", dataset.train), ("test", dataset.test))}
+    pipeline = inputs.make(config, dataset)
     return cls(
         config=config, features=tuple(features), dataset=dataset,
         replicas=Replicas(int(config.num_seeds)), mesh=mesh, replicated=replicated, rows=rows,
         tracker=metrics.Tracker(id_space, kernels=tuple(config.tracking.kernels)),
         graphdef=graphdef, tx=optimizers.make_optimizer(config),
         schedule=optimizers.make_schedule(config, steps_per_epoch),
-        steps_per_epoch=steps_per_epoch,
-        train_split=jax.device_put(train_arrays, replicated),
-        test_split=jax.device_put(split_arrays(dataset.test), replicated),
+        steps_per_epoch=steps_per_epoch, pipeline=pipeline,
+        train_split=jax.device_put(pipeline.device_split(train_arrays), replicated),
+        test_split=jax.device_put(pipeline.device_split(split_arrays(dataset.test)), replicated),
         train_ids=jax.device_put(dataset.train.ids, replicated),
         test_ids=jax.device_put(dataset.test.ids, replicated),
         eval_rows=eval_rows, initial_active=active, first_model=(params, model_state))

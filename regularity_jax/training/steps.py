@@ -94,9 +94,15 @@ def make_eval_step(graphdef, tracker: metrics.Tracker):
   return eval_step
 
 
-def gather_batch(split: dict, positions: jnp.ndarray, mask: jnp.ndarray) -> dict:
-  """Builds a batch from an on-device split dict {image, label, id, weight} at row `positions`."""
+def gather_batch(split: dict, positions: jnp.ndarray, mask: jnp.ndarray,
+                 rows: dict | None = None) -> dict:
+  """Builds a batch from an on-device split dict {image, label, id, weight} at row `positions`.
+
+  `rows`: columns of this very batch already gathered (on the host, `training.inputs`'s stream
+  mode: e.g. {image f32[B, ...], label i32[B], id i32[B]}); they take the place of the split's.
+  """
   batch = {k: v[positions] for k, v in split.items()}
+  batch.update(rows or {})
   batch["mask"] = mask
   return batch
 
@@ -116,11 +122,13 @@ def init_epoch_carry() -> dict:
 
 
 def row_batch(state: TrainState, split: dict, positions, masks, row, *, augment_images: bool,
-              crop_padding: int = 4, flip: bool = True) -> dict:
+              crop_padding: int = 4, flip: bool = True, rows: dict | None = None) -> dict:
   """Row `row` of an epoch's i32[S, W] positions / bool[S, W] masks as a batch, gathered from
-  the on-device split and (for images) augmented with the key of `state.step`."""
+  the on-device split (and `rows`, the streamed columns of that row: `gather_batch`) and (for
+  images) augmented with the key of `state.step`."""
   mask = jax.lax.dynamic_index_in_dim(masks, row, keepdims=False)
-  batch = gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False), mask)
+  batch = gather_batch(split, jax.lax.dynamic_index_in_dim(positions, row, keepdims=False), mask,
+                       rows)
   if augment_images:
     batch["image"] = augment.crop_and_flip(state.rng(STREAM_STEP, state.step, 2), batch["image"],
                                            batch["id"], padding=crop_padding, flip=flip)
@@ -130,17 +138,20 @@ def row_batch(state: TrainState, split: dict, positions, masks, row, *, augment_
 def make_epoch_step(train_step, *, augment_images: bool, crop_padding: int = 4, flip: bool = True):
   """Fuses gather + on-device augmentation + `train_step` + running sums into one function.
 
-  `epoch_step(state, carry, split, positions, masks, row_weights) -> (state, carry)` trains
-  on row `carry["row"]` of the epoch's i32[S, B] positions / bool[S, B] masks (from
+  `epoch_step(state, carry, split, positions, masks, row_weights, rows=None) -> (state, carry)`
+  trains on row `carry["row"]` of the epoch's i32[S, B] positions / bool[S, B] masks (from
   `batching.epoch_batches`), with the loss weights of the split times f32[S, B] row_weights
   (importance-sampling corrections; ones otherwise), and advances the row. The whole matrices
-  stay on the device and the row is picked there, so the host loop passes no per-step data.
+  stay on the device and the row is picked there, so the host loop passes no per-step data,
+  except in stream mode (`training.inputs`): `rows`, the columns of that row streamed from the
+  host (e.g. {image f32[B, ...], label, id}), which the split then lacks.
   """
 
-  def epoch_step(state: TrainState, carry: dict, split: dict, positions, masks, row_weights):
+  def epoch_step(state: TrainState, carry: dict, split: dict, positions, masks, row_weights,
+                 rows=None):
     row = carry["row"]
     batch = row_batch(state, split, positions, masks, row, augment_images=augment_images,
-                      crop_padding=crop_padding, flip=flip)
+                      crop_padding=crop_padding, flip=flip, rows=rows)
     mask = batch["mask"]
     batch["weight"] = batch["weight"] * jax.lax.dynamic_index_in_dim(row_weights, row,
                                                                      keepdims=False)
@@ -167,10 +178,11 @@ def make_scanned_epoch(epoch_step):
 
 
 def make_turnover_evaluate(graphdef):
-  """`evaluate(params, model_state, turnover_key, stats, split, positions, mask) -> stats`:
-  own and flipped sub-network passes over a split, feeding `estimators.turnover` state."""
+  """`evaluate(params, model_state, turnover_key, stats, split, positions, mask, rows=None)
+  -> stats`: own and flipped sub-network passes over a split, feeding `estimators.turnover`
+  state (`rows`: streamed columns [S, B, ...], as in `make_evaluate`)."""
 
-  def evaluate(params, model_state, turnover_key, stats, split, positions, mask):
+  def evaluate(params, model_state, turnover_key, stats, split, positions, mask, rows=None):
     def body(stats, row):
       batch = gather_batch(split, *row)
       own, flipped = turnover_estimator.own_and_flipped_logits(
@@ -178,26 +190,30 @@ def make_turnover_evaluate(graphdef):
       return turnover_estimator.update(stats, batch["id"], own, flipped, batch["label"],
                                        batch["mask"]), None
 
-    stats, _ = jax.lax.scan(body, stats, (positions, mask))
+    stats, _ = jax.lax.scan(body, stats, (positions, mask, rows))
     return stats
 
   return evaluate
 
 
 def make_evaluate(eval_step):
-  """`evaluate(params, model_state, stats, split, positions[S, B], mask[S, B]) -> (stats, sums)`.
+  """`evaluate(params, model_state, stats, split, positions[S, B], mask[S, B], rows=None)
+  -> (stats, sums)`.
 
   One `lax.scan` over the evaluation batches of a whole split: a single dispatch per split.
+  `rows`: columns of those batches streamed from the host ({image f32[S, B, ...], label,
+  id}; `training.inputs`), scanned along with the positions.
   """
 
-  def evaluate(params, model_state, stats, split, positions, mask):
+  def evaluate(params, model_state, stats, split, positions, mask, rows=None):
     def body(carry, row):
       stats, sums = carry
       batch = gather_batch(split, *row)
       stats, per_example = eval_step(params, model_state, stats, batch)
       return (stats, sums + batch_sums(per_example, row[1])), None
 
-    (stats, sums), _ = jax.lax.scan(body, (stats, jnp.zeros(3, jnp.float32)), (positions, mask))
+    (stats, sums), _ = jax.lax.scan(body, (stats, jnp.zeros(3, jnp.float32)),
+                                    (positions, mask, rows))
     return stats, sums
 
   return evaluate

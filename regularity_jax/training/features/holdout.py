@@ -36,7 +36,8 @@ class Holdout(Feature):
   def _probs(self, setup, state) -> np.ndarray:
     split = setup.dataset.holdout
     logits = irreducible.logits_in_batches(setup.graphdef, state.params, state.model_state,
-                                           split.images, int(setup.config.eval_batch_size))
+                                           split.images, int(setup.config.eval_batch_size),
+                                           setup.pipeline.transfer_batches)
     return np.asarray(jax.nn.softmax(logits, axis=-1), np.float32)
 
   def after_evaluation(self, setup, state, record, epoch, run):

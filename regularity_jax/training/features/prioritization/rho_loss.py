@@ -110,4 +110,5 @@ def irreducible_losses(setup) -> np.ndarray:
       epochs=int(config.prioritization_options.rho_il_epochs), batch_size=int(config.batch_size),
       key=jax.random.fold_in(key, 1), progress=bool(config.progress_bar))
   return irreducible.irreducible_losses(graphdef, params, model_state, dataset.train.images,
-                                        dataset.train.labels, int(config.eval_batch_size))
+                                        dataset.train.labels, int(config.eval_batch_size),
+                                        setup.pipeline.transfer_batches)

@@ -91,11 +91,11 @@ def make_selection_step(train_step, graphdef, select, *, augment_images: bool,
   (and update its own state), and trains on them. The signature is `steps.make_epoch_step`'s;
   `carry["forwarded"]` counts the W candidates, `carry["sums"]` the backpropagated rows."""
 
-  def selection_step(state, carry, split, positions, masks, row_weights):
+  def selection_step(state, carry, split, positions, masks, row_weights, rows=None):
     del row_weights
     row = carry["row"]
     batch = steps.row_batch(state, split, positions, masks, row, augment_images=augment_images,
-                            crop_padding=crop_padding)
+                            crop_padding=crop_padding, rows=rows)
     logits, _ = models.apply(graphdef, state.params, state.model_state, batch["image"], train=False)
     state, order, train_mask = select(state, batch, cross_entropy(logits, batch["label"]))
     train_batch = {k: v[order] for k, v in batch.items()}
