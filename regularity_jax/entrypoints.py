@@ -2,6 +2,7 @@
 
   python -m experiments.main   -> entrypoints.run(training.train_and_evaluate, config, workdir)
   python -m experiments.study  -> entrypoints.run(experiments.studies.run, config, workdir)
+  python -m experiments.report -> entrypoints.run(report.write, workdir)
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any, Callable
 
 def user_errors() -> tuple[type[Exception], ...]:
   """The exceptions that mean bad input (reported as one line), not a bug (a traceback)."""
-  from regularity_jax import data, runs, sweeps, training  # pylint: disable=g-import-not-at-top
+  from regularity_jax import data, report, runs, sweeps, training  # pylint: disable=g-import-not-at-top
   return (data.DataError, runs.RunDirectoryError, runs.ScoresFileError, training.ConfigError,
-          training.TrainingDiverged, sweeps.StudyError, runs.CheckpointFormatError)
+          training.TrainingDiverged, sweeps.StudyError, runs.CheckpointFormatError,
+          report.ReportError)
 
 
 # OS errors that mean the machine, not the program: a full disk, a read-only or forbidden path.

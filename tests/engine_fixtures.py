@@ -2,6 +2,7 @@
 
 import contextlib
 import pathlib
+import re
 from unittest import mock
 
 import numpy as np
@@ -47,6 +48,7 @@ def tiny_config(data_dir, **overrides):
   c.momentum = 0.9
   c.progress_bar = False
   c.plots = False
+  c.report = False
   c.lock()
   c.model_kwargs.unlock()  # a model's keyword arguments are its own
   c.update_from_flattened_dict(overrides)  # dotted keys, type-checked, unknown fields refused
@@ -61,6 +63,9 @@ def check_report(path, figure_names):
   for name in figure_names:
     assert f"]({name})" in text
     assert (path.parent / name).read_bytes()[:4] == b"\x89PNG"
+  assert "## Run reports" in text
+  for link in re.findall(r"\]\(([^)]*report\.html)\)", text):  # the runs' reports exist
+    assert (path.parent / link).read_text()[:15] == "<!DOCTYPE html>", link
   return text
 
 

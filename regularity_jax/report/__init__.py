@@ -66,7 +66,6 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
   Raises:
     ReportError: not a finished run, or its data cannot be loaded or do not match scores.npz.
   """
-  from regularity_jax.runs import plots  # pylint: disable=g-import-not-at-top
   from regularity_jax.runs import scores_file  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
   if k <= 0:
@@ -86,8 +85,6 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
   _check_rows(scores, dataset, workdir)
   records = _read_metrics(workdir)
   plots_dir = workdir / "plots"
-  if not (plots_dir / "learning_curves.png").is_file():
-    plots.write_all(records, scores.arrays, plots_dir)
   grids = (selection.score_grids(scores.arrays, "train",
                                  selection.available_scores(scores.arrays, "train"), k=k,
                                  seed=seed)

@@ -181,9 +181,11 @@ def render(*, title: str, summary: Mapping[str, Any], scores: Mapping[str, np.nd
   body.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in sections) + "</nav>")
   body.append(f'<h2 id="summary">Summary</h2>{_kv(summary)}')
   body.append('<h2 id="curves">Learning curves, forgetting, margins</h2>')
-  for caption, path in plots.items():
-    if caption != "data map":
-      body.append(f"<p>{_image(path, caption)}</p>")
+  curves = {c: p for c, p in plots.items() if c != "data map"}
+  if not curves:
+    body.append('<p class="note">No plots: the run was made with --config.plots=False.</p>')
+  for caption, path in curves.items():
+    body.append(f"<p>{_image(path, caption)}</p>")
   rule = (f"Per class (the label the run trained with), the {k} examples with the highest and "
           f"the lowest value of each score, ranked by <code>metrics.difficulty.order</code> "
           f"(higher = harder; NaN last; ties broken by the permutation of seed {seed}). "

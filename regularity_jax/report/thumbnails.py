@@ -104,5 +104,6 @@ def line_symbol(symbol_id: str, series: np.ndarray) -> str:
   lines = []
   for ch in range(x.shape[1]):
     pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, y[:, ch]))
-    lines.append(f'<polyline points="{pts}"/>')
+    lines.append(f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" '
+                 f'points="{pts}"/>')
   return f'<symbol id="{symbol_id}" viewBox="0 0 100 40">{"".join(lines)}</symbol>'

@@ -8,6 +8,7 @@
     scores_train.csv   the train rows of scores.npz, one row per example id
     scores_test.csv    the test rows
     plots/*.png
+    report.html        the run report (regularity_jax.report); plots/grids/*.png its grids
     checkpoints/       Orbax (regularity_jax.runs.checkpoints)
     wall_time.json     wall time of the run, summed over its invocations (resumes)
     reduction/, influence.npz   files of features (dynamic reduction, turn-over influence)
@@ -36,7 +37,7 @@ from regularity_jax import notices
 from regularity_jax.runs import scores_file
 
 # Fields that do not change results, so a run may resume with other values.
-RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "num_devices", "keep_checkpoints",
+RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_devices", "keep_checkpoints",
                             "scan_epoch", "input_pipeline", "stream.threads", "stream.prefetch"})
 
 

@@ -57,7 +57,24 @@ def run_study(study: ModuleType, config, workdir: str | os.PathLike) -> StudyRes
   if study.__doc__:
     report.preformatted(study.__doc__.split("\n\n", 1)[1])
   study.report(config, records, measured, report, runs)
+  link_run_reports(report, runs)
   return StudyResult(report=report.write(), records=records, measured=measured)
 
 
-__all__ = ["Report", "StudyError", "StudyResult", "SubRuns", "run_study"]
+def link_run_reports(report: Report, runs: SubRuns) -> None:
+  """Ends the study's report with a "Run reports" section: a link to the report.html of each
+  of its training runs (`regularity_jax.report`), relative to the study's directory."""
+  names = list(dict.fromkeys(runs.trained + runs.reused))
+  pages = [(n, runs.path(n) / "report.html") for n in names]
+  pages = [(n, p) for n, p in pages if p.is_file()]
+  report.heading("Run reports")
+  if not pages:
+    report.paragraph("No training run of this study wrote a report.html (their config had "
+                     "report=False); `python -m experiments.report --workdir=RUN` writes one.")
+    return
+  report.paragraph(f"Each training run's examples, data map and curves ({len(pages)} of "
+                   f"{len(names)} runs): open the file in a browser.")
+  report.bullets(f"[{n}]({os.path.relpath(p, report.workdir)})" for n, p in pages)
+
+
+__all__ = ["Report", "StudyError", "StudyResult", "SubRuns", "link_run_reports", "run_study"]

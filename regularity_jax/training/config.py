@@ -112,6 +112,9 @@ Fields:
                     summaries (the last every epoch); one that does not apply is skipped
   progress_bar      tqdm progress bar on stderr
   plots             write PNG plots at the end of the run
+  report            write report.html (grids of the examples each score ranks first and last,
+                    the data map, the plots) and plots/grids/*.png at the end of the run
+                    (regularity_jax.report); report_k examples per grid
 """
 
 from __future__ import annotations
@@ -196,6 +199,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.evaluators = ("splits", "turnover", "margins", "summaries")
   c.progress_bar = True
   c.plots = True
+  c.report = True
+  c.report_k = 16
   return c
 
 
@@ -218,7 +223,7 @@ def validate(config) -> None:
   for name in config.evaluators:
     choice("evaluators entry", name, evaluators.EVALUATORS)
   for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every",
-                "keep_checkpoints", "num_seeds"):
+                "keep_checkpoints", "num_seeds", "report_k"):
     if int(config[field]) <= 0:
       raise ConfigError(f"{field}={config[field]} must be a positive integer; "
                         f"set --config.{field} to a value >= 1")

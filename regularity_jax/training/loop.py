@@ -6,7 +6,7 @@ at each end. Every `eval_every` epochs the evaluators run (`evaluators`: the eva
 both splits, turn-over and margins), then the features' after-evaluation hooks (dynamic
 reduction); every epoch ends with the summaries, one metrics.jsonl line and, every
 `checkpoint_every` epochs, a checkpoint. The run ends with scores.npz (`runs.scores_file`),
-the features' files and the plots. Everything the loop composes lives in a module of its own:
+the features' files, the plots and report.html (`regularity_jax.report`). Everything the loop composes lives in a module of its own:
 `setup`, `programs`, `epoch`, `evaluators`, `features`, `replicas`.
 """
 
@@ -24,6 +24,7 @@ import jax
 import numpy as np
 import tqdm
 
+from regularity_jax import report
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
 from regularity_jax.runs import plots
@@ -123,6 +124,8 @@ def _train(config, setup, features, run, t0) -> RunResult:
   run.write_scores(scores, scores_file.provenance(config, setup.dataset))
   if config.plots:
     plots.write_all(records, scores, run.plots_dir)
+  if config.report and jax.process_index() == 0:
+    report.write(run.path, dataset=setup.dataset, k=int(config.report_k))
   run.record_wall_time(time.perf_counter() - t0)
   return RunResult(workdir=run.path, metrics=records, scores=scores)
 
