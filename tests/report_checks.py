@@ -90,11 +90,10 @@ def check_report(workdir, k=16) -> GridParser:
     var = np.asarray(scores["train/variability"], np.float64)
     ids = np.asarray(scores["train/example_id"])
     ok = np.isfinite(conf) & np.isfinite(var)
-    steady = np.flatnonzero(ok & (var <= np.median(var[ok])))
     everyone = np.flatnonzero(ok)
-    regions = {"easy-to-learn": slow_pick(conf, steady, k, 0, True),
+    regions = {"easy-to-learn": slow_pick(conf, everyone, k, 0, True),
                "ambiguous": slow_pick(var, everyone, k, 0, True),
-               "hard-to-learn": slow_pick(conf, steady, k, 0, False)}
+               "hard-to-learn": slow_pick(conf, everyone, k, 0, False)}
     for region, rows in regions.items():
       assert parser.grids[f"train/data_map/-1/{region}"] == ids[rows].tolist(), region
   for url in parser.urls:  # only in-page anchors, symbols and data URIs

@@ -87,9 +87,10 @@ class TestSelection:
     t = _table()
     regions = {g.end: g for g in selection.data_map_grids(t, k=7)}
     assert list(regions) == list(selection.REGIONS)
-    var = t["train/variability"]
-    assert np.all(var[regions["easy-to-learn"].rows] <= np.median(var))
+    var, conf = t["train/variability"], t["train/confidence"]
     assert var[regions["ambiguous"].rows].min() >= np.sort(var)[-7]
+    assert conf[regions["easy-to-learn"].rows].min() >= np.sort(conf)[-7]
+    assert conf[regions["hard-to-learn"].rows].max() <= np.sort(conf)[6]
     assert selection.data_map_grids({"train/label": t["train/label"]}) == []
 
 
@@ -108,7 +109,8 @@ class TestReportOfARun:
     parser = report_checks.check_report(result.workdir, k=5)
     assert len(parser.grids) >= 2 * 4 * 5  # two ends x 4 classes x the presentation scores
     text = (result.workdir / "report.html").read_text()
-    assert text.count('class="th bad"') > 0 and "(was " in text  # corrupted: the true label
+    # corrupted examples: a red frame and the original label
+    assert text.count('class="th bad"') > 0 and '<span class="was">was ' in text
     assert "data:image/png;base64," in text  # the sprite sheet and the plots
     assert text.count("url(data:image/png") == 2  # one sprite sheet per split, each once
     grids = sorted(p.name for p in (result.workdir / "plots" / "grids").iterdir())

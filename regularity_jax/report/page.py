@@ -43,9 +43,11 @@ pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:12px;max-height:40em
 
 
 def _fmt(value: float) -> str:
+  """At most about 6 characters: 15, 0.632, -1.2, 1e-07."""
   if not np.isfinite(value):
     return "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-  return f"{value:.3g}"
+  text = f"{value:.3g}"
+  return f"{value:.0e}" if "e" in text else text
 
 
 class _Thumbs:
@@ -90,16 +92,16 @@ def _thumb(thumbs: _Thumbs, scores: Mapping[str, np.ndarray], split: str, row: i
   label = int(scores[f"{split}/label"][row])
   corrupted = split == "train" and "train/corrupted" in scores and bool(
       scores["train/corrupted"][row])
-  label_text = str(label)
   title = f"id {example_id}, label {_name(class_names, label)}"
+  was = ""
   if corrupted:
     original = int(scores["train/original_label"][row])
-    label_text += f' <span class="was">(was {original})</span>'
+    was = f'<br><span class="was">was {original}</span>'
     title += f" (corrupted; original label {_name(class_names, original)})"
   title += f", {what} {_fmt(value)}"
   return (f'<figure class="th{" bad" if corrupted else ""}" data-id="{example_id}" '
           f'data-row="{row}" title="{html.escape(title)}">{thumbs.picture(row)}'
-          f"<figcaption>#{example_id}<br>y={label_text} · {_fmt(value)}</figcaption></figure>")
+          f"<figcaption>#{example_id}<br>y={label} · {_fmt(value)}{was}</figcaption></figure>")
 
 
 def _grid(grid: selection_lib.Grid, thumbs: _Thumbs, scores, class_names, what: str) -> str:
@@ -189,8 +191,8 @@ def render(*, title: str, summary: Mapping[str, Any], scores: Mapping[str, np.nd
   rule = (f"Per class (the label the run trained with), the {k} examples with the highest and "
           f"the lowest value of each score, ranked by <code>metrics.difficulty.order</code> "
           f"(higher = harder; NaN last; ties broken by the permutation of seed {seed}). "
-          "Captions: example id, label (the original label in red when the run corrupted "
-          "it; such thumbnails have a red frame) and the score.")
+          "Captions: example id, the label the run used and the score; a red frame and "
+          "'was c' mark an example whose label the run corrupted (c: its original label).")
   for split, heading in (("train", "Training examples"), ("test", "Test examples")):
     split_grids = [g for g in grids if g.split == split and g.score != "data_map"]
     body.append(f'<h2 id="{split}">{heading}</h2>')
@@ -227,10 +229,10 @@ def _data_map(grids, plots, thumbs, scores, class_names, k) -> str:
     out.append('<p class="note">The run did not track confidence and variability (the '
                "'confidence' kernel).</p>")
     return "".join(out)
-  out.append(f'<p class="note">Which examples sit where (Swayamdipta et al. 2020): the {k} '
-             "most ambiguous (highest variability), and among the examples with variability "
-             "below its median the easiest (highest confidence) and hardest (lowest "
-             "confidence) to learn. Captions give the confidence.</p>")
+  out.append(f'<p class="note">Which examples sit where (Swayamdipta et al. 2020), over all '
+             f"classes: the {k} easiest to learn (highest confidence: top left), the most "
+             "ambiguous (highest variability: right) and the hardest to learn (lowest "
+             "confidence: bottom left). Captions give the confidence.</p>")
   out.append('<table class="grids">')
   for g in regions:
     out.append(f"<tr><th>{g.end}</th><td>{_grid(g, thumbs, scores, class_names, 'confidence')}"

@@ -13,10 +13,10 @@ broken by the random permutation of `seed` over the class's members (`ties="rand
 unforgettable examples of a class are a random draw among those with zero forgetting events,
 not the first ones in storage order. tests/test_report.py recomputes every grid this way.
 
-The data map regions (Swayamdipta et al. 2020) are chosen by the same functions:
-  ambiguous       the k highest variability
-  easy-to-learn   among the examples with variability below its median, the k highest confidence
-  hard-to-learn   among those, the k lowest confidence
+The data map regions (Swayamdipta et al. 2020) are chosen by the same functions, over all
+classes: easy-to-learn the k highest confidence (top left of the map: high confidence forces
+low variability), ambiguous the k highest variability (right), hard-to-learn the k lowest
+confidence (bottom left).
 """
 
 from __future__ import annotations
@@ -110,12 +110,11 @@ def data_map_grids(scores: Mapping[str, np.ndarray], *, k: int = 16, seed: int =
   scored = np.isfinite(conf) & np.isfinite(var)
   if not np.any(scored):
     return []
-  steady = np.flatnonzero(scored & (var <= np.median(var[scored])))
   everyone = np.flatnonzero(scored)
   picks = {
-      "easy-to-learn": steady[difficulty.order(conf[steady], seed=seed, descending=True)[:k]],
+      "easy-to-learn": everyone[difficulty.order(conf[everyone], seed=seed, descending=True)[:k]],
       "ambiguous": everyone[difficulty.order(var[everyone], seed=seed, descending=True)[:k]],
-      "hard-to-learn": steady[difficulty.order(conf[steady], seed=seed)[:k]],
+      "hard-to-learn": everyone[difficulty.order(conf[everyone], seed=seed)[:k]],
   }
   return [Grid(split, "data_map", -1, region, picks[region], conf[picks[region]])
           for region in REGIONS]
