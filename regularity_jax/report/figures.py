@@ -21,7 +21,7 @@ from regularity_jax.report import thumbnails
 
 TITLES = {"hardest": "highest score (hardest)", "easiest": "lowest score (easiest)"}
 FORGETTING_TITLES = {"hardest": "most forgotten", "easiest": "unforgettable (fewest events)"}
-CELL_PX = 56       # a thumbnail's height in the PNG (integer upscaling)
+CELL_PX = 56       # thumbnails are upscaled by the integer CELL_PX // height
 LINE_CELL = (64, 32)  # a 1-D example's cell (width, height)
 PAD = 2            # pixels between thumbnails
 LEFT, TOP = 110, 48  # margins for class names and titles
@@ -51,7 +51,7 @@ def _cells(examples: np.ndarray, pixel_mean, pixel_std) -> list[Image.Image]:
       tiles.append(tile)
     return tiles
   pixels = thumbnails.to_uint8(examples, pixel_mean, pixel_std)
-  scale = max(1, int(round(CELL_PX / pixels.shape[1])))
+  scale = max(1, CELL_PX // pixels.shape[1])  # MNIST 2x; CIFAR 1x (a color PNG 4x smaller)
   tiles = []
   for p in pixels:
     tile = Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p).convert("RGB")
