@@ -113,5 +113,27 @@ def test_quickstart_smoke_report_in_chromium(browser, tmp_path):
   _check(browser, result.workdir, tmp_path)
 
 
+SHARED_DATA = pathlib.Path(os.environ.get(
+    "REGULARITY_JAX_SHARED_DATA",
+    pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.mark.parametrize("module,folder,overrides", [
+    ("mnist_toneva", "mnist", {"train_subset": 1000, "test_subset": 500}),
+    ("cifar10_resnet18", "cifar10_jpeg_q75", {}),  # the smoke config as it is
+])
+def test_smoke_config_report_in_chromium(browser, tmp_path, module, folder, overrides):
+  """The image smokes of the README (MNIST 28x28 gray, CIFAR-10 JPEG 32x32 color)."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  if not (SHARED_DATA / folder).is_dir():
+    pytest.skip(f"shared data {SHARED_DATA / folder} not present (set "
+                "REGULARITY_JAX_SHARED_DATA to the folder holding it)")
+  config = importlib.import_module(f"experiments.configs.{module}").get_config("smoke")
+  config.update_from_flattened_dict({"data_dir": str(SHARED_DATA / folder),
+                                     "progress_bar": False, **overrides})
+  result = train_and_evaluate(config, tmp_path / f"{module}_smoke")
+  _check(browser, result.workdir, tmp_path)
+
+
 def test_unchanged_default_is_on():
   assert default_config().report is True and default_config().report_k == 16
