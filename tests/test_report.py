@@ -118,6 +118,15 @@ class TestReportOfARun:
     for name in grids:
       assert (result.workdir / "plots" / "grids" / name).read_bytes()[:4] == b"\x89PNG"
 
+  def test_turnover_scores_have_grids(self, tmp_path):
+    result = _run(tmp_path, **{"num_epochs": 2, "turnover.enabled": True, "report_k": 4,
+                               "plots": False})
+    parser = report_checks.check_report(result.workdir, k=4)
+    scores = {key.split("/")[1] for key in parser.grids if key.startswith("train/")}
+    assert {"memorization", "memorization_loss", "generalization_error"} <= scores
+    assert "No plots: the run was made with --config.plots=False." in (
+        result.workdir / "report.html").read_text()
+
   def test_command_rewrites_any_run_and_refuses_a_non_run(self, tmp_path):
     result = _run(tmp_path, report=False)
     assert not (result.workdir / "report.html").exists()
