@@ -15,7 +15,8 @@
     run.lock           while a run is live: its host and pid (a second live run is refused; the
                        lock of a killed run is recognised as stale and taken over)
 
-Every file a run writes goes through this class.
+Every file a run writes goes through this class, except report.html and plots/grids/ (written by
+regularity_jax.report, which also serves run directories that finished long ago).
 
 Nothing here ever deletes or overwrites another run: a workdir that holds a run with a
 different config, or files that are not a run, is refused with a message.
