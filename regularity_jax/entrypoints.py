@@ -16,7 +16,8 @@ def user_errors() -> tuple[type[Exception], ...]:
   """The exceptions that mean bad input (reported as one line), not a bug (a traceback)."""
   from regularity_jax import data, runs, sweeps, training  # pylint: disable=g-import-not-at-top
   return (data.DataError, runs.RunDirectoryError, runs.ScoresFileError, training.ConfigError,
-          training.TrainingDiverged, sweeps.StudyError, runs.CheckpointFormatError)
+          training.TrainingDiverged, training.OtherProcessFailed, sweeps.StudyError,
+          runs.CheckpointFormatError)
 
 
 # OS errors that mean the machine, not the program: a full disk, a read-only or forbidden path.

@@ -48,10 +48,11 @@ class Programs:
   def build(cls, setup, *, turnover: bool = False) -> "Programs":
     config, lift = setup.config, setup.replicas.lift
     train_step = steps.make_train_step(setup.graphdef, setup.tx, setup.tracker, setup.schedule,
-                                       turnover=turnover)
+                                       turnover=turnover, constrain=setup.constrain_statistics)
     fused = steps.make_epoch_step(train_step, augment_images=config.augment,
                                   crop_padding=config.crop_padding)
-    evaluate = steps.make_evaluate(steps.make_eval_step(setup.graphdef, setup.tracker))
+    evaluate = steps.make_evaluate(steps.make_eval_step(setup.graphdef, setup.tracker,
+                                                        setup.constrain_statistics))
     return cls(
         train_step=train_step,
         epoch_step=jit("epoch_step", lift(fused, shared=("split",)), donate_argnums=(0, 1)),

@@ -11,7 +11,7 @@ data and model.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from flax import nnx
 import jax
@@ -101,6 +101,9 @@ class Setup:
     eval_rows: {"train", "test"}: (positions, mask) of the evaluation batches, on the devices.
     initial_active: bool[n_train] rows an epoch may draw from at the start.
     first_model: (params, model_state) of replica 0, built with the graphdef.
+    constrain_statistics: with `shard_statistics`, the id-axis layout of a tracker state
+      inside a step (`sharding.constrain_statistics`); None otherwise. The tracker's id space
+      is then padded to a multiple of the devices.
   """
   config: Any
   features: Sequence[Any]
@@ -122,6 +125,7 @@ class Setup:
   eval_rows: dict
   initial_active: np.ndarray
   first_model: tuple
+  constrain_statistics: Callable | None = None
 
   @property
   def n_train(self) -> int:
@@ -150,6 +154,10 @@ class Setup:
     replicated = sharding.replicated(mesh)
     rows = sharding.batch_sharded(mesh, axis=1)
     id_space = int(max(dataset.train.ids.max(initial=-1), dataset.test.ids.max(initial=-1))) + 1
+    constrain = None
+    if config.shard_statistics:  # N/D rows per device: pad N up to a multiple of D
+      id_space = sharding.padded_examples(id_space, mesh)
+      constrain = sharding.constrain_statistics(mesh, id_space)
     steps_per_epoch = batching.num_steps(len(dataset.train), config.batch_size)
     train_arrays = split_arrays(dataset.train)
     active = np.ones(len(dataset.train), bool)
@@ -173,12 +181,20 @@ class Setup:
         test_split=jax.device_put(pipeline.device_split(split_arrays(dataset.test)), replicated),
         train_ids=jax.device_put(dataset.train.ids, replicated),
         test_ids=jax.device_put(dataset.test.ids, replicated),
-        eval_rows=eval_rows, initial_active=active, first_model=(params, model_state))
+        eval_rows=eval_rows, initial_active=active, first_model=(params, model_state),
+        constrain_statistics=constrain)
 
   def initial_state(self) -> TrainState:
     """The state at epoch 0: replica k initialized from seed `config.seed + k`."""
     states = [self._replica_state(int(self.config.seed) + k) for k in range(self.replicas.count)]
-    return self.put(self.replicas.stack(states))
+    state = self.replicas.stack(states)
+    if self.constrain_statistics is None:
+      return self.put(state)
+    stats = {"train_stats": state.train_stats, "eval_stats": state.eval_stats}
+    placement = sharding.statistics_placement(self.mesh, stats, self.id_space,
+                                              axis=1 if self.replicas.on else 0)
+    stats = jax.device_put(stats, placement)
+    return self.put(state.replace(train_stats=None, eval_stats=None)).replace(**stats)
 
   def _replica_state(self, seed: int) -> TrainState:
     run_key = jax.random.key(seed)

@@ -1,7 +1,16 @@
 """Data parallelism the current JAX way: one mesh with a `data` axis.
 
 The batch is sharded along `data`, the train state and the on-device dataset are replicated,
-and `jax.jit` inserts the gradient all-reduce. This is what `pmap` became.
+and `jax.jit` inserts the gradient all-reduce. This is what `pmap` became. With several
+processes (`training.hosts`) the mesh spans every process's devices.
+
+`shard_statistics=True` shards the per-example statistics (the tracker states) along their
+example-id axis instead: `statistics_placement` puts them there at the start and
+`constrain_statistics` keeps them there inside every step. The id space is padded up to a
+multiple of the devices (`padded_examples`) so that every device holds N/D rows; the padding
+rows have no example id, so no update ever writes them. The `.at[ids]` scatters of the kernels
+stay as they are: XLA partitions them, each device applying the rows of the batch whose ids
+fall in its block (docs/scaling.md measures the cost).
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ DATA_AXIS = "data"
 
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
-  """A 1-D mesh over the first `num_devices` local devices (0 means all of them)."""
-  devices = jax.local_devices()
+  """A 1-D mesh over the first `num_devices` devices (0 means all of them): the local ones in
+  one process, every process's (`jax.devices()`) in a multi-process run."""
+  devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
   if num_devices < 0 or num_devices > len(devices):
     raise ConfigError(f"num_devices={num_devices} but {len(devices)} device(s) are available; "
                       "set --config.num_devices=0 to use all of them")
@@ -40,3 +50,33 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh, name: str = "batc
   if batch_size <= 0 or batch_size % num:
     raise ConfigError(f"{name}={batch_size} is not a positive multiple of the {num} devices; "
                       f"set --config.{name} to a multiple of {num} (or --config.num_devices)")
+
+
+def padded_examples(num_examples: int, mesh: jax.sharding.Mesh) -> int:
+  """`num_examples` rounded up to a multiple of the mesh's devices."""
+  num = mesh.devices.size
+  return -(-num_examples // num) * num
+
+
+def _statistics_spec(shape, num_examples: int, axis: int) -> P:
+  if len(shape) > axis and shape[axis] == num_examples:
+    return P(*([None] * axis), DATA_AXIS)
+  return P()
+
+
+def statistics_placement(mesh: jax.sharding.Mesh, tree, num_examples: int, axis: int = 0):
+  """NamedShardings for a tracker-state pytree: leaves whose dimension `axis` (1 with a
+  replica axis in front) has `num_examples` rows are sharded along it, the rest replicated."""
+  return jax.tree.map(
+      lambda x: NamedSharding(mesh, _statistics_spec(x.shape, num_examples, axis)), tree)
+
+
+def constrain_statistics(mesh: jax.sharding.Mesh, num_examples: int):
+  """`constrain(stats) -> stats`, the id-axis sharding as a constraint inside a jitted step
+  (under `replicas.lift`'s vmap the leaves are per replica: axis 0)."""
+
+  def constrain(tree):
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(
+        x, NamedSharding(mesh, _statistics_spec(x.shape, num_examples, 0))), tree)
+
+  return constrain

@@ -42,14 +42,17 @@ def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndar
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics.Tracker,
-                    schedule: optax.Schedule, *, turnover: bool = False
+                    schedule: optax.Schedule, *, turnover: bool = False,
+                    constrain: Callable | None = None
                     ) -> Callable[[TrainState, dict], tuple[TrainState, PerExample]]:
   """Returns the pure `train_step(state, batch) -> (state, per_example)` (not jitted).
 
   `tx` is the unit-rate optimizer of `optimizers.make_optimizer`; its update is scaled by
   `schedule(state.clock.position)`, and the clock advances (`optimizers.Clock`). With
-  `turnover`, every example trains only its own turn-over sub-network m_id.
+  `turnover`, every example trains only its own turn-over sub-network m_id. `constrain`: the
+  layout of the updated tracker state (`sharding.constrain_statistics`; None: as XLA likes).
   """
+  constrain = constrain or (lambda stats: stats)
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, PerExample]:
     mask = batch["mask"]
@@ -75,20 +78,23 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
         opt_state=opt_state,
         clock=state.clock.advance(jnp.sum(mask)),
         # Rows drawn twice (sampling with replacement) are one presentation for the kernels.
-        train_stats=tracker.update(state.train_stats, batch["id"], logits, batch["label"],
-                                   mask & metrics.indexing.first_occurrence(batch["id"], mask)),
+        train_stats=constrain(tracker.update(
+            state.train_stats, batch["id"], logits, batch["label"],
+            mask & metrics.indexing.first_occurrence(batch["id"], mask))),
     )
     return new_state, per_example_outputs(logits, batch["label"], losses)
 
   return train_step
 
 
-def make_eval_step(graphdef, tracker: metrics.Tracker):
-  """Returns `eval_step(params, model_state, stats, batch) -> (stats, per_example)` (eval mode)."""
+def make_eval_step(graphdef, tracker: metrics.Tracker, constrain: Callable | None = None):
+  """Returns `eval_step(params, model_state, stats, batch) -> (stats, per_example)` (eval mode;
+  `constrain` as in `make_train_step`)."""
+  constrain = constrain or (lambda stats: stats)
 
   def eval_step(params, model_state, stats, batch):
     logits, _ = models.apply(graphdef, params, model_state, batch["image"], train=False)
-    stats = tracker.update(stats, batch["id"], logits, batch["label"], batch["mask"])
+    stats = constrain(tracker.update(stats, batch["id"], logits, batch["label"], batch["mask"]))
     return stats, per_example_outputs(logits, batch["label"], cross_entropy(logits, batch["label"]))
 
   return eval_step
