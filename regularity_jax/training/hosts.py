@@ -113,6 +113,23 @@ def fetch(tree: Any) -> Any:
   return jax.tree.map(one, tree)
 
 
+def put(tree: Any, sharding) -> Any:
+  """`jax.device_put(tree, sharding)` (a sharding, or a pytree of them) of host values that
+  every process holds alike. Several processes: each process places its own shards
+  (`jax.make_array_from_callback`), without device_put's cross-process equality check (a
+  collective per array, which NaN-filled statistics would fail: NaN != NaN)."""
+  if not multiprocess():
+    return jax.device_put(tree, sharding)
+  if isinstance(sharding, jax.sharding.Sharding):
+    sharding = jax.tree.map(lambda _: sharding, tree)
+
+  def one(x, s):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, s, lambda index: x[index])
+
+  return jax.tree.map(one, tree, sharding)
+
+
 def local_columns(sharding, shape, axis: int) -> slice:
   """The indices along `axis` of a global array of `shape` placed with `sharding` (sharded
   along `axis` only) that this process's devices hold: one contiguous block."""

@@ -22,6 +22,7 @@ from regularity_jax import data
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import batching
+from regularity_jax.training import hosts
 from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
 from regularity_jax.training import sharding
@@ -136,8 +137,8 @@ class Setup:
     return self.tracker.num_examples
 
   def put(self, tree):
-    """Host values -> replicated on the mesh."""
-    return jax.device_put(tree, self.replicated)
+    """Host values -> replicated on the mesh (on every process's devices: `hosts.put`)."""
+    return hosts.put(tree, self.replicated)
 
   @classmethod
   def create(cls, config, features) -> "Setup":
@@ -166,8 +167,7 @@ class Setup:
       train_arrays["weight"] = feature.initial_weights(dataset, train_arrays["weight"])
     graphdef, params, model_state = build_model(
         config, dataset, jax.random.fold_in(jax.random.key(int(config.seed)), STREAM_INIT))
-    eval_rows = {name: jax.device_put(batching.eval_batches(len(split), config.eval_batch_size),
-                                      rows)
+    eval_rows = {name: hosts.put(batching.eval_batches(len(split), config.eval_batch_size), rows)
                  for name, split in (("train", dataset.train), ("test", dataset.test))}
     pipeline = inputs.make(config, dataset)
     return cls(
@@ -177,10 +177,10 @@ class Setup:
         graphdef=graphdef, tx=optimizers.make_optimizer(config),
         schedule=optimizers.make_schedule(config, steps_per_epoch),
         steps_per_epoch=steps_per_epoch, pipeline=pipeline,
-        train_split=jax.device_put(pipeline.device_split(train_arrays), replicated),
-        test_split=jax.device_put(pipeline.device_split(split_arrays(dataset.test)), replicated),
-        train_ids=jax.device_put(dataset.train.ids, replicated),
-        test_ids=jax.device_put(dataset.test.ids, replicated),
+        train_split=hosts.put(pipeline.device_split(train_arrays), replicated),
+        test_split=hosts.put(pipeline.device_split(split_arrays(dataset.test)), replicated),
+        train_ids=hosts.put(dataset.train.ids, replicated),
+        test_ids=hosts.put(dataset.test.ids, replicated),
         eval_rows=eval_rows, initial_active=active, first_model=(params, model_state),
         constrain_statistics=constrain)
 
@@ -193,7 +193,7 @@ class Setup:
     stats = {"train_stats": state.train_stats, "eval_stats": state.eval_stats}
     placement = sharding.statistics_placement(self.mesh, stats, self.id_space,
                                               axis=1 if self.replicas.on else 0)
-    stats = jax.device_put(stats, placement)
+    stats = hosts.put(stats, placement)
     return self.put(state.replace(train_stats=None, eval_stats=None)).replace(**stats)
 
   def _replica_state(self, seed: int) -> TrainState:
