@@ -162,8 +162,12 @@ def test_sigkill_of_one_process_then_rerun_of_both_resumes_identically(runs, tmp
   assert procs[0].returncode == -signal.SIGKILL, "the run finished before it could be killed"
   assert not (workdir / "scores.npz").exists()
   assert (workdir / "run.lock").exists()  # the killed writer's: stale, taken over below
+  before = (workdir / "metrics.jsonl").read_text().splitlines()
+  assert before
 
   run(workdir)
+  kept = (workdir / "metrics.jsonl").read_text().splitlines()[:len(before) - 1]
+  assert kept == before[:len(before) - 1]  # resumed (their timings kept), not started again
   assert_scores_equal(scores(runs["two_processes"]), scores(workdir), float_atol=0)
   assert records(workdir) == records(runs["two_processes"])
   assert not (workdir / "run.lock").exists()

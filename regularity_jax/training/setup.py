@@ -103,7 +103,7 @@ class Setup:
     initial_active: bool[n_train] rows an epoch may draw from at the start.
     first_model: (params, model_state) of replica 0, built with the graphdef.
     constrain_statistics: with `shard_statistics`, the id-axis layout of a tracker state
-      inside a step (`sharding.constrain_statistics`); None otherwise. The tracker's id space
+      inside a step (`sharding.IdSharded`); None otherwise. The tracker's id space
       is then padded to a multiple of the devices.
   """
   config: Any

@@ -15,6 +15,8 @@ fall in its block (docs/scaling.md measures the cost).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -71,12 +73,28 @@ def statistics_placement(mesh: jax.sharding.Mesh, tree, num_examples: int, axis:
       lambda x: NamedSharding(mesh, _statistics_spec(x.shape, num_examples, axis)), tree)
 
 
-def constrain_statistics(mesh: jax.sharding.Mesh, num_examples: int):
-  """`constrain(stats) -> stats`, the id-axis sharding as a constraint inside a jitted step
-  (under `replicas.lift`'s vmap the leaves are per replica: axis 0)."""
+@dataclasses.dataclass(frozen=True)
+class IdSharded:
+  """The id-axis layout of the statistics inside a jitted step (`shard_statistics`).
 
-  def constrain(tree):
+  `layout(stats)` constrains a tracker state to rows sharded along the data axis (under
+  `replicas.lift`'s vmap the leaves are per replica: axis 0); `layout.rows(values)` constrains
+  a batch's per-example values ([B, ...]) to the batch sharding before they update the
+  statistics, so that the model's forward and backward pass stay data parallel and only those
+  few values ([B] ids, [B, C] logits) cross devices to the rows' owners.
+  """
+  mesh: jax.sharding.Mesh
+  num_examples: int
+
+  def __call__(self, tree):
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(
-        x, NamedSharding(mesh, _statistics_spec(x.shape, num_examples, 0))), tree)
+        x, NamedSharding(self.mesh, _statistics_spec(x.shape, self.num_examples, 0))), tree)
 
-  return constrain
+  def rows(self, tree):
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(
+        x, NamedSharding(self.mesh, P(DATA_AXIS))), tree)
+
+
+def constrain_statistics(mesh: jax.sharding.Mesh, num_examples: int) -> IdSharded:
+  """The `IdSharded` layout of a tracker state over `num_examples` rows on `mesh`."""
+  return IdSharded(mesh, num_examples)

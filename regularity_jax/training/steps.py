@@ -41,6 +41,19 @@ def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndar
           "margin": metrics.logit_margin(logits, labels), "logits": logits}
 
 
+class _AsXlaLikes:
+  """No layout constraint (the default of `make_train_step`'s `constrain`)."""
+
+  def __call__(self, tree):
+    return tree
+
+  def rows(self, tree):
+    return tree
+
+
+_AS_XLA_LIKES = _AsXlaLikes()
+
+
 def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics.Tracker,
                     schedule: optax.Schedule, *, turnover: bool = False,
                     constrain: Callable | None = None
@@ -50,9 +63,10 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
   `tx` is the unit-rate optimizer of `optimizers.make_optimizer`; its update is scaled by
   `schedule(state.clock.position)`, and the clock advances (`optimizers.Clock`). With
   `turnover`, every example trains only its own turn-over sub-network m_id. `constrain`: the
-  layout of the updated tracker state (`sharding.constrain_statistics`; None: as XLA likes).
+  layout of the tracker state and of the values updating it (`sharding.IdSharded`; None: as
+  XLA likes).
   """
-  constrain = constrain or (lambda stats: stats)
+  constrain = constrain or _AS_XLA_LIKES
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, PerExample]:
     mask = batch["mask"]
@@ -78,9 +92,9 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
         opt_state=opt_state,
         clock=state.clock.advance(jnp.sum(mask)),
         # Rows drawn twice (sampling with replacement) are one presentation for the kernels.
-        train_stats=constrain(tracker.update(
-            state.train_stats, batch["id"], logits, batch["label"],
-            mask & metrics.indexing.first_occurrence(batch["id"], mask))),
+        train_stats=constrain(tracker.update(state.train_stats, *constrain.rows((
+            batch["id"], logits, batch["label"],
+            mask & metrics.indexing.first_occurrence(batch["id"], mask))))),
     )
     return new_state, per_example_outputs(logits, batch["label"], losses)
 
@@ -90,11 +104,12 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
 def make_eval_step(graphdef, tracker: metrics.Tracker, constrain: Callable | None = None):
   """Returns `eval_step(params, model_state, stats, batch) -> (stats, per_example)` (eval mode;
   `constrain` as in `make_train_step`)."""
-  constrain = constrain or (lambda stats: stats)
+  constrain = constrain or _AS_XLA_LIKES
 
   def eval_step(params, model_state, stats, batch):
     logits, _ = models.apply(graphdef, params, model_state, batch["image"], train=False)
-    stats = constrain(tracker.update(stats, batch["id"], logits, batch["label"], batch["mask"]))
+    stats = constrain(tracker.update(stats, *constrain.rows(
+        (batch["id"], logits, batch["label"], batch["mask"]))))
     return stats, per_example_outputs(logits, batch["label"], cross_entropy(logits, batch["label"]))
 
   return eval_step
