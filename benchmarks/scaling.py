@@ -80,7 +80,10 @@ def state_bytes_per_example() -> list[tuple[str, float, str]]:
   return rows
 
 
-def make_step(n: int, sharded: bool, mesh):
+LAYOUTS = ("replicated, XLA's choice", "replicated", "sharded")
+
+
+def make_step(n: int, layout: str, mesh):
   """(jitted epoch step, state, carry, split, positions, masks, row weights) at id space n."""
   from experiments.configs import quickstart
   from flax import nnx
@@ -95,7 +98,9 @@ def make_step(n: int, sharded: bool, mesh):
   tx = optimizers.make_optimizer(config)
   tracker = metrics.Tracker(n)
   replicated = sharding.replicated(mesh)
-  constrain = sharding.constrain_statistics(mesh, n) if sharded else None
+  sharded = layout == "sharded"
+  constrain = {"sharded": sharding.constrain_statistics(mesh, n),
+               "replicated": sharding.Replicated(mesh)}.get(layout)
   stats = tracker.init()
   stats = jax.device_put(stats, sharding.statistics_placement(mesh, stats, n) if sharded
                          else replicated)
@@ -146,8 +151,8 @@ def collectives(compiled_text: str) -> str:
   return ", ".join(f"{op} x{k} ({b / 1e3:.1f} kB)" for op, (k, b) in sorted(found.items())) or "none"
 
 
-def time_steps(n: int, sharded: bool, mesh, timed: int):
-  fn, state, carry, split, positions, masks, rw = make_step(n, sharded, mesh)
+def time_steps(n: int, layout: str, mesh, timed: int):
+  fn, state, carry, split, positions, masks, rw = make_step(n, layout, mesh)
   text = fn.lower(state, carry, split, positions, masks, rw).compile().as_text()
   for _ in range(5):
     state, carry = fn(state, carry, split, positions, masks, rw)
@@ -188,9 +193,9 @@ def main(argv):
             "", "| N (id space) | layout | median step ms | tracker bytes per device | "
             "shard shape | collectives in the step |", "|---|---|---|---|---|---|"]
   for n in (int(s) for s in _SIZES.value):
-    for sharded in (False, True):
-      seconds, per_device, shape, comms = time_steps(n, sharded, mesh, _STEPS.value)
-      row = (f"| {n:,} | {'sharded' if sharded else 'replicated'} | {seconds * 1e3:.2f} | "
+    for layout in LAYOUTS:
+      seconds, per_device, shape, comms = time_steps(n, layout, mesh, _STEPS.value)
+      row = (f"| {n:,} | {layout} | {seconds * 1e3:.2f} | "
              f"{per_device / 1e6:.1f} MB | {shape} | {comms} |")
       print(row, flush=True)
       lines.append(row)

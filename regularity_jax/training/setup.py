@@ -11,7 +11,7 @@ data and model.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from flax import nnx
 import jax
@@ -102,9 +102,9 @@ class Setup:
     eval_rows: {"train", "test"}: (positions, mask) of the evaluation batches, on the devices.
     initial_active: bool[n_train] rows an epoch may draw from at the start.
     first_model: (params, model_state) of replica 0, built with the graphdef.
-    constrain_statistics: with `shard_statistics`, the id-axis layout of a tracker state
-      inside a step (`sharding.IdSharded`); None otherwise. The tracker's id space
-      is then padded to a multiple of the devices.
+    constrain_statistics: the layout of the tracker states inside a step:
+      `sharding.Replicated`, or with `shard_statistics` `sharding.IdSharded` (the tracker's id
+      space is then padded to a multiple of the devices).
   """
   config: Any
   features: Sequence[Any]
@@ -126,7 +126,7 @@ class Setup:
   eval_rows: dict
   initial_active: np.ndarray
   first_model: tuple
-  constrain_statistics: Callable | None = None
+  constrain_statistics: Any = None
 
   @property
   def n_train(self) -> int:
@@ -155,7 +155,7 @@ class Setup:
     replicated = sharding.replicated(mesh)
     rows = sharding.batch_sharded(mesh, axis=1)
     id_space = int(max(dataset.train.ids.max(initial=-1), dataset.test.ids.max(initial=-1))) + 1
-    constrain = None
+    constrain = sharding.Replicated(mesh)
     if config.shard_statistics:  # N/D rows per device: pad N up to a multiple of D
       id_space = sharding.padded_examples(id_space, mesh)
       constrain = sharding.constrain_statistics(mesh, id_space)
@@ -188,7 +188,7 @@ class Setup:
     """The state at epoch 0: replica k initialized from seed `config.seed + k`."""
     states = [self._replica_state(int(self.config.seed) + k) for k in range(self.replicas.count)]
     state = self.replicas.stack(states)
-    if self.constrain_statistics is None:
+    if not isinstance(self.constrain_statistics, sharding.IdSharded):
       return self.put(state)
     stats = {"train_stats": state.train_stats, "eval_stats": state.eval_stats}
     placement = sharding.statistics_placement(self.mesh, stats, self.id_space,
