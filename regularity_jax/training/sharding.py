@@ -78,10 +78,11 @@ class IdSharded:
   """The id-axis layout of the statistics inside a jitted step (`shard_statistics`).
 
   `layout(stats)` constrains a tracker state to rows sharded along the data axis (under
-  `replicas.lift`'s vmap the leaves are per replica: axis 0); `layout.rows(values)` constrains
-  a batch's per-example values ([B, ...]) to the batch sharding before they update the
-  statistics, so that the model's forward and backward pass stay data parallel and only those
-  few values ([B] ids, [B, C] logits) cross devices to the rows' owners.
+  `replicas.lift`'s vmap the leaves are per replica: axis 0); `layout.rows(values)` gathers a
+  batch's per-example values ([B] ids, [B, C] logits, labels, mask) to every device before
+  they update the statistics, as `Replicated` does: each device then applies the rows whose
+  ids fall in its block (the model's forward and backward pass stay data parallel; only those
+  few values cross devices, O(B) bytes per step whatever N).
   """
   mesh: jax.sharding.Mesh
   num_examples: int
@@ -91,8 +92,7 @@ class IdSharded:
         x, NamedSharding(self.mesh, _statistics_spec(x.shape, self.num_examples, 0))), tree)
 
   def rows(self, tree):
-    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(
-        x, NamedSharding(self.mesh, P(DATA_AXIS))), tree)
+    return Replicated(self.mesh)(tree)
 
 
 @dataclasses.dataclass(frozen=True)
