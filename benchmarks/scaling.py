@@ -172,6 +172,16 @@ def time_steps(n: int, layout: str, mesh, timed: int):
       collectives(text)
 
 
+def cpu_name() -> str:
+  try:
+    for line in open("/proc/cpuinfo"):
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def main(argv):
   del argv
   from regularity_jax.training import sharding
@@ -179,7 +189,7 @@ def main(argv):
   mesh = sharding.make_mesh(4)
   lines = ["# Scaling figures on 4 fake CPU devices (docs/scaling.md)", "",
            f"- **date**: {datetime.date.today().isoformat()}",
-           f"- **hardware**: {platform.processor() or platform.machine()}, "
+           f"- **hardware**: {cpu_name()}, "
            f"{os.cpu_count()} CPU cores (shared), 4 fake XLA CPU devices "
            "(--xla_force_host_platform_device_count=4), one process",
            f"- **versions**: Python {platform.python_version()}, jax {jax.__version__}, "
