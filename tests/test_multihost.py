@@ -183,6 +183,22 @@ def test_unsupported_feature_is_one_line_on_every_process(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+def test_a_refusal_of_process_zero_ends_every_process_in_one_line(runs, tmp_path):
+  """Process 0 alone checks the workdir; when it refuses (here: another run's config), the
+  other process does not wait at a collective: it ends too, in one line, exit 2."""
+  workdir = tmp_path / "other"
+  workdir.mkdir()
+  saved = json.loads((runs["two_processes"] / "config.json").read_text())
+  saved["learning_rate"] = 0.5
+  (workdir / "config.json").write_text(json.dumps(saved))
+  codes, outputs = finish(start(workdir))
+  assert codes == [2, 2], outputs
+  lines = [[l for l in out.splitlines() if l.startswith("error: ")] for out in outputs]
+  assert len(lines[0]) == 1 and "holds a run with a different config" in lines[0][0], outputs[0]
+  assert len(lines[1]) == 1 and "process 0 stopped the run" in lines[1][0], outputs[1]
+  assert sorted(p.name for p in workdir.iterdir()) == ["config.json"]  # nothing written
+
+
 @pytest.mark.parametrize("fields,match", [
     ({"num_processes": 2}, "set without distributed.coordinator_address"),
     ({"coordinator_address": "127.0.0.1:1234", "num_processes": 2, "process_id": 2},

@@ -20,7 +20,8 @@ Orbax requires (`runs.checkpoints`). Host values of arrays that span other proce
 (sharded statistics, plans) are gathered with `fetch` (a collective: every process calls it,
 in the same order, as every process runs the same code).
 
-This module is the only one that talks to `jax.distributed` and `multihost_utils`.
+This module is the only one of the engine that talks to `jax.distributed` and `multihost_utils`
+(`runs.checkpoints` broadcasts process 0's choice of checkpoint itself).
 """
 
 from __future__ import annotations

@@ -4,13 +4,15 @@ The batch is sharded along `data`, the train state and the on-device dataset are
 and `jax.jit` inserts the gradient all-reduce. This is what `pmap` became. With several
 processes (`training.hosts`) the mesh spans every process's devices.
 
-`shard_statistics=True` shards the per-example statistics (the tracker states) along their
-example-id axis instead: `statistics_placement` puts them there at the start and
-`constrain_statistics` keeps them there inside every step. The id space is padded up to a
-multiple of the devices (`padded_examples`) so that every device holds N/D rows; the padding
-rows have no example id, so no update ever writes them. The `.at[ids]` scatters of the kernels
-stay as they are: XLA partitions them, each device applying the rows of the batch whose ids
-fall in its block (docs/scaling.md measures the cost).
+The per-example statistics (the tracker states) have a layout of their own, imposed inside
+every step (`Replicated` by default, `IdSharded` with `shard_statistics=True`): in both, a
+batch's per-example values are gathered to every device (O(B) bytes per step) before the
+`.at[ids]` updates, instead of XLA's default partitioning of those updates, which all-reduces
+all N rows every step. `shard_statistics=True` shards the statistics along their example-id
+axis: `statistics_placement` puts them there at the start and `constrain_statistics` keeps them
+there; the id space is padded up to a multiple of the devices (`padded_examples`) so that every
+device holds N/D rows; the padding rows have no example id, so no update ever writes them
+(docs/scaling.md measures both layouts).
 """
 
 from __future__ import annotations
