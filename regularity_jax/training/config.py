@@ -47,6 +47,13 @@ Fields:
                     device holds N/D rows instead of all N (N padded up to a multiple of the
                     D devices; the padding rows are never written). Same numbers as the
                     replicated state (integers identical, floats within 1e-6); docs/scaling.md
+  gradient_reduction  all_reduce (default: XLA's all-reduce of the devices' partial gradients,
+                    whose order of additions depends on the topology, so 1 process of 4
+                    devices and 2 processes of 2 differ in the last bit and, over a long run,
+                    in a few statistics) | fixed_order (each device's gradient is taken apart,
+                    all-gathered and summed in device order: the same bits on any topology of
+                    the same device count, D times the gradient's memory per device; models
+                    without batch norm, no turn-over). regularity_jax.training.sharding
   distributed.coordinator_address, distributed.num_processes, distributed.process_id
                     multi-process runs, one process per host (regularity_jax.training.hosts):
                     process 0's HOST:PORT, the number of processes and this one's index;
@@ -144,6 +151,7 @@ from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import choice
 
 DTYPES = ("float32", "bfloat16")
+GRADIENT_REDUCTIONS = ("all_reduce", "fixed_order")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -182,6 +190,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2
   c.num_devices = 0
   c.shard_statistics = False
+  c.gradient_reduction = "all_reduce"
   c.distributed = ml_collections.ConfigDict({
       "coordinator_address": "", "num_processes": 0, "process_id": 0, "enabled": False,
       "initialization_timeout": 300})
@@ -249,6 +258,10 @@ def validate(config) -> None:
                       "set --config.corruption.fraction between 0 and 1")
   inputs.validate(config)
   hosts.check_fields(config)
+  choice("gradient_reduction", config.gradient_reduction, GRADIENT_REDUCTIONS)
+  if config.gradient_reduction == "fixed_order" and config.turnover.enabled:
+    raise ConfigError("gradient_reduction=fixed_order does not combine with turnover.enabled "
+                      "(per-example sub-networks); set --config.gradient_reduction=all_reduce")
   for feature in features.FEATURES:  # each checks its fields, enabled or not
     feature.validate(config)
   features.prioritization.METHODS[config.prioritization].validate(config)

@@ -167,6 +167,10 @@ class Setup:
       train_arrays["weight"] = feature.initial_weights(dataset, train_arrays["weight"])
     graphdef, params, model_state = build_model(
         config, dataset, jax.random.fold_in(jax.random.key(int(config.seed)), STREAM_INIT))
+    if config.gradient_reduction == "fixed_order" and jax.tree.leaves(model_state):
+      raise ConfigError(f"gradient_reduction=fixed_order takes each device's gradient apart, "
+                        f"which batch norm (in {config.model}) does not allow; set "
+                        "--config.gradient_reduction=all_reduce or use a model without it")
     eval_rows = {name: hosts.put(batching.eval_batches(len(split), config.eval_batch_size), rows)
                  for name, split in (("train", dataset.train), ("test", dataset.test))}
     pipeline = inputs.make(config, dataset)

@@ -118,3 +118,21 @@ class Replicated:
 def constrain_statistics(mesh: jax.sharding.Mesh, num_examples: int) -> IdSharded:
   """The `IdSharded` layout of a tracker state over `num_examples` rows on `mesh`."""
   return IdSharded(mesh, num_examples)
+
+
+def fixed_order_sum(mesh: jax.sharding.Mesh):
+  """`total(tree) -> tree`: every leaf [G, ...] (one partial sum per device, G the device
+  count) gathered to every device (an all-gather moves bits, it adds nothing) and summed there
+  in index order, ((x0 + x1) + x2) + ...: the same bits on every topology of G devices, where
+  an all-reduce adds in an order of its own (XLA:CPU in one process, gloo's ring across
+  processes, NCCL's, ICI's). Costs G times the leaf's memory on each device."""
+  replicated_ = NamedSharding(mesh, P())
+
+  def one(x):
+    x = jax.lax.with_sharding_constraint(x, replicated_)
+    total = x[0]
+    for k in range(1, x.shape[0]):
+      total = total + x[k]
+    return total
+
+  return lambda tree: jax.tree.map(one, tree)
