@@ -2,9 +2,10 @@
 JAX's CPU collectives (gloo), against 1 process of 4 devices.
 
 Each run is `python -m experiments.main` in processes of its own (XLA reads the device count
-once, when JAX starts); the quickstart config, shrunk to 800 / 200 examples and 6 epochs. Done
-when of issue 18: the 2-process run gives the CBTL (and every other integer statistic) of the
-1-process 4-device run; a SIGKILL of one process and a rerun of both resume identically.
+once, when JAX starts); the quickstart config, shrunk to 800 / 200 examples and 6 epochs (and
+its full data for 10 epochs with `gradient_reduction=fixed_order`). Done when of issue 18: the
+2-process run gives the CBTL (and every other integer statistic) of the 1-process 4-device run;
+a SIGKILL of one process and a rerun of both resume identically.
 The id-sharded statistics (`shard_statistics`) on 4 devices of one process:
 tests/multidevice_cases.py (sharded_statistics_equal_replicated).
 """
@@ -116,6 +117,18 @@ def test_two_processes_equal_one_process(runs):
     np.testing.assert_allclose(ra["train_loss"], rb["train_loss"], rtol=1e-5)
 
 
+def test_fixed_order_reduction_is_bit_identical_on_the_full_quickstart_data(tmp_path):
+  """gradient_reduction=fixed_order: the 4,000 / 1,000 examples of the quickstart for 10
+  epochs (with the default all-reduce, the metrics part at epoch 6 on this data): 2 processes
+  equal 1, every bit of every score and metric."""
+  full = ["--config.train_subset=0", "--config.test_subset=0", "--config.num_epochs=10",
+          "--config.checkpoint_every=10", "--config.gradient_reduction=fixed_order"]
+  run(tmp_path / "one", *full, processes=1, devices=4)
+  run(tmp_path / "two", *full)
+  assert_scores_equal(scores(tmp_path / "one"), scores(tmp_path / "two"), float_atol=0)
+  assert records(tmp_path / "one") == records(tmp_path / "two")
+
+
 def test_files_written_once_by_process_zero(runs):
   workdir = runs["two_processes"]
   names = sorted(p.name for p in workdir.iterdir())
@@ -210,3 +223,24 @@ def test_distributed_fields_checked_before_jax_starts(fields, match):
   config.distributed.update(fields)
   with pytest.raises(ConfigError, match=match):
     hosts.check_fields(config)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("turnover", "gradient_reduction=fixed_order does not combine with turnover"),
+    ("batch_norm", "gradient_reduction=fixed_order takes each device's gradient apart, which "
+     "batch norm"),
+])
+def test_fixed_order_refusals_before_the_workdir(case, match, tmp_path):
+  from regularity_jax.training import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from tests import engine_fixtures  # pylint: disable=g-import-not-at-top
+  engine_fixtures.write_tiny_npz(tmp_path / "data")
+  config = engine_fixtures.tiny_config(tmp_path / "data", gradient_reduction="fixed_order")
+  if case == "turnover":
+    config.turnover.enabled = True
+  else:  # small_cnn has batch norm
+    config.model = "small_cnn"
+    del config.model_kwargs["hidden"]
+    config.model_kwargs.widths = (4,)
+  with pytest.raises(ConfigError, match=match):
+    train_and_evaluate(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
