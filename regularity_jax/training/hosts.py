@@ -13,6 +13,10 @@ batch on its own devices; the stream input reads, per step, only the columns of 
 that live on this process's devices and joins them into the global batch with
 `jax.make_array_from_process_local_data` (`training.inputs`).
 
+On CPU the collectives across processes are gloo's (`jax_cpu_collectives_implementation`,
+the default of jax 0.10 and 0.12): tests/test_multihost.py runs 2 processes of 2 CPU devices
+over 127.0.0.1.
+
 Files: process 0 (`is_writer`) checks and claims the run directory and writes every file of
 it (config, metrics, scores, plots, wall time, feature files); the others open it without
 writing (`runs.RunDirectory(writer=False)`). Checkpoints are written by every process, as
