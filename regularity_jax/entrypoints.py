@@ -17,8 +17,8 @@ def user_errors() -> tuple[type[Exception], ...]:
   """The exceptions that mean bad input (reported as one line), not a bug (a traceback)."""
   from regularity_jax import data, report, runs, sweeps, training  # pylint: disable=g-import-not-at-top
   return (data.DataError, runs.RunDirectoryError, runs.ScoresFileError, training.ConfigError,
-          training.TrainingDiverged, sweeps.StudyError, runs.CheckpointFormatError,
-          report.ReportError)
+          training.TrainingDiverged, training.OtherProcessFailed, sweeps.StudyError,
+          runs.CheckpointFormatError, report.ReportError)
 
 
 # OS errors that mean the machine, not the program: a full disk, a read-only or forbidden path.

@@ -96,3 +96,48 @@ def stream_four_devices_match_device(tmp: str) -> None:
                                          crop_padding=2, input_pipeline=mode)
     runs[mode] = train_and_evaluate(config, tmp / mode)
   assert_scores_equal(runs["device"].scores, runs["stream"].scores, float_atol=1e-6)
+
+
+def sharded_statistics_equal_replicated(tmp: str) -> None:
+  """shard_statistics=True: every tracker array of the final state holds N/4 rows per device
+  (the id space of 98 padded to 100), and the scores equal the replicated run's (integers
+  identical, floats within 1e-6), with and without vmapped seeds (rows sharded on axis 1)."""
+  from regularity_jax.training import loop  # pylint: disable=g-import-not-at-top
+  _four_devices()
+  tmp = pathlib.Path(tmp)
+  engine_fixtures.write_tiny_npz(tmp / "data", n_train=98, n_test=50)
+  final_states = {}
+  real = loop.collect_scores
+
+  def keep_state(setup, features, evaluators, state, split):
+    final_states[setup.config.shard_statistics, setup.config.num_seeds] = (setup, state)
+    return real(setup, features, evaluators, state, split)
+
+  loop.collect_scores = keep_state
+  try:
+    for seeds in (1, 2):
+      runs = {}
+      for shard in (False, True):
+        config = engine_fixtures.tiny_config(tmp / "data", num_epochs=3, num_seeds=seeds,
+                                             shard_statistics=shard)
+        runs[shard] = train_and_evaluate(config, tmp / f"s{seeds}_{shard}")
+      assert_scores_equal(runs[False].scores, runs[True].scores, float_atol=1e-6)
+      setup, state = final_states[True, seeds]
+      assert setup.id_space == 100  # 98 ids padded to a multiple of 4
+      for stats in (state.train_stats, state.eval_stats["train"], state.eval_stats["test"]):
+        for leaf in jax.tree.leaves(stats):
+          rows_axis = 1 if seeds > 1 else 0
+          if leaf.ndim > rows_axis and leaf.shape[rows_axis] == 100:
+            expected = list(leaf.shape)
+            expected[rows_axis] = 25
+            assert leaf.sharding.shard_shape(leaf.shape) == tuple(expected), leaf.sharding
+            assert len(leaf.addressable_shards) == 4
+            assert {s.data.shape for s in leaf.addressable_shards} == {tuple(expected)}
+            assert len({str(s.index) for s in leaf.addressable_shards}) == 4  # 4 distinct blocks
+          else:
+            assert leaf.sharding.is_fully_replicated
+      _, replicated = final_states[False, seeds]
+      assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(
+          replicated.train_stats))
+  finally:
+    loop.collect_scores = real

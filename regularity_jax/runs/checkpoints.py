@@ -9,6 +9,11 @@ an empty `checkpoints/<epoch>` folder) is renamed `checkpoints/damaged-<epoch>` 
 deleted; Orbax ignores the name) with a one-line warning, and the next older one is tried. One
 whose tree of arrays differs from this version's TrainState (written by another version of
 regularity_jax) is not damage: it is refused in one line naming both formats.
+
+Several processes (`training.hosts`): every process calls `save` and `restore_or` at the same
+point, as Orbax's barriers require, and writes its own shards of the state; process 0 (Orbax's
+primary host) writes the digests and alone decides which checkpoint a resume takes (checking
+digests and formats, setting aside what it cannot use); then every process restores that one.
 """
 
 from __future__ import annotations
@@ -27,6 +32,16 @@ from regularity_jax import notices
 
 class CheckpointFormatError(ValueError):
   """A checkpoint holds another state format than this version's TrainState."""
+
+
+def _primary() -> bool:
+  return jax.process_index() == 0
+
+
+def _broadcast(value: int) -> int:
+  """Process 0's integer on every process."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
 def _path_names(path) -> tuple[str, ...]:
@@ -85,6 +100,8 @@ class Checkpointer:
     emptied folder) is found before Orbax reads anything."""
     self._manager.save(epoch, args=ocp.args.StandardSave(state), force=True)
     self._manager.wait_until_finished()
+    if not _primary():
+      return
     path, tmp = self._digest_path(epoch), self.directory / f".digest-{epoch}.json.tmp"
     tmp.write_text(json.dumps({"epoch": epoch,
                                "files": file_digests(self.directory / str(epoch))}))
@@ -130,6 +147,8 @@ class Checkpointer:
   def restore_or(self, initial, at_most: int | None = None):
     """(the newest intact checkpoint restored into `initial`'s structure, its epoch), or
     (`initial`, 0) when there is none. `at_most`: ignore checkpoints after that epoch."""
+    if jax.process_count() > 1:
+      return self._restore_or_together(initial, at_most)
     for epoch in sorted(self._manager.all_steps(), reverse=True):
       if at_most is not None and epoch > at_most:
         self._set_aside(epoch, None, prefix="superseded",
@@ -147,19 +166,60 @@ class Checkpointer:
       return state, int(np.ravel(jax.device_get(state.epoch))[0])
     return initial, 0
 
+  def _restore_or_together(self, initial, at_most: int | None):
+    """`restore_or` with several processes: process 0 picks the epoch from the digests and
+    formats (a checkpoint Orbax then cannot read raises instead of being set aside)."""
+    picked, error = 0, None
+    if _primary():
+      try:
+        picked = self._pick(initial, at_most)
+      except CheckpointFormatError as e:
+        picked, error = -1, e
+    picked = _broadcast(picked)
+    self._manager.close()  # every process reopens: Orbax sees process 0's renames
+    self._manager = self._open()
+    if picked < 0:
+      raise error or CheckpointFormatError(
+          f"process 0 refused the checkpoints in {self.directory} (its error line says why)")
+    if picked == 0:
+      return initial, 0
+    state = self.restore(initial, picked)
+    return state, int(np.ravel(jax.device_get(state.epoch))[0])
+
+  def _pick(self, initial, at_most: int | None) -> int:
+    """The newest checkpoint whose digests and format match (0: none); the rest set aside."""
+    for epoch in sorted(self._manager.all_steps(), reverse=True):
+      if at_most is not None and epoch > at_most:
+        self._set_aside(epoch, None, prefix="superseded",
+                        why=f"metrics.jsonl ends at epoch {at_most}", reopen=False)
+        continue
+      try:
+        self._check_files(epoch)
+        self._check_format(initial, epoch)
+      except CheckpointFormatError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(epoch, e, reopen=False)
+        continue
+      return epoch
+    return 0
+
   def _set_aside(self, epoch: int, error: Exception | None, prefix: str = "damaged",
-                 why: str = "") -> None:
-    """Renames a checkpoint out of Orbax's way (kept, not deleted)."""
+                 why: str = "", reopen: bool = True) -> None:
+    """Renames a checkpoint out of Orbax's way (kept, not deleted); `reopen=False` leaves
+    reopening Orbax's manager to the caller (with several processes, all reopen together)."""
     source = self.directory / str(epoch)
     target, k = self.directory / f"{prefix}-{epoch}", 1
     while target.exists():
       k += 1
       target = self.directory / f"{prefix}-{epoch}.{k}"
-    self._manager.close()
+    if reopen:
+      self._manager.close()
     os.replace(source, target)
     if self._digest_path(epoch).exists():
       os.replace(self._digest_path(epoch), target.with_name(target.name + ".digest.json"))
-    self._manager = self._open()
+    if reopen:
+      self._manager = self._open()
     if error is None:
       notices.warn(f"checkpoint {source} is newer than the run's records ({why}); it is kept as "
                  f"{target.name} and the run resumes from the checkpoint before it")

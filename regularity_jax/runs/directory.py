@@ -16,7 +16,10 @@
                        lock of a killed run is recognised as stale and taken over)
 
 Every file a run writes goes through this class, except report.html and plots/grids/ (written by
-regularity_jax.report, which also serves run directories that finished long ago).
+regularity_jax.report, which also serves run directories that finished long ago). In a
+multi-process run (`training.hosts`) process 0 opens it as the writer; the other processes open
+it with `writer=False`: no checks, no lock, and every write method does nothing there, so each
+file is written once.
 
 Nothing here ever deletes or overwrites another run: a workdir that holds a run with a
 different config, or files that are not a run, is refused with a message.
@@ -38,8 +41,11 @@ from regularity_jax import notices
 from regularity_jax.runs import scores_file
 
 # Fields that do not change results, so a run may resume with other values.
-RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_devices", "keep_checkpoints",
-                            "scan_epoch", "input_pipeline", "stream.threads", "stream.prefetch"})
+RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_devices",
+                            "keep_checkpoints", "scan_epoch", "input_pipeline", "stream.threads",
+                            "stream.prefetch", "distributed.coordinator_address",
+                            "distributed.num_processes", "distributed.process_id",
+                            "distributed.enabled", "distributed.initialization_timeout"})
 
 
 LOCK_NAME = "run.lock"
@@ -95,9 +101,14 @@ class RunDirectory:
   a run can validate its inputs (data, score files) before it claims the directory.
   """
 
-  def __init__(self, path: str | os.PathLike, config: Mapping[str, Any], *, lock: bool = False):
+  def __init__(self, path: str | os.PathLike, config: Mapping[str, Any], *, lock: bool = False,
+               writer: bool = True):
     self.path = pathlib.Path(path)
     self.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
+    self.writer = writer
+    if not writer:  # another process of a multi-process run: process 0 checked and claimed it
+      self.resumed = (self.path / "config.json").exists()
+      return
     self.resumed = self._check()
     self.path.mkdir(parents=True, exist_ok=True)
     if lock:
@@ -155,6 +166,8 @@ class RunDirectory:
   def lock(self) -> None:
     """Claims the workdir for this process (`run.lock`); RunDirectoryError if a live run holds
     it. A stale lock (a killed run's) is taken over. `unlock` releases it."""
+    if not self.writer:
+      return
     lock = self.path / LOCK_NAME
     holder = {"pid": os.getpid(), "host": socket.gethostname(),
               "since": datetime.datetime.now().isoformat(timespec="seconds")}
@@ -229,8 +242,9 @@ class RunDirectory:
           raise ValueError("not a record with an integer epoch")
       except ValueError as e:
         if number == len(lines):
-          notices.warn(f"the last line of {self.metrics_path} is incomplete ({e}); it is "
-                       "dropped and its epoch is trained again")
+          if self.writer:  # said once, by the process that writes the file
+            notices.warn(f"the last line of {self.metrics_path} is incomplete ({e}); it is "
+                         "dropped and its epoch is trained again")
           break
         raise RunDirectoryError(
             f"{self.metrics_path} line {number} is damaged ({str(e)[:80]}); nothing was "
@@ -244,34 +258,45 @@ class RunDirectory:
     """On resume: keeps the `records` (as `read_metrics` gave them) of epochs up to `epoch`,
     the restored checkpoint's, in metrics.jsonl; later epochs are rerun. Returns the kept."""
     kept = [r for r in records if r["epoch"] <= epoch]
+    if not self.writer:
+      return kept
     _atomic_write(self.metrics_path,
                   lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in kept)))
     return kept
 
   def append_metrics(self, record: Mapping[str, Any]) -> None:
+    if not self.writer:
+      return
     with self.metrics_path.open("a") as f:
       f.write(json.dumps(_jsonable(record)) + "\n")
 
   def _file(self, relative: str) -> pathlib.Path:
     path = self.path / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if self.writer:
+      path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
   def save_array(self, relative: str, array: np.ndarray) -> pathlib.Path:
     """Writes one array (.npy) at `relative` inside the run directory, atomically."""
     path = self._file(relative)
+    if not self.writer:
+      return path
     _atomic_write(path, lambda p: np.save(p.open("wb"), np.asarray(array)))
     return path
 
   def save_npz(self, relative: str, arrays: Mapping[str, np.ndarray]) -> pathlib.Path:
     """Writes arrays (.npz) at `relative` inside the run directory, atomically."""
     path = self._file(relative)
+    if not self.writer:
+      return path
     _atomic_write(path, lambda p: np.savez(p.open("wb"), **arrays))
     return path
 
   def record_wall_time(self, seconds: float) -> None:
     """Adds this invocation's wall time (setup, compilation, training, evaluation, files) to
     wall_time.json: {"seconds": total over invocations, "invocations": count}."""
+    if not self.writer:
+      return
     path = self.path / "wall_time.json"
     old = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "invocations": 0}
     new = {"seconds": old["seconds"] + seconds, "invocations": old["invocations"] + 1}
@@ -281,6 +306,8 @@ class RunDirectory:
                    splits: Iterable[str] = ("train", "test")) -> None:
     """Writes scores.npz with its provenance (`scores_file`) and one CSV per split (columns:
     every `<split>/<key>` of `arrays`)."""
+    if not self.writer:
+      return
     import pandas as pd  # The CSVs are for people; the npz is the record.
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     scores_file.write(self.scores_path, arrays, provenance)

@@ -10,7 +10,8 @@
   features    optional behaviours behind one interface: pruning, turn-over, weighting,
               reduction, and the prioritization methods
   replicas    the seed axis (num_seeds > 1)
-  sharding    the 1-D `data` mesh
+  sharding    the 1-D `data` mesh, and the id-sharded statistics (shard_statistics)
+  hosts       many processes (jax.distributed): who writes, host fetches of global arrays
   optimizers  optax optimizers and epoch-following schedules
   loop        train_and_evaluate(config, workdir)
 """
@@ -18,6 +19,7 @@
 from regularity_jax.training.config import default_config
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.errors import Interrupted
+from regularity_jax.training.errors import OtherProcessFailed
 from regularity_jax.training.errors import TrainingDiverged
 from regularity_jax.training.loop import RunResult
 from regularity_jax.training.loop import train_and_evaluate
@@ -25,5 +27,5 @@ from regularity_jax.training.setup import build_model
 from regularity_jax.training.setup import load_data
 from regularity_jax.training.state import TrainState
 
-__all__ = ["default_config", "ConfigError", "Interrupted", "TrainingDiverged", "RunResult",
-           "train_and_evaluate", "TrainState", "build_model", "load_data"]
+__all__ = ["default_config", "ConfigError", "Interrupted", "OtherProcessFailed", "TrainingDiverged",
+           "RunResult", "train_and_evaluate", "TrainState", "build_model", "load_data"]

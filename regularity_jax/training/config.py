@@ -40,7 +40,27 @@ Fields:
                     the last epoch); the evaluation stream feeds the test-split statistics
   checkpoint_every  checkpoint every this many epochs (and at the last epoch)
   keep_checkpoints  how many of the latest checkpoints to keep
-  num_devices       0 = all local devices (data parallel over a 1-D mesh)
+  num_devices       0 = all devices (data parallel over a 1-D mesh; with several processes,
+                    every process's devices: then only 0)
+  shard_statistics  shard the per-example statistics (the tracker states of the presentation
+                    and evaluation streams) along the example-id axis over the mesh: each
+                    device holds N/D rows instead of all N (N padded up to a multiple of the
+                    D devices; the padding rows are never written). Same numbers as the
+                    replicated state (integers identical, floats within 1e-6); docs/scaling.md
+  gradient_reduction  all_reduce (default: XLA's all-reduce of the devices' partial gradients,
+                    whose order of additions depends on the topology, so 1 process of 4
+                    devices and 2 processes of 2 differ in the last bit and, over a long run,
+                    in a few statistics) | fixed_order (each device's gradient is taken apart,
+                    all-gathered and summed in device order: the same bits on any topology of
+                    the same device count, D times the gradient's memory per device; models
+                    without batch norm, no turn-over). regularity_jax.training.sharding
+  distributed.coordinator_address, distributed.num_processes, distributed.process_id
+                    multi-process runs, one process per host (regularity_jax.training.hosts):
+                    process 0's HOST:PORT, the number of processes and this one's index;
+                    distributed.enabled=True with those empty takes them from the cluster's
+                    environment (TPU pods, SLURM, Open MPI); distributed.initialization_timeout
+                    in seconds. Process 0 writes the run directory's files; every process
+                    writes its part of the checkpoints. Default training only (no features)
   scan_epoch        run each epoch as one device program (lax.fori_loop over the steps):
                     faster for small models where per-step dispatch dominates; the progress bar
                     then moves once per epoch. Selective-Backprop epochs always step on the host.
@@ -127,12 +147,14 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import CORRUPTIONS
 from regularity_jax.data import DATASETS
+from regularity_jax.training import hosts
 from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import choice
 
 DTYPES = ("float32", "bfloat16")
+GRADIENT_REDUCTIONS = ("all_reduce", "fixed_order")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -170,6 +192,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1
   c.keep_checkpoints = 2
   c.num_devices = 0
+  c.shard_statistics = False
+  c.gradient_reduction = "all_reduce"
+  c.distributed = ml_collections.ConfigDict({
+      "coordinator_address": "", "num_processes": 0, "process_id": 0, "enabled": False,
+      "initialization_timeout": 300})
   c.scan_epoch = False
   c.input_pipeline = "device"
   c.stream = ml_collections.ConfigDict({"threads": 2, "prefetch": 2})
@@ -235,6 +262,11 @@ def validate(config) -> None:
     raise ConfigError(f"corruption.fraction={config.corruption.fraction} is outside [0, 1]; "
                       "set --config.corruption.fraction between 0 and 1")
   inputs.validate(config)
+  hosts.check_fields(config)
+  choice("gradient_reduction", config.gradient_reduction, GRADIENT_REDUCTIONS)
+  if config.gradient_reduction == "fixed_order" and config.turnover.enabled:
+    raise ConfigError("gradient_reduction=fixed_order does not combine with turnover.enabled "
+                      "(per-example sub-networks); set --config.gradient_reduction=all_reduce")
   for feature in features.FEATURES:  # each checks its fields, enabled or not
     feature.validate(config)
   features.prioritization.METHODS[config.prioritization].validate(config)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regularity_jax.data import batching
+from regularity_jax.training import hosts
 from regularity_jax.training import optimizers
 from regularity_jax.training import steps
 from regularity_jax.training.errors import TrainingDiverged
@@ -41,12 +42,12 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
   for feature in features:
     split = feature.epoch_split(setup, state, epoch, split)
   plan = method.epoch_plan(setup, state, epoch)
-  num_active = int(np.max(jax.device_get(plan["num_active"])))
+  num_active = int(np.max(hosts.fetch(plan["num_active"])))
   num_rows = batching.num_steps(num_active, plan["positions"].shape[-1])
   if config.schedule_clock == "epoch":  # the schedule follows the epoch (optimizers)
     clock = replicas.broadcast(optimizers.epoch_clock(epoch, num_rows, setup.steps_per_epoch))
     state = state.replace(clock=setup.put(clock))
-  learning_rate = float(setup.schedule(replicas.first(jax.device_get(state.clock.position))))
+  learning_rate = float(setup.schedule(replicas.first(hosts.fetch(state.clock.position))))
   epoch_split = split
   if method.uses_example_weights:
     epoch_split = {**split, "weight": split["weight"] * plan["example_weights"]}
@@ -64,7 +65,7 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
         state, carry = step(state, carry, epoch_split, plan["positions"], plan["masks"],
                             plan["row_weights"], streamed)
         bar.update(1)
-  end = jax.device_get({"sums": carry["sums"], "forwarded": carry["forwarded"],
+  end = hosts.fetch({"sums": carry["sums"], "forwarded": carry["forwarded"],
                         "step": state.step, "active": jnp.mean(state.active)})
   sums = replicas.per_replica(end["sums"])  # [K, 3]: loss sum, correct count, example count
   loss_sum, correct_sum, count = (float(x) for x in sums.sum(0) / len(sums))

@@ -11,3 +11,7 @@ class TrainingDiverged(RuntimeError):
 
 class Interrupted(Exception):
   """Ctrl-C during training; the message names the epoch and how to resume."""
+
+
+class OtherProcessFailed(RuntimeError):
+  """In a multi-process run: process 0 failed a step it does alone (its own error says why)."""

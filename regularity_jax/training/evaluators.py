@@ -35,6 +35,7 @@ from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.estimators import detection
 from regularity_jax.estimators import turnover as turnover_estimator
+from regularity_jax.training import hosts
 from regularity_jax.training import programs
 from regularity_jax.metrics import seeds
 from regularity_jax.training import steps
@@ -72,7 +73,7 @@ class Splits(Evaluator):
         stats, chunk_sums = core.evaluate(state.params, state.model_state, stats, *chunk)
         sums = chunk_sums if sums is None else sums + chunk_sums
       state = state.replace(eval_stats={**state.eval_stats, name: stats})
-      sums = setup.replicas.per_replica(jax.device_get(sums))
+      sums = setup.replicas.per_replica(hosts.fetch(sums))
       record[f"{prefix}loss"] = float(np.mean(sums[:, 0] / sums[:, 2]))
       record[f"{prefix}accuracy"] = float(np.mean(sums[:, 1] / sums[:, 2]))
       if setup.replicas.on:
@@ -103,7 +104,7 @@ class TurnOverPass(Evaluator):
     stats = state.features["turnover"]
     summarize = (turnover_estimator.summarize if not setup.replicas.on
                  else jax.vmap(turnover_estimator.summarize))
-    table = jax.device_get(summarize(stats))
+    table = hosts.fetch(summarize(stats))
     if setup.replicas.on:
       table = seeds.combine(table)
     train = setup.dataset.train
@@ -150,7 +151,7 @@ class Margins(Evaluator):
     self._summary = programs.jit("margin_summary", setup.replicas.lift(margin_summary))
 
   def __call__(self, setup, core, state, record):
-    margins = jax.device_get(self._summary(state))
+    margins = hosts.fetch(self._summary(state))
     if setup.replicas.on:
       margins = {k: np.mean(v, axis=0) for k, v in margins.items()}
     record.update(jax.tree.map(lambda x: np.asarray(x).tolist(), margins))
@@ -158,7 +159,7 @@ class Margins(Evaluator):
 
   def scores(self, setup, state, columns):
     config = setup.config
-    norm = jax.device_get(models.norms.network_norm(state.params, state.model_state,
+    norm = hosts.fetch(models.norms.network_norm(state.params, state.model_state,
                                                     kind=config.margins.normalizer,
                                                     model=config.model))
     out = {}
@@ -184,12 +185,12 @@ class Summaries(Evaluator):
     self._summarize = programs.jit("summarize", setup.replicas.lift(tracker.summarize))
 
   def __call__(self, setup, core, state, record):
-    summaries = jax.device_get(self._aggregates(state))
+    summaries = hosts.fetch(self._aggregates(state))
     record.update({k: float(np.mean(v)) for k, v in summaries.items()})
     if setup.replicas.on and "train_unforgettable_fraction" in summaries:
       record["train_unforgettable_fraction_per_seed"] = (
           summaries["train_unforgettable_fraction"].tolist())
-      combined = seeds.combine(jax.device_get(self._summarize(state.train_stats)))
+      combined = seeds.combine(hosts.fetch(self._summarize(state.train_stats)))
       record["train_unforgettable_fraction"] = float(
           np.mean(combined["unforgettable"][setup.dataset.train.ids]))
     return state

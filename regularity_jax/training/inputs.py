@@ -22,6 +22,12 @@ Interface (`DeviceInput`, `StreamInput`):
   eval_chunks(setup, name, split)        per call of an evaluation program, its
                                          (split, positions, mask, rows) arguments
 
+Several processes (`training.hosts`): every process computes the same plans; the stream of
+each reads only the columns of every row that its own devices hold (`hosts.local_columns`)
+and the global batch is joined from the processes' parts with
+`jax.make_array_from_process_local_data` (`hosts.assemble`); the device input needs nothing:
+each process gathers on its devices from its copy of the splits.
+
 Resume: the stream's position is (epoch, row of the plan), both in the checkpointed
 `TrainState` (`epoch`; `step` counts the rows). Checkpoints are taken at epoch ends, so a run
 resumes at row 0 of epoch `state.epoch`, whose plan is recomputed from the restored state (a
@@ -42,6 +48,7 @@ import numpy as np
 
 from regularity_jax.data import batching
 from regularity_jax.data import streaming
+from regularity_jax.training import hosts
 from regularity_jax.training import sharding
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import choice
@@ -102,20 +109,30 @@ class StreamInput:
   def device_split(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v for k, v in arrays.items() if k not in streaming.COLUMNS}
 
-  def _stream(self, rows: grain.MapDataset, placement) -> Iterator[dict]:
-    """`rows` read by `threads` threads, in order, and put on the devices `prefetch` ahead."""
+  def _stream(self, rows: grain.MapDataset, placement, axis: int = 0,
+              width: int = 0) -> Iterator[dict]:
+    """`rows` read by `threads` threads, in order, and put on the devices `prefetch` ahead.
+    Several processes: `rows` holds this process's columns of every row (along `axis`, of
+    the global `width`), joined into global arrays as they come."""
     ds = rows.to_iter_dataset(grain.ReadOptions(num_threads=self.threads,
                                                 prefetch_buffer_size=self.prefetch))
+    if hosts.multiprocess():
+      return (hosts.assemble(row, placement, axis, width) for row in ds)
     return iter(grain.experimental.device_put(ds, placement, cpu_buffer_size=self.prefetch,
                                               device_buffer_size=self.prefetch))
 
   def train_rows(self, setup, plan: dict, num_rows: int) -> Iterator[dict]:
     """{image, label, id} of rows 0..num_rows-1 of the plan: [W, ...], or [K, W, ...] with
     replicas, sharded along W as the device gather of `plan["positions"]` is."""
-    positions = np.asarray(jax.device_get(plan["positions"]))  # i32[(K,) S, W]: one fetch
-    placement = sharding.batch_sharded(setup.mesh, axis=positions.ndim - 2)
+    positions = np.asarray(hosts.fetch(plan["positions"]))  # i32[(K,) S, W]: one fetch
+    axis = positions.ndim - 2
+    placement = sharding.batch_sharded(setup.mesh, axis=axis)
+    width = positions.shape[-1]
+    if hosts.multiprocess():  # this process's columns of every row
+      row_shape = positions.shape[:-2] + (width,)
+      positions = positions[..., hosts.local_columns(placement, row_shape, axis)]
     return self._stream(streaming.plan_dataset(self.sources["train"], positions, num_rows),
-                        placement)
+                        placement, axis, width)
 
   def eval_chunks(self, setup, name: str, split: dict) -> Iterator[tuple]:
     """One evaluation batch per chunk: ({}, positions i32[1, B], mask bool[1, B], rows
@@ -124,8 +141,12 @@ class StreamInput:
     source = self.sources[name]
     positions, mask = (np.asarray(a) for a in batching.eval_batches(
         len(source), int(setup.config.eval_batch_size)))
+    width = positions.shape[1]
+    if hosts.multiprocess():  # this process's columns of every batch
+      columns = hosts.local_columns(setup.rows, (1, width), 1)
+      positions, mask = positions[:, columns], mask[:, columns]
     chunks = grain.MapDataset.range(len(positions)).map(
         lambda r: {"positions": positions[r:r + 1], "mask": mask[r:r + 1],
                    "rows": source.read(positions[r:r + 1])})
-    for chunk in self._stream(chunks, setup.rows):
+    for chunk in self._stream(chunks, setup.rows, 1, width):
       yield {}, chunk["positions"], chunk["mask"], chunk["rows"]

@@ -6,8 +6,10 @@ at each end. Every `eval_every` epochs the evaluators run (`evaluators`: the eva
 both splits, turn-over and margins), then the features' after-evaluation hooks (dynamic
 reduction); every epoch ends with the summaries, one metrics.jsonl line and, every
 `checkpoint_every` epochs, a checkpoint. The run ends with scores.npz (`runs.scores_file`),
-the features' files, the plots and report.html (`regularity_jax.report`). Everything the loop composes lives in a module of its own:
-`setup`, `programs`, `epoch`, `evaluators`, `features`, `replicas`.
+the features' files, the plots and report.html (`regularity_jax.report`). Everything the loop
+composes lives in a module of its own: `setup`, `programs`, `epoch`, `evaluators`, `features`,
+`replicas`; with several processes (`hosts`) every process runs this loop and process 0 writes
+the run directory's files.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import sys
 import time
 from typing import Any
 
-import jax
 import numpy as np
 import tqdm
 
@@ -31,6 +32,7 @@ from regularity_jax.runs import plots
 from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import evaluators as evaluators_lib
+from regularity_jax.training import hosts
 from regularity_jax.training.epoch import train_epoch
 from regularity_jax.training.errors import Interrupted
 from regularity_jax.training.features import enabled_features
@@ -67,10 +69,13 @@ def train_and_evaluate(config, workdir) -> RunResult:
   t0 = time.perf_counter()
   config = copy.deepcopy(config)
   config_lib.validate(config)
-  RunDirectory.check(workdir, config)
+  hosts.initialize(config)
   features = enabled_features(config)
+  hosts.check_supported(config, [f.name for f in features])
+  hosts.on_writer(lambda: RunDirectory.check(workdir, config))
   setup = Setup.create(config, features)
-  run = RunDirectory(workdir, config, lock=jax.process_index() == 0)
+  run = hosts.on_writer(lambda: RunDirectory(workdir, config, lock=True))
+  run = run or RunDirectory(workdir, config, writer=False)
   try:
     return _train(config, setup, features, run, t0)
   finally:
@@ -92,7 +97,8 @@ def _train(config, setup, features, run, t0) -> RunResult:
   bar = tqdm.tqdm(total=config.num_epochs * setup.steps_per_epoch,
                   initial=start_epoch * setup.steps_per_epoch, unit="step",
                   desc=f"{config.dataset}/{config.model}", file=sys.stderr,
-                  disable=not config.progress_bar, mininterval=0.5, dynamic_ncols=True)
+                  disable=not config.progress_bar or not run.writer, mininterval=0.5,
+                  dynamic_ncols=True)
   progress = {"epoch": start_epoch + 1, "checkpoint": start_epoch}
   with interrupt_message(progress):
     for epoch in range(start_epoch, config.num_epochs):
@@ -122,9 +128,9 @@ def _train(config, setup, features, run, t0) -> RunResult:
   for feature in features:
     feature.finish(setup, state, run)
   run.write_scores(scores, scores_file.provenance(config, setup.dataset))
-  if config.plots:
+  if config.plots and run.writer:
     plots.write_all(records, scores, run.plots_dir)
-  if config.report and jax.process_index() == 0:
+  if config.report and run.writer:
     report.write(run.path, dataset=setup.dataset, k=int(config.report_k))
   run.record_wall_time(time.perf_counter() - t0)
   return RunResult(workdir=run.path, metrics=records, scores=scores)
@@ -145,17 +151,17 @@ def collect_scores(setup, features, evaluators, state, split) -> dict[str, np.nd
   """scores.npz columns (`runs.scores_file` documents them): per replica, then combined."""
   per_replica = []
   for replica in setup.replicas.unstack(state):
-    tables = jax.device_get({"train": setup.tracker.summarize(replica.train_stats),
-                             "eval_train": setup.tracker.summarize(replica.eval_stats["train"]),
-                             "test": setup.tracker.summarize(replica.eval_stats["test"])})
+    tables = hosts.fetch({"train": setup.tracker.summarize(replica.train_stats),
+                          "eval_train": setup.tracker.summarize(replica.eval_stats["train"]),
+                          "test": setup.tracker.summarize(replica.eval_stats["test"])})
     columns = scores_file.columns(tables, setup.dataset)
     for evaluator in evaluators:
       columns.update(evaluator.scores(setup, replica, columns))
-    columns["train/active"] = np.asarray(jax.device_get(replica.active))
+    columns["train/active"] = np.asarray(hosts.fetch(replica.active))
     for feature in features:
       columns.update(feature.scores(setup, replica))
     per_replica.append(columns)
   scores = (per_replica[0] if not setup.replicas.on
             else scores_file.combine_replicas(per_replica))
-  scores["train/weight"] = np.asarray(jax.device_get(split["weight"]))
+  scores["train/weight"] = np.asarray(hosts.fetch(split["weight"]))
   return scores

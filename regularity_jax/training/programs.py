@@ -16,6 +16,7 @@ from typing import Callable
 
 import jax
 
+from regularity_jax.training import sharding
 from regularity_jax.training import steps
 
 WRAP: Callable[[str, Callable], Callable] = lambda name, fn: fn
@@ -47,11 +48,16 @@ class Programs:
   @classmethod
   def build(cls, setup, *, turnover: bool = False) -> "Programs":
     config, lift = setup.config, setup.replicas.lift
-    train_step = steps.make_train_step(setup.graphdef, setup.tx, setup.tracker, setup.schedule,
-                                       turnover=turnover)
+    fixed = config.gradient_reduction == "fixed_order"
+    train_step = steps.make_train_step(
+        setup.graphdef, setup.tx, setup.tracker, setup.schedule, turnover=turnover,
+        constrain=setup.constrain_statistics,
+        gradient_groups=setup.mesh.devices.size if fixed else 0,
+        fixed_order_sum=sharding.fixed_order_sum(setup.mesh) if fixed else None)
     fused = steps.make_epoch_step(train_step, augment_images=config.augment,
                                   crop_padding=config.crop_padding)
-    evaluate = steps.make_evaluate(steps.make_eval_step(setup.graphdef, setup.tracker))
+    evaluate = steps.make_evaluate(steps.make_eval_step(setup.graphdef, setup.tracker,
+                                                        setup.constrain_statistics))
     return cls(
         train_step=train_step,
         epoch_step=jit("epoch_step", lift(fused, shared=("split",)), donate_argnums=(0, 1)),

@@ -22,6 +22,7 @@ from regularity_jax import data
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import batching
+from regularity_jax.training import hosts
 from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
 from regularity_jax.training import sharding
@@ -101,6 +102,9 @@ class Setup:
     eval_rows: {"train", "test"}: (positions, mask) of the evaluation batches, on the devices.
     initial_active: bool[n_train] rows an epoch may draw from at the start.
     first_model: (params, model_state) of replica 0, built with the graphdef.
+    constrain_statistics: the layout of the tracker states inside a step:
+      `sharding.Replicated`, or with `shard_statistics` `sharding.IdSharded` (the tracker's id
+      space is then padded to a multiple of the devices).
   """
   config: Any
   features: Sequence[Any]
@@ -122,6 +126,7 @@ class Setup:
   eval_rows: dict
   initial_active: np.ndarray
   first_model: tuple
+  constrain_statistics: Any = None
 
   @property
   def n_train(self) -> int:
@@ -132,8 +137,8 @@ class Setup:
     return self.tracker.num_examples
 
   def put(self, tree):
-    """Host values -> replicated on the mesh."""
-    return jax.device_put(tree, self.replicated)
+    """Host values -> replicated on the mesh (on every process's devices: `hosts.put`)."""
+    return hosts.put(tree, self.replicated)
 
   @classmethod
   def create(cls, config, features) -> "Setup":
@@ -150,6 +155,10 @@ class Setup:
     replicated = sharding.replicated(mesh)
     rows = sharding.batch_sharded(mesh, axis=1)
     id_space = int(max(dataset.train.ids.max(initial=-1), dataset.test.ids.max(initial=-1))) + 1
+    constrain = sharding.Replicated(mesh)
+    if config.shard_statistics:  # N/D rows per device: pad N up to a multiple of D
+      id_space = sharding.padded_examples(id_space, mesh)
+      constrain = sharding.constrain_statistics(mesh, id_space)
     steps_per_epoch = batching.num_steps(len(dataset.train), config.batch_size)
     train_arrays = split_arrays(dataset.train)
     active = np.ones(len(dataset.train), bool)
@@ -158,8 +167,11 @@ class Setup:
       train_arrays["weight"] = feature.initial_weights(dataset, train_arrays["weight"])
     graphdef, params, model_state = build_model(
         config, dataset, jax.random.fold_in(jax.random.key(int(config.seed)), STREAM_INIT))
-    eval_rows = {name: jax.device_put(batching.eval_batches(len(split), config.eval_batch_size),
-                                      rows)
+    if config.gradient_reduction == "fixed_order" and jax.tree.leaves(model_state):
+      raise ConfigError(f"gradient_reduction=fixed_order takes each device's gradient apart, "
+                        f"which batch norm (in {config.model}) does not allow; set "
+                        "--config.gradient_reduction=all_reduce or use a model without it")
+    eval_rows = {name: hosts.put(batching.eval_batches(len(split), config.eval_batch_size), rows)
                  for name, split in (("train", dataset.train), ("test", dataset.test))}
     pipeline = inputs.make(config, dataset)
     return cls(
@@ -169,16 +181,24 @@ class Setup:
         graphdef=graphdef, tx=optimizers.make_optimizer(config),
         schedule=optimizers.make_schedule(config, steps_per_epoch),
         steps_per_epoch=steps_per_epoch, pipeline=pipeline,
-        train_split=jax.device_put(pipeline.device_split(train_arrays), replicated),
-        test_split=jax.device_put(pipeline.device_split(split_arrays(dataset.test)), replicated),
-        train_ids=jax.device_put(dataset.train.ids, replicated),
-        test_ids=jax.device_put(dataset.test.ids, replicated),
-        eval_rows=eval_rows, initial_active=active, first_model=(params, model_state))
+        train_split=hosts.put(pipeline.device_split(train_arrays), replicated),
+        test_split=hosts.put(pipeline.device_split(split_arrays(dataset.test)), replicated),
+        train_ids=hosts.put(dataset.train.ids, replicated),
+        test_ids=hosts.put(dataset.test.ids, replicated),
+        eval_rows=eval_rows, initial_active=active, first_model=(params, model_state),
+        constrain_statistics=constrain)
 
   def initial_state(self) -> TrainState:
     """The state at epoch 0: replica k initialized from seed `config.seed + k`."""
     states = [self._replica_state(int(self.config.seed) + k) for k in range(self.replicas.count)]
-    return self.put(self.replicas.stack(states))
+    state = self.replicas.stack(states)
+    if not isinstance(self.constrain_statistics, sharding.IdSharded):
+      return self.put(state)
+    stats = {"train_stats": state.train_stats, "eval_stats": state.eval_stats}
+    placement = sharding.statistics_placement(self.mesh, stats, self.id_space,
+                                              axis=1 if self.replicas.on else 0)
+    stats = hosts.put(stats, placement)
+    return self.put(state.replace(train_stats=None, eval_stats=None)).replace(**stats)
 
   def _replica_state(self, seed: int) -> TrainState:
     run_key = jax.random.key(seed)

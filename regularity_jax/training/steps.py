@@ -41,15 +41,39 @@ def per_example_outputs(logits: jnp.ndarray, labels: jnp.ndarray, loss: jnp.ndar
           "margin": metrics.logit_margin(logits, labels), "logits": logits}
 
 
+class _AsXlaLikes:
+  """No layout constraint (the default of `make_train_step`'s `constrain`)."""
+
+  def __call__(self, tree):
+    return tree
+
+  def rows(self, tree):
+    return tree
+
+
+_AS_XLA_LIKES = _AsXlaLikes()
+
+
 def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics.Tracker,
-                    schedule: optax.Schedule, *, turnover: bool = False
+                    schedule: optax.Schedule, *, turnover: bool = False,
+                    constrain: Callable | None = None, gradient_groups: int = 0,
+                    fixed_order_sum: Callable | None = None
                     ) -> Callable[[TrainState, dict], tuple[TrainState, PerExample]]:
   """Returns the pure `train_step(state, batch) -> (state, per_example)` (not jitted).
 
   `tx` is the unit-rate optimizer of `optimizers.make_optimizer`; its update is scaled by
   `schedule(state.clock.position)`, and the clock advances (`optimizers.Clock`). With
-  `turnover`, every example trains only its own turn-over sub-network m_id.
+  `turnover`, every example trains only its own turn-over sub-network m_id. `constrain`: the
+  layout of the tracker state and of the values updating it (`sharding.IdSharded`; None: as
+  XLA likes). `gradient_groups` G > 0 (`gradient_reduction=fixed_order`, with
+  `fixed_order_sum`, `sharding.fixed_order_sum`): the batch is cut into G groups of B/G rows,
+  one per device, each group's gradient is taken apart and the G gradients are summed in
+  group order on every device, so the sum has the same bits whatever the processes and
+  network (models without batch norm, no turn-over).
   """
+  constrain = constrain or _AS_XLA_LIKES
+  if gradient_groups and turnover:
+    raise ValueError("gradient_groups and turnover do not combine")
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, PerExample]:
     mask = batch["mask"]
@@ -65,7 +89,12 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
       mean = jnp.sum(losses * weights) / jnp.maximum(jnp.sum(mask), 1)
       return mean, (logits, losses, new_model_state)
 
-    grads, (logits, losses, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
+    if gradient_groups:
+      grads, (logits, losses, new_model_state) = _grouped_gradients(
+          graphdef, state, batch["image"], batch["label"], weights, mask, dropout_key,
+          gradient_groups, fixed_order_sum)
+    else:
+      grads, (logits, losses, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = optimizers.scale_updates(updates, schedule(state.clock.position))
     new_state = state.replace(
@@ -75,20 +104,45 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
         opt_state=opt_state,
         clock=state.clock.advance(jnp.sum(mask)),
         # Rows drawn twice (sampling with replacement) are one presentation for the kernels.
-        train_stats=tracker.update(state.train_stats, batch["id"], logits, batch["label"],
-                                   mask & metrics.indexing.first_occurrence(batch["id"], mask)),
+        train_stats=constrain(tracker.update(state.train_stats, *constrain.rows((
+            batch["id"], logits, batch["label"],
+            mask & metrics.indexing.first_occurrence(batch["id"], mask))))),
     )
     return new_state, per_example_outputs(logits, batch["label"], losses)
 
   return train_step
 
 
-def make_eval_step(graphdef, tracker: metrics.Tracker):
-  """Returns `eval_step(params, model_state, stats, batch) -> (stats, per_example)` (eval mode)."""
+def _grouped_gradients(graphdef, state, images, labels, weights, mask, key, groups: int,
+                       fixed_order_sum: Callable):
+  """(grads, (logits [B, C], losses [B], model_state)) of the mean weighted loss, the batch cut
+  into `groups` groups whose gradients are summed by `fixed_order_sum` ([G, ...] -> [...])."""
+  count = jnp.maximum(jnp.sum(mask), 1)
+  split = lambda x: x.reshape((groups, -1) + x.shape[1:])  # pylint: disable=unnecessary-lambda-assignment
+
+  def group_loss(params, image, label, weight):
+    logits, model_state = models.apply(graphdef, params, state.model_state, image, train=True,
+                                       key=key)
+    losses = cross_entropy(logits, label)
+    return jnp.sum(losses * weight) / count, (logits, losses, model_state)
+
+  grads, (logits, losses, model_state) = jax.vmap(
+      jax.grad(group_loss, has_aux=True), in_axes=(None, 0, 0, 0))(
+          state.params, split(images), split(labels), split(weights))
+  model_state = jax.tree.map(lambda x: x[0], model_state)  # empty: batch norm is refused
+  return fixed_order_sum(grads), (logits.reshape((-1,) + logits.shape[2:]),
+                                  losses.reshape(-1), model_state)
+
+
+def make_eval_step(graphdef, tracker: metrics.Tracker, constrain: Callable | None = None):
+  """Returns `eval_step(params, model_state, stats, batch) -> (stats, per_example)` (eval mode;
+  `constrain` as in `make_train_step`)."""
+  constrain = constrain or _AS_XLA_LIKES
 
   def eval_step(params, model_state, stats, batch):
     logits, _ = models.apply(graphdef, params, model_state, batch["image"], train=False)
-    stats = tracker.update(stats, batch["id"], logits, batch["label"], batch["mask"])
+    stats = constrain(tracker.update(stats, *constrain.rows(
+        (batch["id"], logits, batch["label"], batch["mask"]))))
     return stats, per_example_outputs(logits, batch["label"], cross_entropy(logits, batch["label"]))
 
   return eval_step
