@@ -25,6 +25,7 @@ import pytest
 from regularity_jax.training import ConfigError
 from regularity_jax.training import default_config
 from regularity_jax.training import hosts
+from tests import report_checks
 from tests.test_training import assert_scores_equal
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -136,8 +137,9 @@ def test_fixed_order_reduction_is_bit_identical_on_the_full_quickstart_data(tmp_
 def test_files_written_once_by_process_zero(runs):
   workdir = runs["two_processes"]
   names = sorted(p.name for p in workdir.iterdir())
-  assert names == ["checkpoints", "config.json", "metrics.jsonl", "plots", "scores.npz",
-                   "scores_test.csv", "scores_train.csv", "wall_time.json"], names
+  assert names == ["checkpoints", "config.json", "metrics.jsonl", "plots", "report.html",
+                   "scores.npz", "scores_test.csv", "scores_train.csv", "wall_time.json"], names
+  report_checks.check_report(workdir)  # process 0 drew every process's examples
   assert json.loads((workdir / "wall_time.json").read_text())["invocations"] == 1
   assert json.loads((workdir / "config.json").read_text())["distributed"]["process_id"] == 0
   ckpts = sorted(p.name for p in (workdir / "checkpoints").iterdir())
