@@ -33,6 +33,9 @@ def main(argv):
   print(f"done: {result.workdir} | epoch {final.get('epoch')} | "
         f"test accuracy {final.get('test_accuracy', float('nan')):.4f} | "
         f"unforgettable {final.get('train_unforgettable_fraction', float('nan')):.1%}")
+  page = result.workdir / "report.html"
+  if page.is_file():  # --config.report (regularity_jax.report); process 0's in multi-host runs
+    print(f"report: {page} (open it in a browser)")
 
 
 if __name__ == "__main__":
