@@ -99,7 +99,7 @@ def make_step(n: int, layout: str, mesh):
   tracker = metrics.Tracker(n)
   replicated = sharding.replicated(mesh)
   sharded = layout == "sharded"
-  constrain = {"sharded": sharding.constrain_statistics(mesh, n),
+  constrain = {"sharded": sharding.IdSharded(mesh, n),
                "replicated": sharding.Replicated(mesh)}.get(layout)
   stats = tracker.init()
   stats = jax.device_put(stats, sharding.statistics_placement(mesh, stats, n) if sharded

@@ -35,6 +35,7 @@ from regularity_jax.report import figures
 from regularity_jax.report import page
 from regularity_jax.report import selection
 from regularity_jax.report.selection import Grid
+from regularity_jax.runs import scores_file
 
 REPORT_NAME = "report.html"
 GRIDS_DIR = "plots/grids"
@@ -66,7 +67,6 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
   Raises:
     ReportError: not a finished run, or its data cannot be loaded or do not match scores.npz.
   """
-  from regularity_jax.runs import scores_file  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
   if k <= 0:
     raise ReportError(f"k={k} must be a positive number of examples per grid; pass k >= 1")
@@ -85,13 +85,13 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
   _check_rows(scores, dataset, workdir)
   records = _read_metrics(workdir)
   plots_dir = workdir / "plots"
-  grids = (selection.score_grids(scores.arrays, "train",
-                                 selection.available_scores(scores.arrays, "train"), k=k,
-                                 seed=seed)
-           + selection.data_map_grids(scores.arrays, k=k, seed=seed)
-           + selection.score_grids(scores.arrays, "test",
-                                   selection.available_scores(scores.arrays, "test"), k=k,
-                                   seed=seed))
+  grids = []
+  for split in ("train", "test"):
+    values = selection.computable(scores.arrays, split)
+    grids += selection.score_grids(scores.arrays, split, list(values), k=k, seed=seed,
+                                   values=values)
+    if split == "train":
+      grids += selection.data_map_grids(scores.arrays, k=k, seed=seed)
   examples = {"train": dataset.train.images, "test": dataset.test.images}
   class_names = tuple(dataset.class_names) + tuple(
       f"fake class {c}" for c in range(len(dataset.class_names), dataset.num_classes))

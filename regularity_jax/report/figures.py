@@ -19,8 +19,6 @@ from PIL import ImageFont
 from regularity_jax.report import selection as selection_lib
 from regularity_jax.report import thumbnails
 
-TITLES = {"hardest": "highest score (hardest)", "easiest": "lowest score (easiest)"}
-FORGETTING_TITLES = {"hardest": "most forgotten", "easiest": "unforgettable (fewest events)"}
 CELL_PX = 56       # thumbnails are upscaled by the integer CELL_PX // height
 LINE_CELL = (64, 32)  # a 1-D example's cell (width, height)
 PAD = 2            # pixels between thumbnails
@@ -78,8 +76,7 @@ def score_figure(grids: Sequence[selection_lib.Grid], examples: np.ndarray, inde
   for g in grids:
     by_label.setdefault(g.label, {})[g.end] = g
   labels = sorted(by_label)
-  names = (FORGETTING_TITLES if grids and grids[0].score in ("forgetting", "malgeneralizing")
-           else TITLES)
+  names = selection_lib.end_titles(grids[0].score if grids else "")
   tiles = _cells(examples, pixel_mean, pixel_std) if len(examples) else []
   tw, th = tiles[0].size if tiles else (CELL_PX, CELL_PX)
   gap = 3 * tw // 2
@@ -94,7 +91,7 @@ def score_figure(grids: Sequence[selection_lib.Grid], examples: np.ndarray, inde
     draw.text((LEFT + j * (half + gap), TOP - 20), names[end], fill=(40, 40, 40), font=small)
   for r, label in enumerate(labels):
     y = TOP + r * (th + PAD)
-    name = class_names[label] if 0 <= label < len(class_names) else str(label)
+    name = selection_lib.class_name(class_names, label)
     draw.text((4, y + th // 2 - 8), name[:14], fill=(0, 0, 0), font=small)
     for j, end in enumerate(selection_lib.ENDS):
       for c, row in enumerate(by_label[label][end].rows):

@@ -29,10 +29,10 @@ color:#222;background:#fff}
 h1{font-size:1.5em;margin:.8em 0 .2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid
 #ddd}nav a{margin-right:1em}table.kv td{padding:1px 10px 1px 0;vertical-align:top}
 table.grids{border-collapse:collapse}table.grids td,table.grids th{padding:4px 6px;
-vertical-align:top;border-top:1px solid #eee}td.end{color:#555;font-size:12px;width:7em}table.grids th{text-align:left;font-weight:600;
-white-space:nowrap}.grid{display:flex;flex-wrap:wrap;gap:3px;max-width:64em}
-.th{margin:0;display:inline-flex;flex-direction:column;align-items:center;font-size:8.5px;width:46px;
-line-height:1.15;color:#444}.th figcaption{text-align:center;white-space:nowrap}
+vertical-align:top;border-top:1px solid #eee}td.end{color:#555;font-size:12px;width:7em}
+table.grids th{text-align:left;font-weight:600;white-space:nowrap}.grid{display:flex;flex-wrap:wrap;gap:3px;max-width:64em}
+.th{margin:0;display:inline-flex;flex-direction:column;align-items:center;font-size:8.5px;
+width:46px;line-height:1.15;color:#444}.th figcaption{text-align:center;white-space:nowrap}
 .th .im{image-rendering:pixelated;border:1px solid #ccc}.th.bad .im{border-color:#d00}
 .th .was{color:#d00}.line{width:72px;height:30px;border:1px solid #ccc;background:#fafafa;
 color:#1f5f9f}details{margin:.6em 0}summary{cursor:pointer;font-weight:600}
@@ -92,12 +92,12 @@ def _thumb(thumbs: _Thumbs, scores: Mapping[str, np.ndarray], split: str, row: i
   label = int(scores[f"{split}/label"][row])
   corrupted = split == "train" and "train/corrupted" in scores and bool(
       scores["train/corrupted"][row])
-  title = f"id {example_id}, label {_name(class_names, label)}"
+  title = f"id {example_id}, label {selection_lib.class_name(class_names, label)}"
   was = ""
   if corrupted:
     original = int(scores["train/original_label"][row])
     was = f'<br><span class="was">was {original}</span>'
-    title += f" (corrupted; original label {_name(class_names, original)})"
+    title += f" (corrupted; original label {selection_lib.class_name(class_names, original)})"
   title += f", {what} {_fmt(value)}"
   return (f'<figure class="th{" bad" if corrupted else ""}" data-id="{example_id}" '
           f'data-row="{row}" title="{html.escape(title)}">{thumbs.picture(row)}'
@@ -111,24 +111,18 @@ def _grid(grid: selection_lib.Grid, thumbs: _Thumbs, scores, class_names, what: 
           f'data-label="{grid.label}" data-end="{html.escape(grid.end)}">{cells}</div>')
 
 
-def _name(class_names: Sequence[str], label: int) -> str:
-  return class_names[label] if 0 <= label < len(class_names) else str(label)
-
-
 def _score_section(name: str, grids: Sequence[selection_lib.Grid], thumbs: _Thumbs, scores,
                    class_names, *, open_: bool) -> str:
   spec = difficulty.get(name)
-  ends = ("most forgotten", "unforgettable") if name in ("forgetting",
-                                                                  "malgeneralizing") \
-      else ("highest (hardest)", "lowest (easiest)")
+  ends = selection_lib.end_titles(name)
   by_label: dict[int, dict[str, selection_lib.Grid]] = {}
   for g in grids:
     by_label.setdefault(g.label, {})[g.end] = g
   rows = "".join(
-      f'<tr><th rowspan="2">{html.escape(_name(class_names, label))}</th>'
-      f'<td class="end">{ends[0]}</td>'
+      f'<tr><th rowspan="2">{html.escape(selection_lib.class_name(class_names, label))}</th>'
+      f'<td class="end">{ends["hardest"]}</td>'
       f"<td>{_grid(by_label[label]['hardest'], thumbs, scores, class_names, name)}</td></tr>"
-      f'<tr><td class="end">{ends[1]}</td>'
+      f'<tr><td class="end">{ends["easiest"]}</td>'
       f"<td>{_grid(by_label[label]['easiest'], thumbs, scores, class_names, name)}</td></tr>"
       for label in sorted(by_label))
   return (f'<details{" open" if open_ else ""} id="score-{grids[0].split}-{name}"><summary>'

@@ -30,6 +30,19 @@ from regularity_jax.metrics import difficulty
 
 ENDS = ("hardest", "easiest")
 REGIONS = ("easy-to-learn", "ambiguous", "hard-to-learn")
+_EVENT_SCORES = ("forgetting", "malgeneralizing")
+
+
+def end_titles(score: str) -> dict[str, str]:
+  """How the page and the figures name the two ends of a score's ranking."""
+  if score in _EVENT_SCORES:
+    return {"hardest": "most forgotten", "easiest": "unforgettable"}
+  return {"hardest": "highest (hardest)", "easiest": "lowest (easiest)"}
+
+
+def class_name(class_names: Sequence[str], label: int) -> str:
+  """The name of `label`, or the label itself past the dataset's names (a fake class)."""
+  return class_names[label] if 0 <= label < len(class_names) else str(label)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,23 +69,29 @@ class Grid:
     return f"{self.split}/{self.score}/{self.label}/{self.end}"
 
 
-def available_scores(scores: Mapping[str, np.ndarray], split: str) -> list[str]:
-  """The registered scores of `split` that `scores` (a scores.npz table) can compute, in the
-  registry's order, leaving out scores that are NaN everywhere."""
+def computable(scores: Mapping[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
+  """{name: f32[N]} of the registered scores of `split` that `scores` (a scores.npz table) can
+  compute, in the registry's order, leaving out scores that are NaN everywhere."""
   names = difficulty.TRAIN_SCORES if split == "train" else difficulty.TEST_SCORES
-  found = []
+  found = {}
   for name in names:
     try:
       values = difficulty.from_scores(name, scores)
     except ValueError:
       continue
     if np.any(np.isfinite(values)):
-      found.append(name)
+      found[name] = values
   return found
 
 
+def available_scores(scores: Mapping[str, np.ndarray], split: str) -> list[str]:
+  """The names of `computable(scores, split)`."""
+  return list(computable(scores, split))
+
+
 def score_grids(scores: Mapping[str, np.ndarray], split: str, names: Sequence[str], *,
-                k: int = 16, seed: int = 0) -> list[Grid]:
+                k: int = 16, seed: int = 0,
+                values: Mapping[str, np.ndarray] | None = None) -> list[Grid]:
   """Per score and class, the k hardest and k easiest examples (see the module docstring).
 
   Args:
@@ -81,6 +100,7 @@ def score_grids(scores: Mapping[str, np.ndarray], split: str, names: Sequence[st
     names: registered scores of that split.
     k: examples per grid.
     seed: the tie-breaking permutation.
+    values: the scores already computed (`computable`); computed here when None.
 
   Returns:
     Grids in the order score, class, end.
@@ -88,13 +108,14 @@ def score_grids(scores: Mapping[str, np.ndarray], split: str, names: Sequence[st
   labels = np.asarray(scores[f"{split}/label"])
   grids = []
   for name in names:
-    values = difficulty.from_scores(name, scores)
+    score_values = (values[name] if values is not None
+                    else difficulty.from_scores(name, scores))
     for label in np.unique(labels):
       members = np.flatnonzero(labels == label)
       for end in ENDS:
-        ranked = members[difficulty.order(values[members], seed=seed,
+        ranked = members[difficulty.order(score_values[members], seed=seed,
                                           descending=end == "hardest")[:k]]
-        grids.append(Grid(split, name, int(label), end, ranked, values[ranked]))
+        grids.append(Grid(split, name, int(label), end, ranked, score_values[ranked]))
   return grids
 
 

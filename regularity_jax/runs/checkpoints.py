@@ -44,6 +44,11 @@ def _broadcast(value: int) -> int:
   return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
+def _restored(state) -> tuple:
+  """(a restored TrainState, its epoch)."""
+  return state, int(np.ravel(jax.device_get(state.epoch))[0])
+
+
 def _path_names(path) -> tuple[str, ...]:
   names = []
   for key in path:
@@ -149,21 +154,11 @@ class Checkpointer:
     (`initial`, 0) when there is none. `at_most`: ignore checkpoints after that epoch."""
     if jax.process_count() > 1:
       return self._restore_or_together(initial, at_most)
-    for epoch in sorted(self._manager.all_steps(), reverse=True):
-      if at_most is not None and epoch > at_most:
-        self._set_aside(epoch, None, prefix="superseded",
-                        why=f"metrics.jsonl ends at epoch {at_most}")
-        continue
+    while epoch := self._pick(initial, at_most):
       try:
-        self._check_files(epoch)
-        self._check_format(initial, epoch)
-        state = self.restore(initial, epoch)
-      except CheckpointFormatError:
-        raise
+        return _restored(self.restore(initial, epoch))
       except Exception as e:  # pylint: disable=broad-except  # damage: Orbax raises many kinds
         self._set_aside(epoch, e)
-        continue
-      return state, int(np.ravel(jax.device_get(state.epoch))[0])
     return initial, 0
 
   def _restore_or_together(self, initial, at_most: int | None):
@@ -172,7 +167,7 @@ class Checkpointer:
     picked, error = 0, None
     if _primary():
       try:
-        picked = self._pick(initial, at_most)
+        picked = self._pick(initial, at_most, reopen=False)
       except CheckpointFormatError as e:
         picked, error = -1, e
     picked = _broadcast(picked)
@@ -183,23 +178,23 @@ class Checkpointer:
           f"process 0 refused the checkpoints in {self.directory} (its error line says why)")
     if picked == 0:
       return initial, 0
-    state = self.restore(initial, picked)
-    return state, int(np.ravel(jax.device_get(state.epoch))[0])
+    return _restored(self.restore(initial, picked))
 
-  def _pick(self, initial, at_most: int | None) -> int:
-    """The newest checkpoint whose digests and format match (0: none); the rest set aside."""
+  def _pick(self, initial, at_most: int | None, reopen: bool = True) -> int:
+    """The newest checkpoint whose digests and format match (0: none); the newer ones are set
+    aside (`reopen` as in `_set_aside`)."""
     for epoch in sorted(self._manager.all_steps(), reverse=True):
       if at_most is not None and epoch > at_most:
         self._set_aside(epoch, None, prefix="superseded",
-                        why=f"metrics.jsonl ends at epoch {at_most}", reopen=False)
+                        why=f"metrics.jsonl ends at epoch {at_most}", reopen=reopen)
         continue
       try:
         self._check_files(epoch)
         self._check_format(initial, epoch)
       except CheckpointFormatError:
         raise
-      except Exception as e:  # pylint: disable=broad-except
-        self._set_aside(epoch, e, reopen=False)
+      except Exception as e:  # pylint: disable=broad-except  # damage: Orbax raises many kinds
+        self._set_aside(epoch, e, reopen=reopen)
         continue
       return epoch
     return 0

@@ -158,7 +158,7 @@ class Setup:
     constrain = sharding.Replicated(mesh)
     if config.shard_statistics:  # N/D rows per device: pad N up to a multiple of D
       id_space = sharding.padded_examples(id_space, mesh)
-      constrain = sharding.constrain_statistics(mesh, id_space)
+      constrain = sharding.IdSharded(mesh, id_space)
     steps_per_epoch = batching.num_steps(len(dataset.train), config.batch_size)
     train_arrays = split_arrays(dataset.train)
     active = np.ones(len(dataset.train), bool)

@@ -9,8 +9,8 @@ every step (`Replicated` by default, `IdSharded` with `shard_statistics=True`): 
 batch's per-example values are gathered to every device (O(B) bytes per step) before the
 `.at[ids]` updates, instead of XLA's default partitioning of those updates, which all-reduces
 all N rows every step. `shard_statistics=True` shards the statistics along their example-id
-axis: `statistics_placement` puts them there at the start and `constrain_statistics` keeps them
-there; the id space is padded up to a multiple of the devices (`padded_examples`) so that every
+axis: `statistics_placement` puts them there at the start and `IdSharded` keeps them there;
+the id space is padded up to a multiple of the devices (`padded_examples`) so that every
 device holds N/D rows; the padding rows have no example id, so no update ever writes them
 (docs/scaling.md measures both layouts).
 """
@@ -113,11 +113,6 @@ class Replicated:
 
   def rows(self, tree):
     return self(tree)
-
-
-def constrain_statistics(mesh: jax.sharding.Mesh, num_examples: int) -> IdSharded:
-  """The `IdSharded` layout of a tracker state over `num_examples` rows on `mesh`."""
-  return IdSharded(mesh, num_examples)
 
 
 def fixed_order_sum(mesh: jax.sharding.Mesh):

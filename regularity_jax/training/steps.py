@@ -82,19 +82,23 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
     context = (models.TurnOver(state.rng(STREAM_TURNOVER), batch["id"], "own")
                if turnover else None)
 
-    def loss_fn(params):
-      logits, new_model_state = models.apply(graphdef, params, state.model_state, batch["image"],
-                                             train=True, key=dropout_key, turnover=context)
-      losses = cross_entropy(logits, batch["label"])
-      mean = jnp.sum(losses * weights) / jnp.maximum(jnp.sum(mask), 1)
-      return mean, (logits, losses, new_model_state)
+    count = jnp.maximum(jnp.sum(mask), 1)
 
+    def loss_fn(params, image, label, weight):
+      """The batch's (or a group's) share of the mean weighted loss, and its outputs."""
+      logits, new_model_state = models.apply(graphdef, params, state.model_state, image,
+                                             train=True, key=dropout_key, turnover=context)
+      losses = cross_entropy(logits, label)
+      return jnp.sum(losses * weight) / count, (logits, losses, new_model_state)
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
     if gradient_groups:
       grads, (logits, losses, new_model_state) = _grouped_gradients(
-          graphdef, state, batch["image"], batch["label"], weights, mask, dropout_key,
-          gradient_groups, fixed_order_sum)
+          grad_fn, state.params, batch["image"], batch["label"], weights, gradient_groups,
+          fixed_order_sum)
     else:
-      grads, (logits, losses, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
+      grads, (logits, losses, new_model_state) = grad_fn(state.params, batch["image"],
+                                                         batch["label"], weights)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = optimizers.scale_updates(updates, schedule(state.clock.position))
     new_state = state.replace(
@@ -113,22 +117,13 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, tracker: metrics
   return train_step
 
 
-def _grouped_gradients(graphdef, state, images, labels, weights, mask, key, groups: int,
+def _grouped_gradients(grad_fn: Callable, params, images, labels, weights, groups: int,
                        fixed_order_sum: Callable):
-  """(grads, (logits [B, C], losses [B], model_state)) of the mean weighted loss, the batch cut
-  into `groups` groups whose gradients are summed by `fixed_order_sum` ([G, ...] -> [...])."""
-  count = jnp.maximum(jnp.sum(mask), 1)
-  split = lambda x: x.reshape((groups, -1) + x.shape[1:])  # pylint: disable=unnecessary-lambda-assignment
-
-  def group_loss(params, image, label, weight):
-    logits, model_state = models.apply(graphdef, params, state.model_state, image, train=True,
-                                       key=key)
-    losses = cross_entropy(logits, label)
-    return jnp.sum(losses * weight) / count, (logits, losses, model_state)
-
-  grads, (logits, losses, model_state) = jax.vmap(
-      jax.grad(group_loss, has_aux=True), in_axes=(None, 0, 0, 0))(
-          state.params, split(images), split(labels), split(weights))
+  """`grad_fn(params, image, label, weight)` of each of `groups` equal groups of the batch,
+  summed by `fixed_order_sum` ([G, ...] -> [...]): (grads, (logits [B, C], losses [B],
+  model_state))."""
+  grads, (logits, losses, model_state) = jax.vmap(grad_fn, in_axes=(None, 0, 0, 0))(
+      params, *(x.reshape((groups, -1) + x.shape[1:]) for x in (images, labels, weights)))
   model_state = jax.tree.map(lambda x: x[0], model_state)  # empty: batch norm is refused
   return fixed_order_sum(grads), (logits.reshape((-1,) + logits.shape[2:]),
                                   losses.reshape(-1), model_state)
