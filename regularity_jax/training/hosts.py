@@ -79,6 +79,26 @@ def initialize(config) -> None:
     raise ConfigError(f"jax.distributed.initialize failed ({first}); check --config."
                       "distributed.* (every process needs the same coordinator_address and "
                       "num_processes) and that it runs before anything else uses JAX") from None
+  _no_compilation_cache_on_cpu()
+
+
+def _no_compilation_cache_on_cpu() -> None:
+  """Turns JAX's persistent compilation cache off for a multi-process run on CPU.
+
+  jax 0.12.1 deadlocks there: a program with cross-process collectives that one run compiled
+  and wrote to the cache (JAX_COMPILATION_CACHE_DIR), read back by the next run's processes,
+  waits forever at its first collective (every process idle in `device_get`; jax 0.10.2
+  reads the same entries back and runs; tests/test_multihost.py, issue 29). The CPU programs
+  of a run compile in seconds, so the cache is worth nothing there; on GPU and TPU it stays.
+  """
+  if jax.process_count() < 2 or jax.default_backend() != "cpu":
+    return
+  if jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir:
+    from regularity_jax import notices  # pylint: disable=g-import-not-at-top
+    notices.warn("JAX's persistent compilation cache is off for this multi-process CPU run "
+                 "(jax 0.12.1 deadlocks on programs with cross-process collectives read "
+                 "back from it)")
+  jax.config.update("jax_enable_compilation_cache", False)
 
 
 def multiprocess() -> bool:
