@@ -18,3 +18,9 @@ if "--xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
   # One device here, whatever the caller's shell exports.
   os.environ["XLA_FLAGS"] = " ".join(f for f in os.environ["XLA_FLAGS"].split()
                                      if not f.startswith("--xla_force_host_platform_device_count"))
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: an end-to-end guarantee of the slow tier (`bash tests/run.sh slow`); "
+      "the fast tier, `pytest -m 'not slow'`, checks each part directly in at most 3 minutes")

@@ -15,11 +15,13 @@ def test_opens_with_two_commands_and_ci_runs_the_second():
   bash = _code_blocks("bash")
   install_and_run, install_and_test = bash[0].strip(), bash[1].strip()
   assert "experiments.main --config=experiments/configs/quickstart.py" in install_and_run
-  assert "pytest tests" in install_and_test
   assert README.index(install_and_run) < README.index("## ")  # before the first section
   test_command = install_and_test.split("&&")[-1].strip()  # what each CI job runs
-  assert test_command.startswith("python -m pytest tests")
+  assert test_command == "bash tests/run.sh"
   assert test_command in (REPO / ".ci" / "run").read_text()
+  tiers = (REPO / "tests" / "run.sh").read_text()
+  assert 'pytest tests -q -n 2 -m "$mark"' in tiers
+  assert 'all) tier_ fast "not slow" "$@"; tier_ slow slow "$@"' in tiers  # both tiers
 
 
 def test_kernel_example_runs_as_written(capsys):
