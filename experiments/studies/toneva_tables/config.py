@@ -5,7 +5,7 @@ r"""Toneva et al. 2019's MNIST and permuted-MNIST tables at full scale (issue 30
       --config.train=False --workdir=experiments/results/toneva_tables
   # the ten runs, one at a time, in the background on this machine (see "How to run it here"):
   experiments/studies/toneva_tables/background.sh start COMMIT
-  # smoke (1,000 train / 500 test examples, 3 epochs, seeds 0 and 1, both datasets; 4 runs):
+  # smoke (600 train / 200 test examples, 3 epochs, seeds 0 and 1, both datasets; 4 runs):
   python -m experiments.study --config=experiments/studies/toneva_tables/config.py:smoke \
       --workdir=runs/toneva_tables_smoke
 
@@ -88,7 +88,7 @@ def get_config(arg: str = ""):
   c.base = base_config()
   if arg == "smoke":
     c.seeds = (0, 1)
-    c.base.train_subset, c.base.test_subset = 1000, 500
+    c.base.train_subset, c.base.test_subset = 600, 200
     c.base.num_epochs = 3
     c.base.eval_every = 3
     c.base.checkpoint_every = 1

@@ -370,8 +370,9 @@ def report(config, records, measured, report: Report, runs) -> None:
   report.heading("Cost")
   report.paragraph("Wall seconds per epoch from metrics.jsonl (train + eval time of each "
                    "epoch, compilation excluded); CPU seconds per epoch from the process CPU "
-                   "time of the invocation that finished the run (timing.json; two cores can "
-                   "give up to 2 CPU seconds per wall second). See the per-seed table.")
+                   "time of the invocation that finished the run (timing.json; data loading and "
+                   "compilation included; two cores give up to 2 CPU seconds per wall second). "
+                   "See the per-seed table.")
   off = [r for r in summary if not r["within_1_point"]]
   report.heading("Verdict")
   report.paragraph(_verdict(summary))
