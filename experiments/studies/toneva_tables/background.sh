@@ -38,7 +38,8 @@ log() { echo "[$(date -u '+%Y-%m-%d %H:%M:%S')] $*" >> "$LOG"; }
 running_pid() {
   [[ -f "$PIDFILE" ]] || return 1
   local pid; pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
+  local state; state="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != Z* ]] && echo "$pid"  # an exited loop may linger as a zombie
 }
 
 pin() {  # COMMIT: the pinned worktree and its venv, created once, checked every time
@@ -130,7 +131,7 @@ case "${1:-}" in
   pause|resume)
     pid="$(running_pid)" || { echo "not running" >&2; exit 1; }
     kill "-$([[ $1 == pause ]] && echo STOP || echo CONT)" -- "-$pid"
-    log "$1d by $USER"
+    log "$1d by ${USER:-$(id -un)}"
     echo "$1d: process group $pid"
     ;;
   status)
