@@ -45,9 +45,12 @@ something else, and resume it after:
   experiments/studies/toneva_tables/background.sh status    # pid, current run, log tail
 Its pid is in /work/toneva_work/background.pid and its log in /work/toneva_work/background.log.
 
-Hardware and runtime: 2 shared Intel Xeon CPU cores (jax 0.10.2). Smoke, measured
-2026-12-03 on this machine: see experiments/studies/toneva_tables/study.py's tests
-(tests/test_studies_toneva.py); about 60-90 s for its 4 runs. Full: 10 x 200 epochs, 5-7 hours.
+Hardware and runtime: 2 shared AMD EPYC CPU cores (jax 0.10.2, 2026-12-07). Smoke, measured:
+34 s wall for its 4 runs at 1,000 examples on a quiet machine, 81 s wall (46 s CPU) at 600
+examples with the load average at 5 (other work on the 2 cores); the background script ran the
+smoke's 4 runs at nice 19 in about 3 minutes of that load, a killed run resumed to the same
+per-example results as an uninterrupted one. Full: 10 x 200 epochs, 5-7 hours when quiet
+(issue 30's 8-10 s per epoch), not measured yet.
 
 Expected (paper, 5 seeds, summed): 91.7% of MNIST and 75.3% of permuted-MNIST training
 examples unforgettable; test error 0.8% on MNIST. The report says for each dataset whether the
