@@ -39,18 +39,21 @@ def reference_stats(num_examples, stream):
       margin = z[y] - max(others)
       history[int(ids[row])].append((correct, margin, _softmax(z)[y], z, y))
 
-  out = {k: [] for k in ("forgetting_events", "learning_events", "first_learned", "unforgettable",
+  out = {k: [] for k in ("forgetting_events", "learning_events", "first_learned", "first_forgotten",
+                         "unforgettable",
                          "never_learned", "observations", "cumulative_correct", "mean_correct",
                          "last_margin", "aum", "confidence", "variability", "correctness",
                          "last_loss", "mean_loss", "last_el2n", "mean_el2n")}
   for h in history:
     n = len(h)
     forgets = learns = 0
-    first = -1
+    first = first_forgot = -1
     prev = False  # the first observation's "previous" counts as wrong
     for t, (c, *_) in enumerate(h):
       if prev and not c:
         forgets += 1
+        if first_forgot < 0:
+          first_forgot = t
       if c and not prev:
         learns += 1
       if c and first < 0:
@@ -64,6 +67,7 @@ def reference_stats(num_examples, stream):
     out["forgetting_events"].append(forgets)
     out["learning_events"].append(learns)
     out["first_learned"].append(first)
+    out["first_forgotten"].append(first_forgot)
     out["unforgettable"].append(first >= 0 and forgets == 0)
     out["never_learned"].append(n > 0 and first < 0)
     out["observations"].append(n)

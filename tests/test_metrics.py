@@ -18,7 +18,8 @@ from regularity_jax.metrics import losses
 from regularity_jax.metrics import margins
 from tests import metrics_reference
 
-INT_KEYS = ("forgetting_events", "learning_events", "first_learned", "observations",
+INT_KEYS = ("forgetting_events", "learning_events", "first_learned", "first_forgotten",
+            "observations",
             "cumulative_correct")
 BOOL_KEYS = ("unforgettable", "never_learned")
 
@@ -183,7 +184,7 @@ class TestForgettingSemantics:
   def test_sequence(self):
     got = self._run([0, 1, 1, 0, 1, 0, 0])
     assert got == {"forgetting_events": 2, "learning_events": 2, "first_learned": 1,
-                   "unforgettable": 0, "never_learned": 0, "observations": 7}
+                   "first_forgotten": 3, "unforgettable": 0, "never_learned": 0, "observations": 7}
 
   def test_never_learned_is_flagged_and_ranked_most_forgotten(self):
     assert self._run([0, 0, 0])["never_learned"] == 1
@@ -199,6 +200,7 @@ class TestForgettingSemantics:
     table = forgetting.summarize(forgetting.init(2))
     assert not table["never_learned"].any() and not table["unforgettable"].any()
     np.testing.assert_array_equal(table["first_learned"], [-1, -1])
+    np.testing.assert_array_equal(table["first_forgotten"], [-1, -1])
 
 
 class TestLogitMargin:

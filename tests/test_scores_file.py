@@ -60,6 +60,7 @@ class TestProvenanceRecorded:
         "fingerprint": scores_file.fingerprint(np.arange(96), np.arange(96) % 4)}
     assert prov["seeds"] == [0] and prov["num_epochs"] == 2
     assert prov["corruption"] == {"kind": "none", "fraction": 0.0, "seed": 0}
+    assert prov["permute_pixels"] is None
     # The Toneva-rule column sits next to the summed event count.
     assert "train/forgetting_score" in loaded and "test/forgetting_score" in loaded
 
@@ -91,6 +92,33 @@ class TestChecked:
                     lambda a, p: p.update(numbering="tfds", source="tfds:mnist"))
     with pytest.raises(ScoresFileError, match="numbers its examples by tfds.*local"):
       train_and_evaluate(_pruned(dirs / "a", tfds), tmp_path / "w")
+
+  def test_permuted_pixels_refused_both_ways(self, dirs, scored, tmp_path):
+    # A permuted run's scores on the unpermuted data (same ids, same labels): refused.
+    permuted = _rewrite(scored, tmp_path / "perm.npz", lambda a, p: p.update(
+        permute_pixels={"seed": 0, "sha256": "3aa79b80c498bc4e"}))
+    with pytest.raises(ScoresFileError, match=r"with pixels permuted \(seed 0, sha256 3aa79b80c498\)"
+                       ".*with unpermuted pixels.*--config.permute_pixels"):
+      train_and_evaluate(_pruned(dirs / "a", permuted), tmp_path / "w")
+    # The unpermuted run's scores on permuted data: refused.
+    with pytest.raises(ScoresFileError, match="with unpermuted pixels.*with pixels permuted"):
+      train_and_evaluate(_pruned(dirs / "a", scored, **{"permute_pixels.enabled": True}),
+                         tmp_path / "w2")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()
+
+  def test_same_permutation_accepted_other_seed_refused(self, dirs, tmp_path):
+    workdir = tmp_path / "perm_run"
+    train_and_evaluate(engine_fixtures.tiny_config(
+        dirs / "a", num_epochs=1, **{"permute_pixels.enabled": True,
+                                     "permute_pixels.seed": 3}), workdir)
+    prov = scores_file.load(workdir / "scores.npz").provenance
+    assert prov["permute_pixels"]["seed"] == 3 and len(prov["permute_pixels"]["sha256"]) == 64
+    result = train_and_evaluate(_pruned(dirs / "a", workdir / "scores.npz", **{
+        "permute_pixels.enabled": True, "permute_pixels.seed": 3}), tmp_path / "ok")
+    assert result.scores["train/active"].sum() == 48
+    with pytest.raises(ScoresFileError, match="seed 3.*seed 4"):
+      train_and_evaluate(_pruned(dirs / "a", workdir / "scores.npz", **{
+          "permute_pixels.enabled": True, "permute_pixels.seed": 4}), tmp_path / "w")
 
   def test_other_split_size_refused(self, dirs, scored, tmp_path):
     bigger = _rewrite(scored, tmp_path / "big.npz",

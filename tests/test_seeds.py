@@ -57,6 +57,7 @@ class TestCombine:
         "unforgettable": np.array([[True, False, True, False], [True, True, False, False]]),
         "never_learned": np.array([[False, False, False, True], [False, False, True, False]]),
         "first_learned": np.array([[0, 2, 1, -1], [2, 0, -1, 3]]),
+        "first_forgotten": np.array([[-1, 4, -1, -1], [-1, -1, -1, 5]]),
         "aum": np.array([[1.0, np.nan, 3.0, 0.0], [3.0, np.nan, 1.0, 2.0]]),
     }
     out = seeds.combine(per_seed)
@@ -64,7 +65,22 @@ class TestCombine:
     np.testing.assert_array_equal(out["unforgettable"], [True, False, False, False])
     np.testing.assert_array_equal(out["never_learned"], [False, False, False, False])
     np.testing.assert_allclose(out["first_learned"], [1.0, 1.0, 1.0, 3.0])
+    np.testing.assert_allclose(out["first_forgotten"], [-1.0, 4.0, -1.0, 5.0])
     np.testing.assert_allclose(out["aum"], [2.0, np.nan, 2.0, 1.0])
+
+  def test_unforgettable_by_epoch_against_loop(self):
+    rng = np.random.default_rng(0)
+    k, n, epochs = 3, 40, 7
+    fl = rng.integers(-1, epochs, (k, n))
+    ff = np.where(rng.random((k, n)) < 0.5, -1, np.minimum(np.maximum(fl, 0) + 1 +
+                                                          rng.integers(0, 4, (k, n)), epochs))
+    ff = np.where(fl < 0, -1, ff)
+    got = seeds.unforgettable_by_epoch(fl, ff, epochs)
+    for e in range(1, epochs + 1):  # e epochs seen: observations 0..e-1
+      count = sum(all(0 <= fl[s, i] <= e - 1 and not 0 <= ff[s, i] <= e - 1 for s in range(k))
+                  for i in range(n))
+      assert got[e - 1] == count / n
+    assert 0 < got[-1] < 1
 
 
 def test_clashing_options_refused(data_dir, tmp_path):

@@ -12,7 +12,8 @@ uses numpy and Pillow, and optionally tensorflow_datasets, mnist1d and scipy
 
 Modules: `types` (Split, Dataset, DataError), `catalog` (names, classes),
 `registry` (load_dataset), `local_files` / `image_folders` / `tfds_source` /
-`mnist1d_source` (the sources), `subsets`, `normalization`, `corruption`, `partitions` (holdout, threshold
+`mnist1d_source` (the sources), `subsets`, `normalization`, `permutation` (one fixed pixel
+permutation of every image: permuted MNIST), `corruption`, `partitions` (holdout, threshold
 samples);
 `augment` and `batching` (on-device, jax); `streaming` (grain: host reads of the rows of
 a fixed plan of positions).

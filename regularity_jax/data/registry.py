@@ -11,6 +11,7 @@ from regularity_jax.data import catalog
 from regularity_jax.data import local_files
 from regularity_jax.data import mnist1d_source
 from regularity_jax.data import normalization
+from regularity_jax.data import permutation
 from regularity_jax.data import subsets
 from regularity_jax.data import tfds_source
 from regularity_jax.data.raw import RawData, RawSplit
@@ -24,7 +25,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
                  train_subset: int | None = None,
                  test_subset: int | None = None, subset_seed: int = 0,
                  cache_dir: str | os.PathLike | None = None,
-                 tfds_options: tfds_source.TfdsOptions | None = None) -> Dataset:
+                 tfds_options: tfds_source.TfdsOptions | None = None,
+                 permute_pixels_seed: int | None = None) -> Dataset:
   """Loads a dataset by name, from local files, TFDS, or (mnist1d) generated.
 
   Sources:
@@ -53,6 +55,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
   `test_subset` does the same for the test split, with an independent stream
   of the same seed.
 
+  `permute_pixels_seed=s` permutes the pixel positions of every image of both
+  splits with one fixed permutation drawn from `s` (Toneva et al.'s permuted
+  MNIST; `permutation`), as the images are read: the normalization statistics
+  are those of the permuted training split. `Dataset.pixel_permutation` keeps it.
+
   Image folders decode only the examples a subset keeps, and cache a fully
   decoded split as .npz in `cache_dir` (default `~/.cache/regularity_jax`,
   keyed by the source's absolute path, size and mtime); other formats ignore
@@ -68,6 +75,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     cache_dir: cache of decoded image folders.
     tfds_options: TFDS's data dir, manual dir and whether it may download
       (`tfds_source.TfdsOptions`; default: TFDS's data dir, download allowed).
+    permute_pixels_seed: None (the images as they are) or the seed of one pixel
+      permutation applied to every image.
 
   Returns:
     The `Dataset`.
@@ -90,7 +99,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
   else:
     raw = tfds_source.load_tfds(info, tfds_options)
   return from_raw(info, raw, train_subset=train_subset,
-                  test_subset=test_subset, subset_seed=subset_seed)
+                  test_subset=test_subset, subset_seed=subset_seed,
+                  permute_pixels_seed=permute_pixels_seed)
 
 
 def dataset_info(name: str) -> catalog.DatasetInfo:
@@ -106,8 +116,8 @@ def dataset_info(name: str) -> catalog.DatasetInfo:
 
 def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
              train_subset: int | None = None, test_subset: int | None = None,
-             subset_seed: int = 0) -> Dataset:
-  """Validates, normalizes and subsets what a source delivered.
+             subset_seed: int = 0, permute_pixels_seed: int | None = None) -> Dataset:
+  """Validates, permutes (if asked), normalizes and subsets what a source delivered.
 
   Args:
     info: the dataset's catalog entry.
@@ -115,10 +125,24 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
     train_subset: see `load_dataset`.
     test_subset: see `load_dataset`.
     subset_seed: see `load_dataset`.
+    permute_pixels_seed: see `load_dataset`.
 
   Returns:
     The `Dataset`.
   """
+  perm = None
+
+  def read(split: RawSplit, rows):
+    """The rows' images, permuted when asked (the permutation drawn at the first read)."""
+    nonlocal perm
+    images = split.read(rows)
+    if permute_pixels_seed is None:
+      return images
+    if perm is None:
+      perm = permutation.pixel_permutation(permute_pixels_seed,
+                                           int(np.prod(images.shape[1:-1])))
+    return perm.apply(images)
+
   class_names = raw.class_names or info.class_names
   if len(class_names) != info.num_classes:
     raise DataError(
@@ -140,17 +164,16 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
       if (split.images is None and rows is not None
           and split.stats_indices is not None):
         # A lazy source decodes just the stats sample and the subset.
-        mean, std = normalization.channel_stats(
-            split.read(split.stats_indices))
-        images = split.read(rows)
+        mean, std = normalization.channel_stats(read(split, split.stats_indices))
+        images = read(split, rows)
       else:
-        full = split.read(None)
+        full = read(split, None)
         mean, std = normalization.channel_stats(
             full if split.stats_indices is None else full[split.stats_indices])
         images = full if rows is None else full[rows]
         del full
     else:
-      images = split.read(rows)
+      images = read(split, rows)
     if (not raw.any_shape and info.spatial_shape
         and tuple(images.shape[1:-1]) != info.spatial_shape):
       raise DataError(
@@ -176,7 +199,7 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
                  num_classes=info.num_classes, class_names=tuple(class_names),
                  source=raw.source, pixel_mean=tuple(float(m) for m in mean),
                  pixel_std=tuple(float(s) for s in std),
-                 full_sizes=(len(raw.train), len(raw.test)))
+                 full_sizes=(len(raw.train), len(raw.test)), pixel_permutation=perm)
 
 
 def _check_labels(split: RawSplit, split_name: str,

@@ -108,6 +108,8 @@ class Dataset:
       any subset); () when unknown.
     holdout: the part of the training split held out of training
       (`partitions.hold_out`), or None.
+    pixel_permutation: the `permutation.PixelPermutation` applied to every
+      image of both splits (permuted MNIST), or None.
   """
 
   name: str
@@ -120,6 +122,7 @@ class Dataset:
   pixel_std: tuple[float, ...] = ()
   full_sizes: tuple[int, ...] = ()
   holdout: Split | None = None
+  pixel_permutation: object | None = None  # permutation.PixelPermutation
 
   @property
   def numbering(self) -> str:

@@ -5,7 +5,7 @@ labels, mask=None)` and `summarize(state)`; state is a NamedTuple of [num_exampl
 updated with `.at[ids]` scatters, so it runs inside a jitted (and sharded) training step with
 no host sync. This package imports nothing else from regularity_jax: copy it into any project.
 
-  forgetting  forgetting/learning events, first_learned, unforgettable, never_learned
+  forgetting  forgetting/learning events, first_learned, first_forgotten, unforgettable, never_learned
   cumulative  cumulative_correct (CBTL on the training stream, CBGL on the evaluation stream)
   margins     last logit margin and AUM; `logit_margin`
   margin_distribution  sorted normalized-margin curve and its area, `margin_auc`

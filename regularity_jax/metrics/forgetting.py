@@ -12,6 +12,11 @@ Summary keys (each an array of shape [num_examples]):
   learning_events    i32  previous observation wrong (or none yet), this one correct.
   first_learned      i32  0-based index, among this example's own observations, of its first
                           correct one; -1 if it was never correct.
+  first_forgotten    i32  0-based index, among this example's own observations, of its first
+                          forgetting event (the wrong observation); -1 if it was never forgotten.
+                          With one presentation per epoch, an example is unforgettable by epoch
+                          e (e epochs seen) iff 0 <= first_learned <= e - 1 and
+                          (first_forgotten == -1 or first_forgotten > e - 1).
   unforgettable      bool learned at least once and never forgotten.
   never_learned      bool observed at least once and never correct. Rank these as the most
                           forgotten (Toneva), never as "0 forgetting events": the ranking
@@ -21,7 +26,7 @@ Summary keys (each an array of shape [num_examples]):
 and `dropped` (i32[], a scalar): unmasked rows never counted because their id was outside
 [0, num_examples) or repeated an id already counted in the same update (`indexing`).
 
-An example that was never observed has observations == 0, first_learned == -1 and is neither
+An example that was never observed has observations == 0, first_learned == first_forgotten == -1 and is neither
 unforgettable nor never_learned.
 
 Example:
@@ -38,8 +43,8 @@ import jax.numpy as jnp
 
 from regularity_jax.metrics import indexing
 
-SUMMARY_KEYS = ("forgetting_events", "learning_events", "first_learned", "unforgettable",
-                "never_learned", "observations")
+SUMMARY_KEYS = ("forgetting_events", "learning_events", "first_learned", "first_forgotten",
+                "unforgettable", "never_learned", "observations")
 
 
 class ForgettingState(NamedTuple):
@@ -48,6 +53,7 @@ class ForgettingState(NamedTuple):
   forgetting_events: jnp.ndarray  # i32
   learning_events: jnp.ndarray    # i32
   first_learned: jnp.ndarray      # i32, -1 until the first correct observation
+  first_forgotten: jnp.ndarray    # i32, -1 until the first forgetting event
   observations: jnp.ndarray       # i32
   dropped: jnp.ndarray            # i32[], rows dropped (see `indexing.select_rows`)
 
@@ -61,6 +67,7 @@ def init(num_examples: int) -> ForgettingState:
       forgetting_events=zeros(),
       learning_events=zeros(),
       first_learned=jnp.full((num_examples,), -1, jnp.int32),
+      first_forgotten=jnp.full((num_examples,), -1, jnp.int32),
       observations=zeros(),
       dropped=indexing.no_drops(),
   )
@@ -88,6 +95,7 @@ def update(state: ForgettingState, ids: jnp.ndarray, logits: jnp.ndarray,
   prev = indexing.gather(state.prev_correct, sid, False)
   seen = indexing.gather(state.observations, sid, 0)
   first = indexing.gather(state.first_learned, sid, -1)
+  first_forgot = indexing.gather(state.first_forgotten, sid, -1)
   learned = now & ~prev
   forgot = prev & ~now
   return ForgettingState(
@@ -96,6 +104,8 @@ def update(state: ForgettingState, ids: jnp.ndarray, logits: jnp.ndarray,
       learning_events=indexing.scatter_add(state.learning_events, sid, learned),
       first_learned=indexing.scatter_set(
           state.first_learned, sid, jnp.where((first < 0) & now, seen, first)),
+      first_forgotten=indexing.scatter_set(
+          state.first_forgotten, sid, jnp.where((first_forgot < 0) & forgot, seen, first_forgot)),
       observations=indexing.scatter_add(state.observations, sid, jnp.ones_like(seen)),
       dropped=state.dropped + rows.dropped,
   )
@@ -108,6 +118,7 @@ def summarize(state: ForgettingState) -> dict[str, jnp.ndarray]:
       "forgetting_events": state.forgetting_events,
       "learning_events": state.learning_events,
       "first_learned": state.first_learned,
+      "first_forgotten": state.first_forgotten,
       "unforgettable": ever & (state.forgetting_events == 0),
       "never_learned": (state.observations > 0) & ~ever,
       "observations": state.observations,

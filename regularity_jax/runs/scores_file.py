@@ -14,7 +14,8 @@ Schema (every array has one row per example of its split, in the split's order):
 Scores are only meaningful on the examples they were measured on. Everything that reads
 another run's scores (pruning, weighting) goes through `read_aligned`, which refuses, in one
 line naming both sides: another dataset, another id numbering (TFDS numbers MNIST in a fixed
-permutation of the IDX order), other labels at the same ids, or ids without a score (unless
+permutation of the IDX order), other pixels (a pixel permutation, `config.permute_pixels`, on
+one side only or another one on each), other labels at the same ids, or ids without a score (unless
 the caller allows partial coverage). Seeds, epochs and subset sizes may differ: the scores of
 a 60k run may prune a 10k subset of the same split.
 """
@@ -74,6 +75,7 @@ def provenance(config, dataset) -> dict[str, Any]:
       "subset": {"train_subset": int(config.train_subset), "test_subset": int(config.test_subset),
                  "subset_seed": int(config.subset_seed)},
       "corruption": {k: config.corruption[k] for k in ("kind", "fraction", "seed")},
+      "permute_pixels": permutation_of(dataset),
       "seeds": [int(config.seed) + k for k in range(num_seeds)],
       "num_epochs": int(config.num_epochs),
       "model": config.model,
@@ -82,6 +84,19 @@ def provenance(config, dataset) -> dict[str, Any]:
                   if "holdout" in config else None),
       "fake_class": _fake_class(config, dataset),
   }
+
+
+def permutation_of(dataset) -> dict[str, Any] | None:
+  """{"seed", "sha256"} of the dataset's pixel permutation (`data.permutation`), or None.
+  A provenance without the key (older files) had none."""
+  perm = getattr(dataset, "pixel_permutation", None)
+  return None if perm is None else perm.describe()
+
+
+def _describe_pixels(perm: Mapping[str, Any] | None) -> str:
+  if not perm:
+    return "unpermuted pixels"
+  return f"pixels permuted (seed {perm.get('seed')}, sha256 {str(perm.get('sha256'))[:12]})"
 
 
 def _fake_class(config, dataset) -> dict[str, int] | None:
@@ -248,6 +263,12 @@ def check_matches(scores: Scores, dataset, *, what: str = "scores_path") -> None
         f"{what} {path} numbers its examples by {prov.get('numbering')} ({theirs}), this run by "
         f"{dataset.numbering} ({_side(dataset)}): the same id is another example there; score "
         "the data loaded the same way (both TFDS, or both from local files)")
+  theirs_perm, mine_perm = prov.get("permute_pixels"), permutation_of(dataset)
+  if (theirs_perm or {}).get("sha256") != (mine_perm or {}).get("sha256"):
+    raise ScoresFileError(
+        f"{what} {path} scores {theirs} with {_describe_pixels(theirs_perm)}, but this run "
+        f"trains {_side(dataset)} with {_describe_pixels(mine_perm)}: other images at the same "
+        "ids; pass the scores of a run with the same --config.permute_pixels")
   full = (prov.get("splits") or {}).get("train", {}).get("full_size")
   if dataset.full_sizes and full is not None and full != dataset.full_sizes[0]:
     raise ScoresFileError(

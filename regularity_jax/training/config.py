@@ -80,6 +80,11 @@ Fields:
                     mislabeled flags (train/aum_flag...), and its provenance says the run had
                     a fake class. aum_threshold.partner: the scores.npz of the run with the
                     other set; with it every training example gets a flag (train/aum_flag)
+  permute_pixels.enabled  permute the pixel positions of every training and test image with one
+                    fixed permutation drawn from permute_pixels.seed (Toneva et al.'s permuted
+                    MNIST; regularity_jax.data.permutation); normalization statistics are those
+                    of the permuted images; scores.npz records the seed and the permutation's
+                    sha256, and scores of other pixels are refused (runs.scores_file)
   corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
   corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
   tracking.kernels  metric kernels tracked on every stream (regularity_jax.metrics.KERNELS)
@@ -200,6 +205,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.scan_epoch = False
   c.input_pipeline = "device"
   c.stream = ml_collections.ConfigDict({"threads": 2, "prefetch": 2})
+  c.permute_pixels = ml_collections.ConfigDict({"enabled": False, "seed": 0})
   c.corruption = ml_collections.ConfigDict({"kind": "none", "fraction": 0.0, "seed": 0})
   c.holdout = ml_collections.ConfigDict({"fraction": 0.0, "folds": 0, "fold": 0, "seed": 0})
   c.aum_threshold = ml_collections.ConfigDict({"set": 0, "seed": 0, "partner": ""})
@@ -261,6 +267,10 @@ def validate(config) -> None:
   if not 0.0 <= float(config.corruption.fraction) <= 1.0:
     raise ConfigError(f"corruption.fraction={config.corruption.fraction} is outside [0, 1]; "
                       "set --config.corruption.fraction between 0 and 1")
+  seed = config.permute_pixels.seed
+  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    raise ConfigError(f"permute_pixels.seed={seed!r} must be a non-negative integer; set e.g. "
+                      "--config.permute_pixels.seed=0")
   inputs.validate(config)
   hosts.check_fields(config)
   choice("gradient_reduction", config.gradient_reduction, GRADIENT_REDUCTIONS)

@@ -33,7 +33,8 @@ from regularity_jax.training.state import TrainState
 
 
 def load_data(config) -> data.Dataset:
-  """The dataset of `config`: loaded (local files, TFDS or generated), subset, corrupted, a
+  """The dataset of `config`: loaded (local files, TFDS or generated) with its pixels permuted
+  (`permute_pixels.*`; absent in configs of older runs: not permuted), subset, corrupted, a
   holdout taken out (`holdout.*`), AUM's threshold samples relabelled (`aum_threshold.set`)."""
   dataset = data.load_dataset(config.dataset, config.data_dir or None,
                               train_subset=config.train_subset or None,
@@ -42,7 +43,8 @@ def load_data(config) -> data.Dataset:
                               tfds_options=data.TfdsOptions(
                                   data_dir=config.tfds.data_dir or None,
                                   manual_dir=config.tfds.manual_dir or None,
-                                  download=bool(config.tfds.download)))
+                                  download=bool(config.tfds.download)),
+                              permute_pixels_seed=permute_pixels_seed(config))
   dataset = data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
                          config.corruption.seed)
   holdout = config.holdout
@@ -52,6 +54,12 @@ def load_data(config) -> data.Dataset:
     dataset = data.add_threshold_samples(dataset, int(config.aum_threshold.set),
                                          int(config.aum_threshold.seed))
   return dataset
+
+
+def permute_pixels_seed(config) -> int | None:
+  """The seed of the run's pixel permutation, None when its pixels are not permuted."""
+  block = config.get("permute_pixels")
+  return int(block["seed"]) if block is not None and block["enabled"] else None
 
 
 def model_kwargs(config) -> dict[str, Any]:
