@@ -18,3 +18,8 @@ if "--xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
   # One device here, whatever the caller's shell exports.
   os.environ["XLA_FLAGS"] = " ".join(f for f in os.environ["XLA_FLAGS"].split()
                                      if not f.startswith("--xla_force_host_platform_device_count"))
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: an end-to-end run over ~20 s (deselect with "
+                          "-m 'not slow')")
