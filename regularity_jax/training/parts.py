@@ -48,7 +48,7 @@ class ModelPart:
 
   def record(self) -> dict[str, str]:
     """What config.json keeps of a user part (`model_source`)."""
-    return {"resolved": self.resolved, "sha256": self.sha256}
+    return {"spec": self.spec, "resolved": self.resolved, "sha256": self.sha256}
 
 
 def check_model_spec(spec) -> None:
@@ -144,9 +144,12 @@ def resolve_model(spec: str, base_dir: str | os.PathLike | None = None) -> Model
 
 def model_part(config, base_dir: str | os.PathLike | None = None) -> ModelPart:
   """The model of `config`: where its config.json recorded it (`model_source.resolved`) if it
-  did, else `config.model` resolved from `base_dir`."""
+  did for this `config.model` (a copy naming another model, e.g. RHO-LOSS's irreducible-loss
+  model, resolves that one), else `config.model` resolved from `base_dir`."""
   source = config.get("model_source") or {}
-  return resolve_model(source.get("resolved") or config.model, base_dir)
+  if source.get("resolved") and source.get("spec") == config.model:
+    return resolve_model(source["resolved"], base_dir)
+  return resolve_model(config.model, base_dir)
 
 
 def record_model_source(config, base_dir: str | os.PathLike | None = None) -> ModelPart:
