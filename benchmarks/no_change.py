@@ -45,12 +45,11 @@ import sys, json
 from tests import engine_fixtures
 from regularity_jax.training import train_and_evaluate
 data, workdir, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-kwargs = overrides.pop("model_kwargs", None)
+kwargs = overrides.pop("model_kwargs", {})
 config = engine_fixtures.tiny_config(data, **overrides)
-if kwargs is not None:
-  del config.model_kwargs["hidden"]
-  config.model_kwargs.update({k: tuple(v) if isinstance(v, list) else v
-                              for k, v in kwargs.items()})
+if config.model != "mlp":
+  del config.model_kwargs["hidden"]  # the fixture's mlp width
+config.model_kwargs.update({k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 train_and_evaluate(config, workdir)
 """
 
