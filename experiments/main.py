@@ -9,6 +9,9 @@ resumes from the last checkpoint. Everything happens in regularity_jax.training;
 parses flags.
 """
 
+import functools
+import os
+
 from absl import app
 from absl import flags
 
@@ -27,7 +30,11 @@ def main(argv):
   # Imported here so that --help answers before JAX starts.
   from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top
   from regularity_jax import training  # pylint: disable=g-import-not-at-top
-  result = entrypoints.run(training.train_and_evaluate, _CONFIG.value, _WORKDIR.value,
+  # A relative --config.model=path/to/file.py:Class is taken from the config file's folder.
+  base_dir = os.path.dirname(os.path.abspath(config_flags.get_config_filename(
+      flags.FLAGS["config"])))
+  result = entrypoints.run(functools.partial(training.train_and_evaluate, base_dir=base_dir),
+                           _CONFIG.value, _WORKDIR.value,
                            quiet_logs=not flags.FLAGS["verbosity"].present)
   final = result.final
   print(f"done: {result.workdir} | epoch {final.get('epoch')} | "

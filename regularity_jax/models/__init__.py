@@ -1,4 +1,5 @@
-"""Flax NNX models by name, and a pure functional view for jitted loops.
+"""Flax NNX models by name (or any NNX model by the contract, `contract`), and a pure
+functional view for jitted loops.
 
 A leaf: imports only jax, flax and numpy.
 
@@ -9,7 +10,11 @@ A leaf: imports only jax, flax and numpy.
                               key=key)
 """
 
+from . import contract
+from .contract import Classifier
+from .contract import ContractError
 from .functional import apply
+from .functional import ModelDef
 from .functional import count_params
 from .functional import merge
 from .functional import split
@@ -25,18 +30,24 @@ from .resnet import ResNet18
 from .small_cnn import SmallCNN
 from .toneva_cnn import TonevaCNN
 from .turnover import TurnOver
+from .turnover import TurnOverSite
 from . import turnover
 
 __all__ = [
+    "Classifier",
+    "ContractError",
     "MLP",
+    "ModelDef",
     "MODELS",
     "NORMALIZERS",
     "ResNet18",
     "SmallCNN",
     "TonevaCNN",
     "TurnOver",
+    "TurnOverSite",
     "turnover",
     "apply",
+    "contract",
     "count_params",
     "create_model",
     "merge",

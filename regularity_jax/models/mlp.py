@@ -26,6 +26,8 @@ class MLP(nnx.Module):
     head: final `nnx.Linear` to `num_classes` logits.
   """
 
+  final_layer = "head"  # for the margin normalizers (norms.derive_layout)
+
   def __init__(
       self,
       example_shape: Sequence[int],

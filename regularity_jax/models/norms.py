@@ -52,6 +52,15 @@ stem_bn -> stem_conv, bn1 -> conv1, bn2 -> conv2, shortcut_bn -> shortcut_conv).
 named `kernel` is a layer. The per-model table `_LAYOUTS` gives the rest: the final dense
 layer's path and the BN epsilon (which is not stored in the params).
 
+Any other model (docs/your_model.md): `derive_layout(model, num_classes)` reads the same from
+its layers where they leave no doubt: the final layer is the one dense kernel [D, num_classes];
+the epsilon is the one all its `nnx.BatchNorm`s share; each BN folds into the kernel the naming
+rule above gives, else the sibling kernel with the same trailing number (conv1 <- batch_norm1),
+else the only sibling kernel with as many outputs. What it cannot tell is declared on the model
+class: `final_layer = "linear2"`, `batch_norm_folds = {"bn_path": "conv_path"}` ("/"-joined
+param paths); without either, the normalizer is refused in one line naming what to declare.
+The built-ins declare their final layer, so a hidden width equal to num_classes stays clear.
+
 Range. rho multiplies one factor per layer (21 for resnet18: rho ~ 1.2e23, log rho ~ 53, at
 init with width 64, against float32's 3.4e38, log 88.7), so it is summed in logs by
 `log_network_norm`; `network_norm` is its exp and becomes inf if a trained net outgrows
@@ -62,15 +71,23 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from flax import nnx
 import jax.numpy as jnp
+import numpy as np
 
 NORMALIZERS: tuple[str, ...] = ("frobenius_product", "last_layer", "none")
 DEFAULT_NORMALIZER = "frobenius_product"
 
 
-class _Layout(NamedTuple):
+class Layout(NamedTuple):
+  """What the normalizers need of a model beyond its params."""
   last_layer: tuple[str, ...]   # path of the final dense layer in params
   bn_epsilon: float | None      # BatchNorm epsilon; None: the model has no BatchNorm
+  # ((bn path, kernel path, epsilon), ...) of a derived layout; None: the bn -> conv naming rule
+  folds: tuple | None = None
+
+
+_Layout = Layout
 
 
 _LAYOUTS: dict[str, _Layout] = {
@@ -81,7 +98,9 @@ _LAYOUTS: dict[str, _Layout] = {
 }
 
 
-def _layout(model: str) -> _Layout:
+def _layout(model: str | Layout) -> Layout:
+  if isinstance(model, Layout):
+    return model
   if model not in _LAYOUTS:
     raise ValueError(f"unknown model {model!r}; choose one of {', '.join(_LAYOUTS)}")
   return _LAYOUTS[model]
@@ -128,12 +147,12 @@ def fold_batch_norm(
   return kernel * gain, bias - mean * gain
 
 
-def folded_kernels(params: dict, model_state: dict, *, model: str) -> dict[str, jnp.ndarray]:
+def folded_kernels(params: dict, model_state: dict, *, model: str | Layout) -> dict[str, jnp.ndarray]:
   """Every conv/dense kernel of the network, with eval-mode BN folded in.
 
   Args:
     params, model_state: as returned by `models.split`.
-    model: registry name (one of `models.MODELS`); picks the BN epsilon.
+    model: registry name (one of `models.MODELS`) or a `Layout` (`derive_layout`).
 
   Returns:
     {"/"-joined param path of the kernel's layer: f32 kernel}, in traversal order.
@@ -147,6 +166,12 @@ def folded_kernels(params: dict, model_state: dict, *, model: str) -> dict[str, 
       if "kernel" in sub and not isinstance(sub["kernel"], dict)
   }
   folded = dict(kernels)
+  if layout.folds is not None:
+    for bn_path, conv_path, epsilon in layout.folds:
+      sub, stats = _lookup(params, bn_path), _lookup(model_state, bn_path)
+      folded[conv_path], _ = fold_batch_norm(kernels[conv_path], sub["scale"], sub["bias"],
+                                             stats["mean"], stats["var"], epsilon)
+    return {_path_name(path): kernel for path, kernel in folded.items()}
   for path, sub in _walk(params):
     if not (path and set(sub) == {"scale", "bias"}):
       continue
@@ -168,7 +193,7 @@ def _frobenius(kernel: jnp.ndarray) -> jnp.ndarray:
   return jnp.sqrt(jnp.sum(jnp.square(kernel.astype(jnp.float32))))
 
 
-def log_network_norm(params: dict, model_state: dict, *, kind: str, model: str) -> jnp.ndarray:
+def log_network_norm(params: dict, model_state: dict, *, kind: str, model: str | Layout) -> jnp.ndarray:
   """log of `network_norm`, computed as a sum of per-layer logs (no float32 overflow).
 
   Same arguments and errors as `network_norm`; returns f32[].
@@ -189,7 +214,7 @@ def log_network_norm(params: dict, model_state: dict, *, kind: str, model: str) 
 
 
 def network_norm(params: dict, model_state: dict, *, kind: str = DEFAULT_NORMALIZER,
-                 model: str) -> jnp.ndarray:
+                 model: str | Layout) -> jnp.ndarray:
   """The scalar a logit margin is divided by to get a normalized margin.
 
   Pure and jit-able (close over `kind` and `model`, which are Python strings).
@@ -198,7 +223,8 @@ def network_norm(params: dict, model_state: dict, *, kind: str = DEFAULT_NORMALI
     params: nested dict of f32 arrays from `models.split`.
     model_state: nested dict of BN running statistics from `models.split` ({} without BN).
     kind: one of `NORMALIZERS` (see the module docstring); default `DEFAULT_NORMALIZER`.
-    model: registry name of the network (one of `models.MODELS`).
+    model: registry name of the network (one of `models.MODELS`) or its `Layout`
+      (`derive_layout`).
 
   Returns:
     f32[] > 0 (inf if the product leaves float32's range; see `log_network_norm`).
@@ -212,3 +238,89 @@ def network_norm(params: dict, model_state: dict, *, kind: str = DEFAULT_NORMALI
 def normalized_margin(logit_margins: jnp.ndarray, norm: jnp.ndarray) -> jnp.ndarray:
   """logit_margins: f32[N], norm: f32[] from `network_norm` -> f32[N] logit_margins / norm."""
   return logit_margins.astype(jnp.float32) / jnp.asarray(norm, jnp.float32)
+
+
+class LayoutError(ValueError):
+  """A model whose layout cannot be derived; the message names what to declare."""
+
+
+def _kernels(params: dict) -> dict[tuple, tuple[int, ...]]:
+  return {path: tuple(np.shape(sub["kernel"])) for path, sub in _walk(params)
+          if "kernel" in sub and not isinstance(sub["kernel"], dict)}
+
+
+def _parse(path: str, params: dict, what: str, name: str) -> tuple:
+  """A declared "/"-joined path as the params' key tuple (list indices are ints)."""
+  found = {_path_name(p): p for p, _ in _walk(params)}
+  if path not in found:
+    raise LayoutError(f"{name}.{what} names {path!r}, which is not a layer of the model's params "
+                      f"(layers: {', '.join(sorted(_path_name(p) for p in _kernels(params)))})")
+  return found[path]
+
+
+def _trailing_number(name: str) -> str | None:
+  name = str(name)
+  digits = name[len(name.rstrip("0123456789")):]
+  return digits or None
+
+
+def _fold_target(path: tuple, features: int, kernels: dict) -> tuple | None:
+  """The kernel a BN at `path` folds into, where the layers leave no doubt; else None."""
+  renamed = path[:-1] + (str(path[-1]).replace("bn", "conv"),)
+  if renamed != path and renamed in kernels:
+    return renamed
+  siblings = [k for k, shape in kernels.items()
+              if k[:-1] == path[:-1] and shape and shape[-1] == features]
+  number = _trailing_number(path[-1])
+  numbered = [k for k in siblings if number is not None and _trailing_number(k[-1]) == number]
+  if len(numbered) == 1:
+    return numbered[0]
+  return siblings[0] if len(siblings) == 1 else None
+
+
+def derive_layout(model, params: dict, num_classes: int, *, declared: bool = True) -> Layout:
+  """The `Layout` of any NNX model (the module docstring says how), from its layers and, with
+  `declared`, the class attributes `final_layer` and `batch_norm_folds`.
+
+  Args:
+    model: the `nnx.Module` (its BatchNorm layers give the epsilons).
+    params: its params as a nested dict (`functional.split`).
+    num_classes: C, the width of the logits.
+
+  Raises:
+    LayoutError: one line naming the class attribute to declare.
+  """
+  name = type(model).__name__
+  kernels = _kernels(params)
+  final = getattr(type(model), "final_layer", None) if declared else None
+  if final is not None:
+    last = _parse(final, params, "final_layer", name)
+  else:
+    heads = [p for p, shape in kernels.items() if len(shape) == 2 and shape[-1] == num_classes]
+    if len(heads) != 1:
+      which = (f"{len(heads)} dense kernels [D, {num_classes}] ("
+               f"{', '.join(_path_name(p) for p in heads)})" if heads
+               else f"no dense kernel [D, {num_classes}]")
+      raise LayoutError(f"{name} has {which}, so its final layer is not clear; declare it on the "
+                        f"class, e.g. final_layer = \"head\" (docs/your_model.md), or set "
+                        "--config.margins.normalizer=none")
+    last = heads[0]
+  declared_folds = dict(getattr(type(model), "batch_norm_folds", None) or {}) if declared else {}
+  folds, epsilons = [], set()
+  for path, node in nnx.iter_graph(model):
+    if not isinstance(node, nnx.BatchNorm):
+      continue
+    path = tuple(path)
+    epsilons.add(float(node.epsilon))
+    if _path_name(path) in declared_folds:
+      target = _parse(declared_folds[_path_name(path)], params, "batch_norm_folds", name)
+    else:
+      target = _fold_target(path, int(node.num_features), kernels)
+    if target is None or target not in kernels:
+      raise LayoutError(f"{name}: which layer the batch norm at {_path_name(path)!r} follows is "
+                        "not clear; declare it on the class, e.g. batch_norm_folds = "
+                        f"{{\"{_path_name(path)}\": \"conv\"}} (docs/your_model.md), or set "
+                        "--config.margins.normalizer=none")
+    folds.append((path, target, float(node.epsilon)))
+  epsilon = epsilons.pop() if len(epsilons) == 1 else None
+  return Layout(last_layer=last, bn_epsilon=epsilon, folds=tuple(folds))

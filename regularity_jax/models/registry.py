@@ -1,4 +1,8 @@
-"""Models by name: `create_model("resnet18", num_classes=10, ...)`."""
+"""The built-in models by name: `create_model("resnet18", num_classes=10, ...)`.
+
+A config names a built-in by its short name here, or any NNX model by import path or file path
+(`contract.resolve`, the same door; docs/your_model.md).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ _COMMON_ARGS = ("self", "example_shape", "num_classes", "dtype", "rngs")
 MODELS: tuple[str, ...] = tuple(_CONSTRUCTORS)
 
 
-def _constructor(name: str) -> type[nnx.Module]:
+def constructor(name: str) -> type[nnx.Module]:
+  """The class of built-in model `name`; ValueError naming the choices otherwise."""
   if name not in _CONSTRUCTORS:
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
   return _CONSTRUCTORS[name]
@@ -34,7 +39,7 @@ def _constructor(name: str) -> type[nnx.Module]:
 
 def model_kwargs(name: str) -> dict[str, Any]:
   """The model-specific kwargs of `name` with their defaults (the constructor's)."""
-  signature = inspect.signature(_constructor(name).__init__)
+  signature = inspect.signature(constructor(name).__init__)
   return {
       arg: param.default for arg, param in signature.parameters.items()
       if arg not in _COMMON_ARGS
@@ -90,5 +95,5 @@ def create_model(
         + ", ".join(f"{arg}={default!r}" for arg, default in accepted.items()))
   if num_classes < 1:
     raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-  return _constructor(name)(
+  return constructor(name)(
       tuple(example_shape), num_classes, dtype=dtype, rngs=rngs, **kwargs)

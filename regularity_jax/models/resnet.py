@@ -73,6 +73,8 @@ class ResNet18(nnx.Module):
     head: dense layer on the pooled features.
   """
 
+  final_layer = "head"  # for the margin normalizers (norms.derive_layout)
+
   def __init__(
       self,
       example_shape: Sequence[int],

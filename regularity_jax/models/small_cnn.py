@@ -38,6 +38,8 @@ class ConvBlock(nnx.Module):
 class SmallCNN(nnx.Module):
   """ConvBlocks of increasing width, global average pool, dense head."""
 
+  final_layer = "head"  # for the margin normalizers (norms.derive_layout)
+
   def __init__(
       self,
       example_shape: Sequence[int],

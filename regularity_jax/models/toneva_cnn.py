@@ -58,6 +58,8 @@ def _pool(x: jax.Array) -> jax.Array:
 class TonevaCNN(nnx.Module):
   """Two 5x5 convs + two dense layers with channel and unit dropout."""
 
+  final_layer = "fc2"  # for the margin normalizers (norms.derive_layout)
+
   def __init__(
       self,
       example_shape: Sequence[int],

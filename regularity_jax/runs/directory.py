@@ -201,6 +201,12 @@ class RunDirectory:
     new = traverse_util.flatten_dict(self.config, sep=".")
     diff = sorted(k for k in set(old) | set(new)
                   if k not in RESUME_NEUTRAL and old.get(k, "<unset>") != new.get(k, "<unset>"))
+    if "model_source.sha256" in diff and "model_source.sha256" in old:
+      raise RunDirectoryError(
+          f"workdir {self.path} was trained with model code {old.get('model_source.resolved')} "
+          f"of sha256 {str(old['model_source.sha256'])[:12]}, which is now "
+          f"{str(new.get('model_source.sha256', '<none>'))[:12]} ({new.get('model_source.resolved', new.get('model'))}); "
+          "nothing was changed: restore that code to resume, or pass a new --workdir")
     if diff:
       shown = ", ".join(f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}"
                         for k in diff[:4])

@@ -15,7 +15,11 @@ Fields:
   train_subset      0 = all; n = a seeded class-stratified subset of n training examples
   test_subset       0 = all; likewise for the test split
   subset_seed       seed of the subset choice
-  model             name from regularity_jax.models.MODELS
+  model             a built-in from regularity_jax.models.MODELS, or any Flax NNX model as
+                    'package.module:Class' or 'path/to/file.py:Class' (relative: from the config
+                    file's folder; docs/your_model.md). A run records where such a model was
+                    found and the sha256 of its file in config.json (model_source), and a
+                    resume with changed code is refused
   model_kwargs      keyword arguments of that model (e.g. hidden=(256, 256) for mlp)
   dtype             compute dtype, 'float32' or 'bfloat16' (parameters stay float32)
   num_epochs        epochs of training
@@ -155,6 +159,7 @@ from regularity_jax.data import DATASETS
 from regularity_jax.training import hosts
 from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
+from regularity_jax.training import parts
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import choice
 
@@ -243,7 +248,7 @@ def validate(config) -> None:
   from regularity_jax.training import evaluators  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
   choice("dataset", config.dataset, DATASETS)
-  choice("model", config.model, models.MODELS)
+  parts.check_model_spec(config.model)
   choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
   choice("schedule", config.schedule, optimizers.SCHEDULES)
   choice("schedule_clock", config.schedule_clock, optimizers.CLOCKS)

@@ -136,7 +136,8 @@ class Margins(Evaluator):
 
     def margin_summary(state):
       log_norm = models.norms.log_network_norm(state.params, state.model_state,
-                                               kind=config.margins.normalizer, model=config.model)
+                                               kind=config.margins.normalizer,
+                                               model=setup.margin_layout)
       out = {"log_network_norm": log_norm}
       for prefix, stats, ids in (("", state.eval_stats["train"], setup.train_ids),
                                  ("test_", state.eval_stats["test"], setup.test_ids)):
@@ -161,7 +162,7 @@ class Margins(Evaluator):
     config = setup.config
     norm = hosts.fetch(models.norms.network_norm(state.params, state.model_state,
                                                     kind=config.margins.normalizer,
-                                                    model=config.model))
+                                                    model=setup.margin_layout))
     out = {}
     for split, key in (("train", "train/eval_last_margin"), ("test", "test/last_margin")):
       if key in columns:

@@ -33,6 +33,7 @@ from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import evaluators as evaluators_lib
 from regularity_jax.training import hosts
+from regularity_jax.training import parts
 from regularity_jax.training.epoch import train_epoch
 from regularity_jax.training.errors import Interrupted
 from regularity_jax.training.features import enabled_features
@@ -52,7 +53,7 @@ class RunResult:
     return self.metrics[-1] if self.metrics else {}
 
 
-def train_and_evaluate(config, workdir) -> RunResult:
+def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
   """Trains `config`'s model while tracking every example; writes the run directory.
 
   Resumes from the last checkpoint when `workdir` already holds this config's run. Inputs
@@ -62,6 +63,8 @@ def train_and_evaluate(config, workdir) -> RunResult:
   Args:
     config: an ml_collections.ConfigDict from `config.default_config()` (with overrides).
     workdir: the run directory (created if missing; never deleted).
+    base_dir: the folder a relative `config.model` file path is taken from (experiments.main:
+      the config file's); None: the current directory.
 
   Returns:
     RunResult with the per-epoch records and the per-example scores written to scores.npz.
@@ -69,6 +72,7 @@ def train_and_evaluate(config, workdir) -> RunResult:
   t0 = time.perf_counter()
   config = copy.deepcopy(config)
   config_lib.validate(config)
+  parts.record_model_source(config, base_dir)
   hosts.initialize(config)
   features = enabled_features(config)
   hosts.check_supported(config, [f.name for f in features])

@@ -11,6 +11,7 @@ data and model.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Sequence
 
 from flax import nnx
@@ -25,6 +26,7 @@ from regularity_jax.data import batching
 from regularity_jax.training import hosts
 from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
+from regularity_jax.training import parts
 from regularity_jax.training import sharding
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.replicas import Replicas
@@ -70,16 +72,80 @@ def model_kwargs(config) -> dict[str, Any]:
   return kwargs
 
 
+def _user_model(part: parts.ModelPart, config, dataset: data.Dataset, key: jax.Array, dtype):
+  """Builds a user part by the contract: constructor arguments by name, its own RNG streams
+  seeded from `key`, its `TurnOverSite` layers switched on as `turnover.*` says."""
+  kwargs = config.model_kwargs.to_dict()
+  if config.turnover.enabled:
+    accepted = inspect.signature(part.cls).parameters if callable(part.cls) else {}
+    for arg, value in (("turnover_sites", tuple(config.turnover.sites)),
+                       ("turnover_rate", float(config.turnover.rate))):
+      if arg in accepted:
+        kwargs.setdefault(arg, value)
+  kwargs = models.contract.constructor_kwargs(
+      part.cls, num_classes=dataset.num_classes, example_shape=dataset.example_shape,
+      dtype=dtype, rngs=nnx.Rngs(jax.random.fold_in(key, 1), params=key), model_kwargs=kwargs,
+      name=config.model)
+  model = part.cls(**kwargs)
+  if not isinstance(model, nnx.Module):
+    models.contract.check_class(model, config.model)
+    raise models.contract.ContractError(
+        f"model {config.model!r} built a {type(model).__name__}, not an nnx.Module "
+        "(docs/your_model.md)")
+  if config.turnover.enabled:
+    models.turnover.configure_sites(model, tuple(config.turnover.sites),
+                                    float(config.turnover.rate))
+  return model
+
+
 def build_model(config, dataset: data.Dataset, key: jax.Array):
   """Creates the model named by the config; returns (graphdef, params, model_state)."""
   dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+  part = parts.model_part(config)
   try:
-    model = models.create_model(config.model, num_classes=dataset.num_classes,
-                                example_shape=dataset.example_shape, rngs=nnx.Rngs(params=key),
-                                dtype=dtype, **model_kwargs(config))
+    if part.builtin:
+      model = models.create_model(config.model, num_classes=dataset.num_classes,
+                                  example_shape=dataset.example_shape,
+                                  rngs=nnx.Rngs(params=key), dtype=dtype, **model_kwargs(config))
+    else:
+      model = _user_model(part, config, dataset, key, dtype)
+    return models.split(model)
+  except models.contract.ContractError as e:
+    raise ConfigError(str(e)) from None
   except (TypeError, ValueError) as e:
     raise ConfigError(f"cannot build model {config.model!r}: {e}") from None
-  return models.split(model)
+
+
+def check_turnover(config, graphdef, params, model_state, dataset: data.Dataset) -> None:
+  """ConfigError unless turn-over masks reach the model's forward pass: it has sites, and its
+  own and flipped sub-networks give different logits on the first 8 training examples."""
+  model = models.merge(graphdef, params, model_state)
+  if not graphdef.style.turnover and not models.turnover.sites(model):
+    raise ConfigError(f"turnover.enabled=True, but model {config.model!r} has no turn-over site; "
+                      "place regularity_jax.models.TurnOverSite('<name>') layers where the masks "
+                      "should act (docs/your_model.md) or set --config.turnover.enabled=False")
+  x, ids = jnp.asarray(dataset.train.images[:8]), jnp.asarray(dataset.train.ids[:8])
+  key = jax.random.key_data(jax.random.key(0))
+  own, flipped = (models.apply(graphdef, params, model_state, x, train=False,
+                               turnover=models.TurnOver(key, ids, mode))[0]
+                  for mode in ("own", "flipped"))
+  if np.array_equal(np.asarray(own), np.asarray(flipped)):
+    raise ConfigError(f"turnover.enabled=True, but model {config.model!r} gives the same logits "
+                      "with its own and its flipped masks on a probe batch: its turn-over sites "
+                      "(or its `turnover` argument) do not act on the forward pass; call each "
+                      "TurnOverSite on the features (docs/your_model.md)")
+
+
+def margin_layout(config, graphdef, params, model_state, dataset: data.Dataset):
+  """The margin normalizer's `models.norms.Layout` of the model (derived from its layers, or
+  declared on its class); ConfigError naming what to declare when neither tells."""
+  if "margins" not in config.tracking.kernels or config.margins.normalizer == "none":
+    return models.norms.Layout(last_layer=(), bn_epsilon=None, folds=())
+  try:
+    return models.norms.derive_layout(models.merge(graphdef, params, model_state), params,
+                                      dataset.num_classes)
+  except models.norms.LayoutError as e:
+    raise ConfigError(f"margins.normalizer={config.margins.normalizer}: {e}") from None
 
 
 def split_arrays(split: data.Split) -> dict[str, np.ndarray]:
@@ -110,6 +176,7 @@ class Setup:
     eval_rows: {"train", "test"}: (positions, mask) of the evaluation batches, on the devices.
     initial_active: bool[n_train] rows an epoch may draw from at the start.
     first_model: (params, model_state) of replica 0, built with the graphdef.
+    margin_layout: what the margin normalizer needs of the model (`models.norms.Layout`).
     constrain_statistics: the layout of the tracker states inside a step:
       `sharding.Replicated`, or with `shard_statistics` `sharding.IdSharded` (the tracker's id
       space is then padded to a multiple of the devices).
@@ -135,6 +202,7 @@ class Setup:
   initial_active: np.ndarray
   first_model: tuple
   constrain_statistics: Any = None
+  margin_layout: Any = None
 
   @property
   def n_train(self) -> int:
@@ -175,6 +243,9 @@ class Setup:
       train_arrays["weight"] = feature.initial_weights(dataset, train_arrays["weight"])
     graphdef, params, model_state = build_model(
         config, dataset, jax.random.fold_in(jax.random.key(int(config.seed)), STREAM_INIT))
+    if config.turnover.enabled:
+      check_turnover(config, graphdef, params, model_state, dataset)
+    layout = margin_layout(config, graphdef, params, model_state, dataset)
     if config.gradient_reduction == "fixed_order" and jax.tree.leaves(model_state):
       raise ConfigError(f"gradient_reduction=fixed_order takes each device's gradient apart, "
                         f"which batch norm (in {config.model}) does not allow; set "
@@ -194,7 +265,7 @@ class Setup:
         train_ids=hosts.put(dataset.train.ids, replicated),
         test_ids=hosts.put(dataset.test.ids, replicated),
         eval_rows=eval_rows, initial_active=active, first_model=(params, model_state),
-        constrain_statistics=constrain)
+        constrain_statistics=constrain, margin_layout=layout)
 
   def initial_state(self) -> TrainState:
     """The state at epoch 0: replica k initialized from seed `config.seed + k`."""

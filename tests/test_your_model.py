@@ -1,0 +1,346 @@
+"""Your model through the engine (docs/your_model.md): the contract, the door, turn-over sites,
+the margin layout, provenance, and one-line refusals before anything is written."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from regularity_jax import models
+from regularity_jax import runs
+from regularity_jax.models import norms
+from regularity_jax.models import turnover
+from regularity_jax.training import ConfigError
+from regularity_jax.training import train_and_evaluate
+from tests import engine_fixtures
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# An NNX model that is not in the package: BatchNorm, one turn-over site, the default normalizer.
+MY_MODEL = """
+from flax import nnx
+import jax.numpy as jnp
+from regularity_jax.models import TurnOverSite
+
+
+class Net(nnx.Module):
+
+  def __init__(self, *, num_classes, example_shape, rngs):
+    self.conv = nnx.Conv(example_shape[-1], 8, kernel_size=(3, 3), use_bias=False, rngs=rngs)
+    self.bn = nnx.BatchNorm(8, rngs=rngs)
+    self.site = TurnOverSite("features")
+    self.head = nnx.Linear(8, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    x = nnx.relu(self.bn(self.conv(x)))
+    return self.head(self.site(jnp.mean(x, axis=(1, 2))))
+"""
+
+# The Flax NNX MNIST tutorial's CNN (docs_nnx/mnist_tutorial.md), unchanged.
+TUTORIAL_CNN = """
+from flax import nnx  # The Flax NNX API.
+from functools import partial
+
+class CNN(nnx.Module):
+  \"\"\"A simple CNN model.\"\"\"
+
+  def __init__(self, *, rngs: nnx.Rngs):
+    self.conv1 = nnx.Conv(1, 32, kernel_size=(3, 3), rngs=rngs)
+    self.conv2 = nnx.Conv(32, 64, kernel_size=(3, 3), rngs=rngs)
+    self.avg_pool = partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2))
+    self.linear1 = nnx.Linear(3136, 256, rngs=rngs)
+    self.linear2 = nnx.Linear(256, 10, rngs=rngs)
+
+  def __call__(self, x):
+    x = self.avg_pool(nnx.relu(self.conv1(x)))
+    x = self.avg_pool(nnx.relu(self.conv2(x)))
+    x = x.reshape(x.shape[0], -1)  # flatten
+    x = nnx.relu(self.linear1(x))
+    x = self.linear2(x)
+    return x
+"""
+
+# Models that do not fit, one reason each.
+MISFITS = """
+from flax import linen as nn
+from flax import nnx
+import jax.numpy as jnp
+from regularity_jax.models import TurnOverSite
+
+
+class IgnoresMasks(nnx.Module):
+  def __init__(self, *, num_classes, example_shape, rngs):
+    self.site = TurnOverSite("features")  # placed, never called
+    self.head = nnx.Linear(6 * 6, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    return self.head(x.reshape(x.shape[0], -1))
+
+
+class NoSite(nnx.Module):
+  def __init__(self, *, num_classes, rngs):
+    self.head = nnx.Linear(6 * 6, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    return self.head(x.reshape(x.shape[0], -1))
+
+
+class NeedsWidth(NoSite):
+  def __init__(self, width, *, num_classes, rngs):
+    super().__init__(num_classes=num_classes, rngs=rngs)
+
+
+class NeedsMask(NoSite):
+  def __call__(self, x, mask):
+    return super().__call__(x) * mask
+
+
+class TwoHeads(nnx.Module):
+  def __init__(self, *, num_classes, rngs):
+    self.a = nnx.Linear(6 * 6, num_classes, rngs=rngs)
+    self.b = nnx.Linear(num_classes, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    return self.b(self.a(x.reshape(x.shape[0], -1)))
+
+
+class Linen(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(4)(x.reshape(x.shape[0], -1))
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+  return engine_fixtures.write_tiny_npz(tmp_path_factory.mktemp("data")).parent
+
+
+@pytest.fixture(scope="module")
+def user_dir(tmp_path_factory):
+  """A folder outside the repository with the user's files."""
+  folder = tmp_path_factory.mktemp("user")
+  (folder / "my_model.py").write_text(MY_MODEL)
+  (folder / "misfits.py").write_text(MISFITS)
+  (folder / "tutorial_cnn.py").write_text(TUTORIAL_CNN)
+  assert REPO not in folder.parents
+  return folder
+
+
+def user_config(data_dir, model, **overrides):
+  """The tiny fixture's config with a user model (and none of the built-in mlp's kwargs)."""
+  config = engine_fixtures.tiny_config(data_dir, model=model, **overrides)
+  del config.model_kwargs["hidden"]
+  return config
+
+
+def refused(config, workdir, match):
+  """train_and_evaluate ends in one line matching `match`, with nothing written."""
+  with pytest.raises((ConfigError, runs.RunDirectoryError), match=match) as error:
+    train_and_evaluate(config, workdir)
+  assert "\n" not in str(error.value)
+  return error
+
+
+class TestRefusals:
+  """Each misfit ends in one line naming the contract, before the workdir exists."""
+
+  @pytest.mark.parametrize("attr, overrides, match", [
+      ("IgnoresMasks", {"turnover.enabled": True}, "same logits with its own and its flipped"),
+      ("NoSite", {"turnover.enabled": True}, "has no turn-over site.*TurnOverSite"),
+      ("NeedsWidth", {}, "constructor needs 'width'.*docs/your_model.md"),
+      ("NeedsMask", {}, "__call__ needs 'mask'.*docs/your_model.md"),
+      ("Linen", {}, "Linen module.*nnx.bridge.ToNNX"),
+      ("NoSite", {"dtype": "bfloat16"}, "takes no `dtype`.*dtype=float32"),
+      ("TwoHeads", {}, "2 dense kernels.*final_layer"),
+      ("Missing", {}, "has no 'Missing'"),
+  ])
+  def test_one_line_nothing_written(self, tiny_data, user_dir, tmp_path, attr, overrides, match):
+    config = user_config(tiny_data, f"{user_dir}/misfits.py:{attr}", num_epochs=1,
+                         **overrides)
+    refused(config, tmp_path / "run", match)
+    assert not (tmp_path / "run").exists()
+
+  def test_relative_file_path_names_where_it_looked(self, tiny_data, tmp_path):
+    config = user_config(tiny_data, "nowhere/my_model.py:Net")
+    refused(config, tmp_path / "run", "looked for .*nowhere/my_model.py.*current directory")
+    assert not (tmp_path / "run").exists()
+
+
+class TestBuiltinsThroughTheSameDoor:
+
+  @pytest.mark.parametrize("name, shape, kwargs", [
+      ("mlp", (5,), {}), ("toneva_cnn", (28, 28, 1), {}), ("small_cnn", (16, 16, 3), {}),
+      ("resnet18", (8, 8, 3), {"width": 4})])
+  def test_derived_layout_is_todays_table(self, name, shape, kwargs):
+    model = models.create_model(name, num_classes=10, example_shape=shape, rngs=nnx.Rngs(0),
+                                **kwargs)
+    _, params, model_state = models.split(model)
+    derived = norms.derive_layout(model, params, 10, declared=False)  # from the layers alone
+    assert derived[:2] == norms._LAYOUTS[name][:2]  # pylint: disable=protected-access
+    # Folding by the derived pairs gives today's normalizer, bit for bit.
+    for kind in ("frobenius_product", "last_layer"):
+      today = norms.log_network_norm(params, model_state, kind=kind, model=name)
+      np.testing.assert_array_equal(
+          norms.log_network_norm(params, model_state, kind=kind, model=derived), today)
+
+  @pytest.mark.parametrize("name, shape", [("mlp", (5,)), ("small_cnn", (8, 8, 3))])
+  def test_turnover_masks_are_todays(self, name, shape):
+    """Today's site code (index fold_in, [B, D] or [B, 1, 1, C] masks) as the reference."""
+    model = models.create_model(name, num_classes=3, example_shape=shape, rngs=nnx.Rngs(0),
+                                turnover_sites=("all",))
+    x = jax.random.normal(jax.random.key(1), (4, 6, 6, 3) if len(shape) == 3 else (4, 7))
+    key = jax.random.key_data(jax.random.key(2))
+    ctx = turnover.TurnOver(key, jnp.array([5, 1, 5, 9]), "own")
+    for site in range(len(model.turnover_available)):
+      m = turnover.example_masks(key, site, ctx.ids, (x.shape[-1],), 0.5)
+      m = m[:, None, None, :] if x.ndim == 4 else m
+      today = jnp.where(m, x * 2.0, jnp.zeros_like(x)).astype(x.dtype)
+      np.testing.assert_array_equal(turnover.apply_site(x, ctx, site, 0.5), today)
+    assert models.split(model)[0].style == models.contract.CallStyle(
+        train=True, key=True, rngs=False, turnover=True)
+
+
+class TestTurnOverSites:
+
+  def test_site_key_is_a_stable_hash_of_its_name(self):
+    # FNV-1a 32 (http://www.isthe.com/chongo/tech/comp/fnv/), top bit cleared; "" is its basis.
+    assert turnover.site_index("") == 0x811C9DC5 & 0x7FFFFFFF
+    assert turnover.site_index("a") == 0xE40C292C & 0x7FFFFFFF
+
+  def test_masks_follow_the_name_not_the_position(self):
+
+    class Two(nnx.Module):
+      def __init__(self, names):
+        self.sites = nnx.List([turnover.TurnOverSite(n) for n in names])
+
+      def __call__(self, x):
+        return [site(x) for site in self.sites]
+
+    x = jnp.ones((3, 16))
+    ctx = turnover.TurnOver(jax.random.key_data(jax.random.key(0)), jnp.arange(3), "own")
+    outs = {}
+    for names in (("a", "b"), ("b", "a"), ("c", "a", "b")):
+      model = Two(names)
+      turnover.configure_sites(model, ("all",), 0.5)
+      with turnover.active(ctx):
+        outs[names] = dict(zip(names, model(x)))
+    for name in ("a", "b"):
+      np.testing.assert_array_equal(outs[("a", "b")][name], outs[("b", "a")][name])
+      np.testing.assert_array_equal(outs[("a", "b")][name], outs[("c", "a", "b")][name])
+    assert not np.array_equal(outs[("a", "b")]["a"], outs[("a", "b")]["b"])
+
+  def test_without_context_or_switch_a_site_is_identity(self):
+    site = turnover.TurnOverSite("x")
+    x = jnp.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(site(x), x)
+    turnover.configure_sites(site, ("all",), 0.5)
+    np.testing.assert_array_equal(site(x), x)  # no active context: the full network
+    with pytest.raises(ValueError, match="unknown turn-over site"):
+      turnover.configure_sites(site, ("y",), 0.5)
+
+
+class TestOwnRngStreams:
+
+  class Drop(nnx.Module):
+    def __init__(self, *, rngs):
+      self.linear = nnx.Linear(8, 4, rngs=rngs)
+      self.dropout = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x):
+      return self.dropout(self.linear(x))
+
+  def test_reseeded_from_the_step_key_and_kept_out_of_the_state(self):
+    graphdef, params, model_state = models.split(self.Drop(rngs=nnx.Rngs(0)))
+    assert model_state == {} and graphdef.rng_streams
+    x = jnp.ones((2, 8))
+    step = jax.jit(models.apply, static_argnames="train")
+    a = step(graphdef, params, model_state, x, train=True, key=jax.random.key(1))[0]
+    b = models.apply(graphdef, params, model_state, x, train=True, key=jax.random.key(1))[0]
+    c = step(graphdef, params, model_state, x, train=True, key=jax.random.key(2))[0]
+    np.testing.assert_array_equal(a, b)  # same key, same masks: jitted or not, any call
+    assert not np.array_equal(a, c)
+    full = models.apply(graphdef, params, model_state, x, train=False)[0]
+    assert np.all(np.asarray(full) != 0)  # eval(): no dropout
+
+
+def write_config(folder, data_dir, model, **overrides):
+  """An experiment config file in `folder` (outside the repository)."""
+  path = folder / f"config_{len(list(folder.glob('config_*.py')))}.py"
+  path.write_text(textwrap.dedent(f"""
+      from tests import engine_fixtures
+
+      def get_config():
+        config = engine_fixtures.tiny_config({str(data_dir)!r}, model={model!r},
+                                             **{overrides!r})
+        del config.model_kwargs["hidden"]
+        return config
+      """))
+  return path
+
+
+def run_main(config_path, workdir, pythonpath=()):
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *map(str, pythonpath)]))
+  return subprocess.run([sys.executable, "-m", "experiments.main", f"--config={config_path}",
+                         f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["file", "import"])
+def test_my_model_through_experiments_main(tiny_data, user_dir, tmp_path, how):
+  """Forgetting, AUM, turn-over, margins and the report for a model outside the package."""
+  model = "my_model.py:Net" if how == "file" else "my_model:Net"  # file: from the config's folder
+  config = write_config(user_dir, tiny_data, model, **{
+      "num_epochs": 2, "turnover.enabled": True, "report": True})
+  done = run_main(config, tmp_path / "run", pythonpath=[user_dir] if how == "import" else [])
+  assert done.returncode == 0, done.stderr[-2000:]
+  run = tmp_path / "run"
+  scores = np.load(run / "scores.npz")
+  assert {"train/forgetting_events", "train/aum", "train/normalized_margin",
+          "test/normalized_margin", "train/memorization_loss"} <= set(scores.files)
+  assert np.any(scores["train/memorization_loss"] != 0)
+  assert np.all(np.isfinite(scores["train/normalized_margin"]))
+  assert (run / "report.html").is_file()
+  saved = json.loads((run / "config.json").read_text())
+  assert saved["model"] == model
+  source = user_dir / "my_model.py"
+  assert saved["model_source"]["resolved"] == (f"{source.resolve()}:Net" if how == "file"
+                                               else "my_model:Net")
+  assert saved["model_source"]["sha256"] == __import__("hashlib").sha256(
+      source.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_tutorial_cnn_unchanged_trains(tmp_path, user_dir):
+  data = engine_fixtures.write_tiny_npz(tmp_path / "data", n_train=40, n_test=20,
+                                        num_classes=10, shape=(28, 28, 1)).parent
+  config = user_config(data, f"{user_dir}/tutorial_cnn.py:CNN", num_epochs=1, batch_size=20,
+                       eval_batch_size=20)
+  result = train_and_evaluate(config, tmp_path / "run")
+  assert np.isfinite(result.final["train_loss"])
+  assert np.isfinite(result.final["log_network_norm"])
+  assert result.scores["train/forgetting_events"].shape == (40,)
+
+
+@pytest.mark.slow
+def test_changed_user_code_on_resume_is_refused(tiny_data, tmp_path):
+  folder = tmp_path / "user"
+  folder.mkdir()
+  (folder / "net.py").write_text(MY_MODEL)
+  config = user_config(tiny_data, f"{folder}/net.py:Net", num_epochs=1)
+  train_and_evaluate(config, tmp_path / "run")
+  before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+  (folder / "net.py").write_text(MY_MODEL + "\n# v2: the same model, other code\n")
+  config = user_config(tiny_data, f"{folder}/net.py:Net", num_epochs=2)
+  refused(config, tmp_path / "run", "trained with model code .*net.py:Net of sha256")
+  after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+  assert after == before
