@@ -182,6 +182,7 @@ class TestDataFiles:
     data.load_dataset("mnist", tmp_path / "data", cache_dir=cache)  # rewritten: reads clean
     assert "damaged" not in capsys.readouterr().err
 
+  @pytest.mark.slow
   @pytest.mark.skipif(not (SHARED / "cifar10_jpeg_q75").exists(), reason="the JPEG CIFAR-10 copy is in ../shared/data, which only this project's machines have")
   def test_the_cifar10_jpeg_archive_is_not_mnist(self):
     with pytest.raises(data.DataError) as e:
@@ -257,6 +258,7 @@ class TestDivergence:
 
 class TestInterrupt:
 
+  @pytest.mark.slow
   def test_ctrl_c_names_the_epoch_and_the_rerun_resumes_exactly(self, tiny_dir, reference,
                                                                 tmp_path, monkeypatch, capsys):
     real = epoch_lib.train_epoch
@@ -283,6 +285,7 @@ class TestInterrupt:
 
 class TestDisk:
 
+  @pytest.mark.slow
   def test_full_disk_mid_run_is_one_line_and_resumes(self, tiny_dir, reference, tmp_path,
                                                      monkeypatch, capsys):
     real = RunDirectory.append_metrics
@@ -347,7 +350,9 @@ class TestCheckpoints:
       raw[len(raw) // 2] ^= 0x10
       target.write_bytes(bytes(raw))
 
-  @pytest.mark.parametrize("how", ["truncated", "bit_flipped", "empty_folder"])
+  @pytest.mark.parametrize("how", [pytest.param("truncated", marks=pytest.mark.slow),
+                                   pytest.param("bit_flipped", marks=pytest.mark.slow),
+                                   "empty_folder"])
   def test_damaged_newest_resumes_from_the_previous_and_is_kept(self, tiny_dir, reference,
                                                                 tmp_path, capsys, how):
     workdir = finished_copy(reference, tmp_path)

@@ -101,6 +101,7 @@ class TestNetworkNorm:
     unfolded = reference_frobenius_product(params, model_state, {})
     assert abs(float(got) / unfolded - 1) > 1e-2  # the fold changed the answer
 
+  @pytest.mark.slow
   def test_frobenius_product_folds_all_resnet18_batch_norms(self):
     _, params, model_state = tiny("resnet18")
     params, model_state = randomize_batch_norm(params, model_state)
@@ -123,8 +124,9 @@ class TestNetworkNorm:
     np.testing.assert_allclose(got, reference_frobenius_product(params, model_state, {}),
                                rtol=1e-5)
 
-  @pytest.mark.parametrize("name,head", [("mlp", "head"), ("toneva_cnn", "fc2"),
-                                         ("small_cnn", "head"), ("resnet18", "head")])
+  @pytest.mark.parametrize("name,head", [
+      ("mlp", "head"), ("toneva_cnn", "fc2"), ("small_cnn", "head"),
+      pytest.param("resnet18", "head", marks=pytest.mark.slow)])
   def test_last_layer(self, name, head):
     _, params, model_state = tiny(name)
     got = norms.network_norm(params, model_state, kind="last_layer", model=name)

@@ -56,8 +56,10 @@ def run(tmp_path_factory):
   return result
 
 
+@pytest.mark.slow
 class TestReductionRun:
 
+  @pytest.mark.slow
   def test_metrics_carry_auc_and_fraction(self, run):
     records = [json.loads(l) for l in (run.workdir / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["margin_auc"]) and "train_fraction_used" in r for r in records)

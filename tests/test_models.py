@@ -94,6 +94,7 @@ class TestCreateModel:
     model = small_model("mlp")  # example_shape (40, 1)
     assert model.hidden_layers[0].in_features == 40
 
+  @pytest.mark.slow
   def test_resnet18_param_count_and_one_jitted_train_step(self, cifar_resnet18):
     # 11,173,962: the CIFAR ResNet-18 of kuangliu/pytorch-cifar (used by Toneva et al.), 10 classes.
     graphdef, params, model_state = models.split(cifar_resnet18)

@@ -19,7 +19,13 @@ def test_there_are_cases():
   assert len(CASES) >= 4
 
 
-@pytest.mark.parametrize("case", CASES)
+# The fast tier runs the two short cases (the kernels' sharded update, an engine run whose
+# batch does not divide by 4); the slow tier every case.
+FAST_CASES = ("metrics_sharded_update_matches_one_device", "batch_not_divisible_by_devices")
+
+
+@pytest.mark.parametrize("case", [
+    c if c in FAST_CASES else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_on_four_fake_devices(case, tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=4")

@@ -107,6 +107,7 @@ class TestAumThresholdFlags:
     b = np.array([1, 0, 0, 1, np.nan, np.nan], np.float32)
     np.testing.assert_array_equal(aum_threshold.combine(a, b), [1, 0, 0, 1, np.nan, 0])
 
+  @pytest.mark.slow
   def test_two_runs_flag_every_example(self, data_dir, tmp_path):
     one = _run(data_dir, tmp_path / "set1", **{"aum_threshold.set": 1})
     prov = scores_file.load(one.workdir / "scores.npz").provenance
@@ -129,6 +130,7 @@ class TestAumThresholdFlags:
     only2 = s1["train/aum_threshold_sample"]
     np.testing.assert_array_equal(flag[only2], s2["train/aum_threshold_flag"][only2])
 
+  @pytest.mark.slow
   def test_partner_of_the_same_set_is_refused_before_the_run(self, data_dir, tmp_path):
     one = _run(data_dir, tmp_path / "set1", **{"aum_threshold.set": 1, "num_epochs": 1})
     with pytest.raises(ConfigError, match="not the other threshold set"):
@@ -192,6 +194,7 @@ class TestRhoLoss:
       logits, _ = models.apply(graphdef, params, model_state, x[i:i + 1], train=False)
       assert got[i] == pytest.approx(float(cross_entropy(logits, y[i:i + 1])[0]), abs=1e-5)
 
+  @pytest.mark.slow
   def test_engine_run_selects_half_without_recompiling(self, data_dir, tmp_path):
     with engine_fixtures.count_traces({"rho_step": 1, "epoch_plan_rho_loss": 1}) as traces:
       result = _run(data_dir, tmp_path / "rho", **{"prioritization": "rho_loss",
@@ -215,6 +218,7 @@ class TestRhoLoss:
 
 class TestLabelIssues:
 
+  @pytest.mark.slow
   def test_turnover_columns_are_cleanlab_on_the_flipped_probabilities(self, data_dir, tmp_path):
     import cleanlab.filter  # pylint: disable=g-import-not-at-top
     result = _run(data_dir, tmp_path / "t", **{"turnover.enabled": True,
@@ -229,6 +233,7 @@ class TestLabelIssues:
     quality = s["train/flipped_prob"][np.arange(len(s["train/label"])), s["train/label"]]
     np.testing.assert_allclose(s["train/label_quality_turnover"], quality, rtol=1e-5)
 
+  @pytest.mark.slow
   def test_k_folds_give_every_example_an_out_of_sample_probability(self, data_dir, tmp_path):
     folds = [_run(data_dir, tmp_path / f"fold{k}", **{"holdout.folds": 3, "holdout.fold": k,
                                                       "num_epochs": 1}) for k in range(3)]
@@ -238,6 +243,7 @@ class TestLabelIssues:
     issues, quality = label_issues.find_label_issues(labels, probs)
     assert issues.shape == (160,) and quality.shape == (160,)
 
+  @pytest.mark.slow
   def test_folds_overlapping_are_refused(self, data_dir, tmp_path):
     fold = _run(data_dir, tmp_path / "f", **{"holdout.folds": 2, "holdout.fold": 0,
                                              "num_epochs": 1})

@@ -23,6 +23,7 @@ def _run(data_dir, tmp_path, name, **overrides):
 
 class TestOnlinePrioritization:
 
+  @pytest.mark.slow
   def test_selective_backprop_backpropagates_about_half_after_a_full_first_epoch(
       self, data_dir, tmp_path):
     # A short history (recent losses only): with the default 1024 the history of this tiny,
@@ -36,6 +37,7 @@ class TestOnlinePrioritization:
     assert all(30 <= b <= 100 for b in back[1:]), back  # beta = 1 keeps about half
     assert traces["sb_step"] == 1 and traces["epoch_step"] == 1
 
+  @pytest.mark.slow
   def test_infobatch_prunes_below_mean_then_anneals(self, data_dir, tmp_path):
     with engine_fixtures.count_traces({"epoch_plan_infobatch": 1, "epoch_step": 1}) as traces:
       result = _run(data_dir, tmp_path, "ib", num_epochs=8, **{"prioritization": "infobatch"})
@@ -44,10 +46,12 @@ class TestOnlinePrioritization:
     assert all(b < 128 for b in back[1:7]), back
     assert traces["epoch_plan_infobatch"] == 1
 
+  @pytest.mark.slow
   def test_importance_sampling_same_steps(self, data_dir, tmp_path):
     result = _run(data_dir, tmp_path, "is", **{"prioritization": "importance"})
     assert [r["examples_backpropagated"] for r in result.metrics] == [128] * 4
 
+  @pytest.mark.slow
   def test_noise_aware_excludes_flagged(self, data_dir, tmp_path):
     result = _run(data_dir, tmp_path, "na", num_epochs=8, **{
         "prioritization": "noise_aware", "prioritization_options.noise_fraction": 0.25,
@@ -63,6 +67,7 @@ class TestOnlinePrioritization:
 
 class TestStaticPruning:
 
+  @pytest.mark.slow
   def test_keeps_exactly_the_selected_ids(self, data_dir, tmp_path):
     first = _run(data_dir, tmp_path, "first")
     scores_path = first.workdir / "scores.npz"
@@ -77,6 +82,7 @@ class TestStaticPruning:
     assert all(r["examples_backpropagated"] == 32 for r in pruned.metrics)
     np.testing.assert_array_equal(pruned.scores["train/observations"][~pruned.scores["train/active"]], 0)
 
+  @pytest.mark.slow
   def test_random_pruning_needs_no_scores(self, data_dir, tmp_path):
     result = _run(data_dir, tmp_path, "rand", **{"pruning.score": "random",
                                                  "pruning.fraction_kept": 0.5})
@@ -87,6 +93,7 @@ class TestStaticPruning:
       _run(data_dir, tmp_path, "x", **{"pruning.fraction_kept": 0.5})
 
 
+@pytest.mark.slow
 def test_importance_sampling_counts_a_repeated_example_once(data_dir, tmp_path):
   # Sampling with replacement repeats ids within a batch; each counts as one presentation.
   result = _run(data_dir, tmp_path, "is1", num_epochs=1, **{"prioritization": "importance"})

@@ -103,6 +103,7 @@ def _run(tmp_path, **overrides):
 
 class TestReportOfARun:
 
+  @pytest.mark.slow
   def test_images_grids_pngs_and_captions(self, tmp_path):
     result = _run(tmp_path, **{"corruption.kind": "symmetric", "corruption.fraction": 0.25,
                                "report_k": 5})
@@ -118,6 +119,7 @@ class TestReportOfARun:
     for name in grids:
       assert (result.workdir / "plots" / "grids" / name).read_bytes()[:4] == b"\x89PNG"
 
+  @pytest.mark.slow
   def test_turnover_scores_have_grids(self, tmp_path):
     result = _run(tmp_path, **{"num_epochs": 2, "turnover.enabled": True, "report_k": 4,
                                "plots": False})
@@ -127,6 +129,7 @@ class TestReportOfARun:
     assert "No plots: the run was made with --config.plots=False." in (
         result.workdir / "report.html").read_text()
 
+  @pytest.mark.slow
   def test_command_rewrites_any_run_and_refuses_a_non_run(self, tmp_path):
     result = _run(tmp_path, report=False)
     assert not (result.workdir / "report.html").exists()
@@ -146,6 +149,7 @@ class TestReportOfARun:
         "regularity_jax run; pass the --workdir of a run that has finished (or rerun it to "
         "finish)"]
 
+  @pytest.mark.slow
   def test_data_that_do_not_match_are_refused(self, tmp_path):
     result = _run(tmp_path, report=False)
     engine_fixtures.write_tiny_npz(tmp_path / "other", n_train=64)
@@ -153,6 +157,7 @@ class TestReportOfARun:
       report.write(result.workdir, data_dir=str(tmp_path / "other"))
     assert not (result.workdir / "report.html").exists()
 
+  @pytest.mark.slow
   def test_one_dimensional_data_are_line_plots(self, tmp_path):
     c = default_config()
     c.update_from_flattened_dict({
@@ -172,6 +177,7 @@ class TestReportOfARun:
     assert (result.workdir / "plots" / "grids" / "train_forgetting.png").is_file()
 
 
+@pytest.mark.slow
 def test_page_of_a_cifar10_sized_run_is_small(tmp_path):
   """50,000 color examples, every presentation score plus turn-over's: at most 5 MB."""
   rng = np.random.default_rng(0)

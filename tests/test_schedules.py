@@ -82,6 +82,7 @@ def tiny_dir(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow
 def test_pruned_and_prioritized_runs_follow_the_full_runs_learning_rate(tiny_dir, tmp_path):
   common = dict(num_epochs=6, schedule="cosine", warmup_epochs=1.0)
   full = train_and_evaluate(engine_fixtures.tiny_config(tiny_dir, **common), tmp_path / "full")

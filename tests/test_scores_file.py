@@ -50,6 +50,7 @@ def _rewrite(src, dst, change):
 
 class TestProvenanceRecorded:
 
+  @pytest.mark.slow
   def test_keys(self, scored, dirs):
     loaded = scores_file.load(scored)
     prov = loaded.provenance
@@ -67,10 +68,12 @@ class TestProvenanceRecorded:
 
 class TestChecked:
 
+  @pytest.mark.slow
   def test_same_data_prunes(self, dirs, scored, tmp_path):
     result = train_and_evaluate(_pruned(dirs / "a", scored), tmp_path / "ok")
     assert result.scores["train/active"].sum() == 48
 
+  @pytest.mark.slow
   def test_a_subset_may_use_the_full_runs_scores(self, dirs, scored, tmp_path):
     result = train_and_evaluate(_pruned(dirs / "a", scored, train_subset=40), tmp_path / "sub")
     assert result.scores["train/active"].sum() == 20
@@ -106,6 +109,7 @@ class TestChecked:
                          tmp_path / "w2")
     assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()
 
+  @pytest.mark.slow
   def test_same_permutation_accepted_other_seed_refused(self, dirs, tmp_path):
     workdir = tmp_path / "perm_run"
     train_and_evaluate(engine_fixtures.tiny_config(
@@ -126,6 +130,7 @@ class TestChecked:
     with pytest.raises(ScoresFileError, match="60000 examples"):
       train_and_evaluate(_pruned(dirs / "a", bigger), tmp_path / "w")
 
+  @pytest.mark.slow
   def test_partial_coverage_refused_unless_allowed(self, dirs, tmp_path):
     subset_run = tmp_path / "subset_run"
     train_and_evaluate(engine_fixtures.tiny_config(dirs / "a", num_epochs=1, train_subset=40),
@@ -163,6 +168,7 @@ class TestChecked:
       train_and_evaluate(config, tmp_path / "w")
 
 
+@pytest.mark.slow
 def test_cli_other_dataset_one_line_exit_2(scored, tmp_path):
   """An MNIST run's scores cannot prune an MNIST-1D run: one line, exit 2, no workdir."""
   env = dict(os.environ, JAX_PLATFORMS="cpu")

@@ -17,6 +17,7 @@ def data_dir(tmp_path_factory):
   return d
 
 
+@pytest.mark.slow
 def test_replicas_equal_sequential_runs(data_dir, tmp_path):
   overrides = {"num_epochs": 3, "model_kwargs.dropout": 0.2}
   config = engine_fixtures.tiny_config(data_dir, num_seeds=3, **overrides)
@@ -38,6 +39,7 @@ def test_replicas_equal_sequential_runs(data_dir, tmp_path):
   np.testing.assert_array_equal(together.scores["train/forgetting_events"], per_seed.sum(0))
 
 
+@pytest.mark.slow
 def test_turnover_seeds_feed_bias_variance(data_dir, tmp_path):
   config = engine_fixtures.tiny_config(data_dir, num_epochs=2, num_seeds=2,
                                        **{"turnover.enabled": True})

@@ -62,6 +62,7 @@ def both_modes(config_of, tmp_path):
           for mode in ("device", "stream")}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MNIST.exists(), reason="needs ../shared/data/mnist")
 def test_mnist_toneva_smoke_stream_equals_device(tmp_path):
   from experiments.configs import mnist_toneva  # pylint: disable=g-import-not-at-top
@@ -102,7 +103,9 @@ FEATURES = {
 }
 
 
-@pytest.mark.parametrize("feature", sorted(FEATURES))
+# The fast tier streams one feature (pruning: a plan with masked columns); the slow tier all.
+@pytest.mark.parametrize("feature", [
+    f if f == "pruning" else pytest.param(f, marks=pytest.mark.slow) for f in sorted(FEATURES)])
 def test_feature_stream_equals_device(feature, tiny_dir, tmp_path):
   def config_of(**overrides):
     return engine_fixtures.tiny_config(tiny_dir, num_epochs=2, **FEATURES[feature], **overrides)
@@ -119,6 +122,7 @@ def previous_scores(tiny_dir, tmp_path_factory):
   return workdir / "scores.npz"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
     {"pruning.fraction_kept": 0.5, "pruning.score": "forgetting"},
     {"weighting.scheme": "hard_first", "weighting.score": "el2n"},
@@ -155,6 +159,7 @@ class TestRefused:
     with pytest.raises(ConfigError, match="unknown input_pipeline 'disk'.*'device', 'stream'"):
       train_and_evaluate(config, tmp_path / "run")
 
+  @pytest.mark.slow
   def test_scan_epoch_still_works_on_device(self, tiny_dir, tmp_path):
     config = engine_fixtures.tiny_config(tiny_dir, num_epochs=1, scan_epoch=True)
     assert train_and_evaluate(config, tmp_path / "run").final["epoch"] == 1
@@ -180,6 +185,7 @@ train_and_evaluate(engine_fixtures.tiny_config(sys.argv[1], **eval(sys.argv[3]))
 
 class TestResume:
 
+  @pytest.mark.slow
   def test_sigkill_inside_a_stream_epoch_then_resume_equals_uninterrupted(self, tiny_dir,
                                                                           tmp_path, monkeypatch):
     """Killed (deterministically, no timing) after 2 rows of epoch 3 of 4, checkpoints at every
@@ -212,6 +218,7 @@ class TestResume:
     assert_runs_equal(reference, resumed, float_atol=0.0)
 
 
+  @pytest.mark.slow
   def test_a_device_run_resumes_in_stream_mode(self, tiny_dir, tmp_path):
     """input_pipeline changes where batches come from, not the results: resume-neutral."""
     from regularity_jax.runs import RunDirectory  # pylint: disable=g-import-not-at-top
@@ -224,6 +231,7 @@ class TestResume:
 
 class TestMemory:
 
+  @pytest.mark.slow
   @pytest.mark.parametrize("mode", ["device", "stream"])
   def test_training_split_on_the_device_only_in_device_mode(self, mode, tmp_path, monkeypatch):
     """During every epoch, no device array holds the training split's images (or any

@@ -151,6 +151,7 @@ class TestStudiesEndToEnd:
   """Each study's smoke config, shrunk to the tiny npz dataset: the numbers of the report are
   recomputed here from the runs' own files."""
 
+  @pytest.mark.slow
   def test_margins_auc_generalization(self, tiny_dir, tmp_path):
     c = margins_auc_generalization.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
@@ -173,6 +174,7 @@ class TestStudiesEndToEnd:
     assert tau["tau_test_acc"] == pytest.approx(stats.kendalltau(
         [r["margin_auc"] for r in rows], [r["test_acc"] for r in rows]).statistic, nan_ok=True)
 
+  @pytest.mark.slow
   def test_margins_reduction_then_overlap_reuses_its_runs(self, tiny_dir, tmp_path):
     c = margins_reduction.get_config("smoke")
     c.mnist_dir = str(tiny_dir)

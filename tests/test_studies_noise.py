@@ -41,8 +41,10 @@ def noise_study(tiny_dir, tmp_path_factory):
   return studies.run(c, tmp_path_factory.mktemp("noise_or_hard") / "study"), c
 
 
+@pytest.mark.slow
 class TestNoiseOrHard:
 
+  @pytest.mark.slow
   def test_report_and_every_score_of_the_table(self, noise_study):
     result, c = noise_study
     text = engine_fixtures.check_report(result.report, ["noise_or_hard_auroc.png",
@@ -103,6 +105,7 @@ class TestNoiseOrHard:
       noise_or_hard.check(c)
 
 
+@pytest.mark.slow
 def test_label_issues_study(tiny_dir, tmp_path):
   c = label_issues_config.get_config("smoke")
   c.mnist_dir = str(tiny_dir)

@@ -124,6 +124,7 @@ class TestRemovalHelpers:
 
 class TestFinalModel:
 
+  @pytest.mark.slow
   def test_logits_and_grand_against_a_plain_loop(self, tiny_dir, tmp_path):
     config = tiny_base(engine_fixtures.tiny_config(tiny_dir))
     result = subruns.SubRuns(tmp_path, log=lambda m: None).run("run", config)
@@ -157,6 +158,7 @@ class TestFinalModel:
 class TestStudiesEndToEnd:
   """Each study's smoke config, shrunk to the tiny npz dataset."""
 
+  @pytest.mark.slow
   def test_removal_curves(self, tiny_dir, tmp_path):
     c = removal_config.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
@@ -181,6 +183,7 @@ class TestStudiesEndToEnd:
     assert claim["removable"] == removal_curves.removable_fraction(
         np.array([0.0, 0.5]), np.array([zero["test_acc"], half["test_acc"]]), c.tolerance)
 
+  @pytest.mark.slow
   def test_noise_prioritization_rho_loss_and_aum_filtered(self, tiny_dir, tmp_path):
     c = noise_prioritization_study.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
@@ -199,6 +202,7 @@ class TestStudiesEndToEnd:
     assert kept.sum() == (flags == 0).sum()  # exactly the unflagged examples train
     assert not (kept & (flags == 1)).any()
 
+  @pytest.mark.slow
   def test_noise_prioritization(self, tiny_dir, tmp_path):
     c = noise_prioritization_study.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
@@ -231,6 +235,7 @@ class TestStudiesEndToEnd:
     from regularity_jax.training import config as config_lib  # pylint: disable=g-import-not-at-top
     config_lib.validate(c)
 
+  @pytest.mark.slow
   def test_test_selection(self, tiny_dir, tmp_path):
     c = test_selection_config.get_config("smoke")
     c.mnist_dir = str(tiny_dir)

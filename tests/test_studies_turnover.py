@@ -141,6 +141,7 @@ class TestSubsetDatasets:
 
 class TestSubRuns:
 
+  @pytest.mark.slow
   def test_rerun_reuses_a_finished_run_and_refuses_another_config(self, tiny_dir, tmp_path):
     config = tiny_base(default_config(), data_dir=str(tiny_dir), dataset="mnist",
                        num_epochs=1, checkpoint_every=1)
@@ -192,6 +193,7 @@ class TestStudiesEndToEnd:
   """Each study's smoke config, shrunk to the tiny npz dataset: the numbers of the report are
   recomputed here from the runs' own files."""
 
+  @pytest.mark.slow
   def test_turnover_labels(self, tiny_dir, tmp_path):
     c = turnover_labels_config.get_config("smoke")
     c.mnist_dir = str(tiny_dir)
@@ -214,6 +216,7 @@ class TestStudiesEndToEnd:
     assert noisy_fit["n"] == wrong.sum()
     assert noisy_fit["learned_end"] == pytest.approx(np.mean(first_learned[wrong] >= 0))
 
+  @pytest.mark.slow
   def test_turnover_informative(self, tiny_dir, tmp_path):
     c = turnover_informative.get_config("smoke")
     c.fashion_mnist_dir = str(tiny_dir)
@@ -238,6 +241,7 @@ class TestStudiesEndToEnd:
       assert rows[(8, order)]["delta"] == pytest.approx(rows[(8, order)]["test_acc"] - full)
     assert result.measured["verdicts"][0].startswith("k=8: test accuracy with the most memorized")
 
+  @pytest.mark.slow
   def test_turnover_weighting(self, tiny_dir, tmp_path):
     c = turnover_weighting.get_config("smoke")
     c.fashion_mnist_dir = str(tiny_dir)
@@ -263,6 +267,7 @@ class TestStudiesEndToEnd:
     assert rows["long_tail"]["tail_acc"] == pytest.approx(
         np.mean([correct[labels == k].mean() for k in (2, 3)]))
 
+  @pytest.mark.slow
   def test_turnover_influence(self, tiny_dir, tmp_path):
     c = turnover_influence.get_config("smoke")
     c.mnist_dir = str(tiny_dir)

@@ -124,6 +124,7 @@ class TestPrepared:
       load(tmp_path / "tfds")
     assert_one_line(e, "could not read the prepared regjax_tiny", "prepare it again")
 
+  @pytest.mark.slow
   def test_a_run_through_tfds_records_the_source(self, tiny_mnist, tmp_path):
     from regularity_jax.runs import scores_file
     from regularity_jax.training import train_and_evaluate
@@ -169,6 +170,7 @@ class TestNotPrepared:
       data.load_dataset("mnist", tfds_options=data.TfdsOptions(data_dir=str(tmp_path)))
     assert_one_line(e, "needs importlib_resources", "pip install -e '.[tfds]'")
 
+  @pytest.mark.slow
   def test_the_cli_offline_is_one_line_exit_2_and_claims_no_workdir(self, tmp_path):
     workdir = tmp_path / "run"
     result = subprocess.run(
@@ -196,6 +198,7 @@ class TestOfflineRecipe:
     monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: "offline")
     check_tiny(load(tmp_path / "offline", download=False))
 
+  @pytest.mark.slow
   def test_the_prepare_command_offline_is_one_line_exit_2(self, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "experiments.prepare_tfds", "--dataset=mnist",

@@ -52,6 +52,7 @@ def assert_scores_equal(a, b, float_atol=1e-6):
 
 class TestTrainLoop:
 
+  @pytest.mark.slow
   def test_run_directory_contents(self, tiny_run):
     w = tiny_run.workdir
     for name in ("config.json", "metrics.jsonl", "scores.npz", "scores_train.csv",
@@ -97,6 +98,7 @@ class TestTrainLoop:
     total = sum(round(r["train_accuracy"] * r["examples_presented"]) for r in tiny_run.metrics)
     assert tiny_run.scores["train/cumulative_correct"].sum() == total
 
+  @pytest.mark.slow
   def test_corruption_recorded(self, tiny_dir, tmp_path):
     config = engine_fixtures.tiny_config(tiny_dir, num_epochs=1,
                                          **{"corruption.kind": "symmetric",
@@ -135,6 +137,7 @@ def _main(*args, cwd=REPO, timeout=180):
 
 class TestResume:
 
+  @pytest.mark.slow
   def test_rerun_resumes_and_matches_uninterrupted(self, tiny_dir, tmp_path):
     config = engine_fixtures.tiny_config(tiny_dir, num_epochs=5, checkpoint_every=2,
                                          keep_checkpoints=5)
@@ -151,6 +154,7 @@ class TestResume:
     assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3, 4, 5]
     assert_scores_equal(full.scores, resumed.scores)
 
+  @pytest.mark.slow
   def test_sigkill_then_resume_equals_uninterrupted(self, tmp_path):
     args = ["--config=experiments/configs/quickstart.py", "--config.train_subset=800",
             "--config.test_subset=200", "--config.num_epochs=40", "--config.checkpoint_every=1",
@@ -185,6 +189,7 @@ class TestResume:
 class TestBadInput:
   """Every user error is one line naming the problem and the fix; nothing is deleted."""
 
+  @pytest.mark.slow
   def test_cli_unknown_dataset_one_line(self, tmp_path):
     out = _main("--config=experiments/configs/quickstart.py", "--config.dataset=mnits",
                 f"--workdir={tmp_path / 'w'}")
@@ -257,6 +262,7 @@ class TestBadInput:
                   if p.name.isdigit()) == [1, 2]
 
 
+@pytest.mark.slow
 def test_scanned_epoch_equals_stepped_epoch(tiny_dir, tmp_path):
   """scan_epoch runs the same steps as one device program: identical statistics."""
   runs, traces = [], []

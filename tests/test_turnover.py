@@ -101,7 +101,7 @@ class TestGradientOnlyReachesOwnSubnetwork:
     ("mlp", (6, 6, 1), {"hidden": (8, 8)}),
     ("toneva_cnn", (28, 28, 1), {"dropout": 0.0}),
     ("small_cnn", (16, 16, 3), {"widths": (4, 8)}),
-    ("resnet18", (16, 16, 3), {"width": 4}),
+    pytest.param("resnet18", (16, 16, 3), {"width": 4}, marks=pytest.mark.slow),
 ])
 def test_every_model_supports_turnover(name, shape, kwargs):
   model = models.create_model(name, num_classes=5, example_shape=shape, rngs=nnx.Rngs(0),
@@ -266,6 +266,7 @@ class TestWeighting:
 
 class TestEngineIntegration:
 
+  @pytest.mark.slow
   def test_turnover_run_writes_scores_and_influence(self, tmp_path):
     engine_fixtures.write_tiny_npz(tmp_path / "d")
     config = engine_fixtures.tiny_config(tmp_path / "d", num_epochs=2, **{
@@ -282,6 +283,7 @@ class TestEngineIntegration:
     with np.load(result.workdir / "influence.npz") as z:
       assert z["test/helpful_ids"].shape == (48, 3) and z["train/total_influence"].shape == (96,)
 
+  @pytest.mark.slow
   def test_weighting_from_running_state_and_from_file(self, tmp_path):
     engine_fixtures.write_tiny_npz(tmp_path / "d")
     base = engine_fixtures.tiny_config(tmp_path / "d", num_epochs=2)

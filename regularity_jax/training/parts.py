@@ -60,9 +60,9 @@ def check_model_spec(spec) -> None:
     return
   module, sep, attr = spec.rpartition(":")
   if not sep or not module or not attr.isidentifier():
-    raise ConfigError(f"unknown model {spec!r}; choose one of {', '.join(models.MODELS)}, or name "
-                      "your own as 'package.module:Class' or 'path/to/file.py:Class' "
-                      f"({CONTRACT})")
+    raise ConfigError(f"unknown model {spec!r}; set --config.model to one of "
+                      f"{', '.join(models.MODELS)}, or name your own as 'package.module:Class' "
+                      f"or 'path/to/file.py:Class' ({CONTRACT})")
 
 
 def _sha256(path: pathlib.Path) -> str:
