@@ -103,12 +103,34 @@ FEATURES = {
 }
 
 
-# The fast tier streams one feature (pruning: a plan with masked columns); the slow tier all.
-@pytest.mark.parametrize("feature", [
-    f if f == "pruning" else pytest.param(f, marks=pytest.mark.slow) for f in sorted(FEATURES)])
-def test_feature_stream_equals_device(feature, tiny_dir, tmp_path):
-  def config_of(**overrides):
-    return engine_fixtures.tiny_config(tiny_dir, num_epochs=2, **FEATURES[feature], **overrides)
+# The features that combine run together, as few pairs of runs as the engine allows (each
+# prioritization method needs a run of its own, rho_loss's holdout excludes the folds, num_seeds
+# excludes turn-over's influence targets); every feature of FEATURES is in exactly one group.
+# The fast tier streams one of them (pruning: a plan with masked columns), the slow tier all.
+GROUPS = {
+    "pruning": ("uniform", "pruning"),
+    "sb_weighting_holdout_corruption_augment": (
+        "selective_backprop", "weighting", "holdout", "corruption", "augment",
+        "schedule_examples"),
+    "importance_seeds_aum_threshold": ("importance", "num_seeds", "aum_threshold"),
+    "infobatch_turnover_reduction": ("infobatch", "turnover", "reduction"),
+    "noise_aware": ("noise_aware",),
+    "rho_loss": ("rho_loss",),
+}
+
+
+def test_groups_hold_every_feature_once():
+  grouped = [f for group in GROUPS.values() for f in group]
+  assert sorted(grouped) == sorted(FEATURES)
+
+
+@pytest.mark.parametrize("group", [
+    g if g == "pruning" else pytest.param(g, marks=pytest.mark.slow) for g in GROUPS])
+def test_features_stream_equals_device(group, tiny_dir, tmp_path):
+  overrides = {k: v for feature in GROUPS[group] for k, v in FEATURES[feature].items()}
+
+  def config_of(**more):
+    return engine_fixtures.tiny_config(tiny_dir, num_epochs=2, **overrides, **more)
 
   runs = both_modes(config_of, tmp_path)
   assert_runs_equal(runs["device"], runs["stream"])
