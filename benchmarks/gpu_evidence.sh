@@ -25,6 +25,7 @@
 # .gpu_evidence/ first and carry it. GPU_EVIDENCE_PARTS="suite_2 toneva" picks parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
 
 SMOKE="${GPU_EVIDENCE_SMOKE:-0}"
 RESULTS="${GPU_EVIDENCE_DIR:-.gpu_evidence}"
@@ -58,7 +59,7 @@ pack() {  # the archive and the loose copies, after every part (atomic: a cut ca
 # Estimate and limit (seconds) of each part. The GPU estimates are guesses until the first call
 # on a GPU prints the real times (benchmarks/README.md keeps them).
 if [ "$SMOKE" = 1 ]; then
-  PRESET=cpu_smoke; SUITE_FLAGS="--repeats=1"; TONEVA_WALL=60
+  PRESET=cpu_smoke; SUITE_FLAGS="--repeats=1"; TONEVA_WALL=90
   declare -A EST=([env]=20 [suite_1_3_4]=150 [suite_7]=15 [toneva]=150 [suite_2]=90 [suite_5_6]=150)
   declare -A LIMIT=([env]=60 [suite_1_3_4]=400 [suite_7]=60 [toneva]=300 [suite_2]=300 [suite_5_6]=400)
 else
