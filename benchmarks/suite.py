@@ -328,18 +328,21 @@ def case_torch(b: Bench):
   except ImportError as e:
     b.add(case="7 torch", variant=f"skipped: {e}", batch="", img_per_s="", ratio="")
     return
+  bf16 = b.preset.dtype == "bfloat16"
+  print(f"7 torch settings: {torch_resnet.settings(bf16=bf16)}", flush=True)
   for batch in b.preset.batches:
     for compiled in (False, True):
       try:
         ips = torch_resnet.throughput(batch=batch, n=b.preset.n_train, width=b.preset.resnet_width,
-                                      steps=b.preset.timed_steps, compiled=compiled,
-                                      bf16=b.preset.dtype == "bfloat16")
+                                      steps=b.preset.timed_steps, compiled=compiled, bf16=bf16)
       except Exception as e:  # pylint: disable=broad-except
         b.add(case="7 torch", variant=f"{'compiled' if compiled else 'eager'} failed: "
-              f"{type(e).__name__}", batch=batch, img_per_s="", ratio="")
+              f"{type(e).__name__}: {' '.join(str(e).split())[:120]}", batch=batch,
+              img_per_s="", ratio="")
         continue
       b.add(case="7 torch", variant=f"ResNet-18 {'torch.compile' if compiled else 'eager'} + "
-            "per-example stats", batch=batch, img_per_s=round(ips), ratio="")
+            f"per-example stats ({torch_resnet.settings(bf16=bf16)})", batch=batch,
+            img_per_s=round(ips), ratio="")
 
 
 def _header(preset_name: str, seconds: float) -> str:

@@ -1,7 +1,7 @@
 """PyTorch ResNet-18 (CIFAR variant) with per-example statistics, for the side-by-side ratio.
 
 The careful PyTorch version a researcher would write: data on the device, channels_last, bf16
-autocast, SGD with Nesterov momentum, and per-example forgetting/correctness counters updated
+autocast, cudnn.benchmark, SGD with Nesterov momentum, and per-example forgetting/correctness counters updated
 by index on the device (no host sync per step). torch is not a dependency of regularity_jax;
 this module imports it and is only used by `benchmarks.suite` case 7.
 """
@@ -51,9 +51,19 @@ class ResNet18(nn.Module):
     return self.head(torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1))
 
 
+def settings(*, bf16: bool) -> str:
+  """The baseline's fixed settings, printed beside its number."""
+  device = (f"cuda {torch.version.cuda}, {torch.cuda.get_device_name()}"
+            if torch.cuda.is_available() else "cpu")
+  return (f"torch {torch.__version__} ({device}); {'bf16 autocast' if bf16 else 'float32'}, "
+          "channels_last, cudnn.benchmark, data on the device, SGD Nesterov, same ResNet-18 "
+          "and batch")
+
+
 def throughput(*, batch: int, n: int, width: int, steps: int, compiled: bool, bf16: bool) -> float:
   """Images per second of `steps` training steps (after warm-up)."""
   device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.backends.cudnn.benchmark = True  # autotuned convolutions, as a careful baseline has
   model = ResNet18(width).to(device).to(memory_format=torch.channels_last)
   opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                         weight_decay=5e-4)

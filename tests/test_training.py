@@ -154,6 +154,21 @@ class TestResume:
     assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3, 4, 5]
     assert_scores_equal(full.scores, resumed.scores)
 
+  def test_max_wall_time_stops_then_resumes(self, tiny_dir, tmp_path):
+    # A limit no epoch fits: the call stops after its first epoch, evaluated and checkpointed
+    # although eval_every=2 skips epoch 1; the rerun (max_wall_time_s is resume-neutral) goes on.
+    config = engine_fixtures.tiny_config(tiny_dir, num_epochs=3, eval_every=2,
+                                         max_wall_time_s=1e-3)
+    workdir = tmp_path / "w"
+    stopped = train_and_evaluate(config, workdir)
+    assert [r["epoch"] for r in stopped.metrics] == [1]
+    assert "test_accuracy" in stopped.metrics[0]
+    assert (workdir / "scores.npz").exists()
+    config.max_wall_time_s = 0.0
+    done = train_and_evaluate(config, workdir)
+    assert [r["epoch"] for r in done.metrics] == [1, 2, 3]
+    assert json.loads((workdir / "wall_time.json").read_text())["invocations"] == 2
+
   @pytest.mark.slow
   def test_sigkill_then_resume_equals_uninterrupted(self, tmp_path):
     args = ["--config=experiments/configs/quickstart.py", "--config.train_subset=800",
@@ -210,6 +225,7 @@ class TestBadInput:
       ("optimizer", "sdg", "unknown optimizer 'sdg'.*--config.optimizer"),
       ("corruption.kind", "noise", "unknown corruption.kind 'noise'"),
       ("num_epochs", 0, "num_epochs=0 must be a positive integer"),
+      ("max_wall_time_s", -1.0, "max_wall_time_s=-1.0 must be a finite number >= 0"),
   ])
   def test_bad_config_fields(self, tiny_dir, tmp_path, field, value, match):
     config = engine_fixtures.tiny_config(tiny_dir, **{field: value})

@@ -41,9 +41,11 @@ from regularity_jax import notices
 from regularity_jax.runs import scores_file
 
 # Fields that do not change results, so a run may resume with other values.
+# max_wall_time_s only decides where a call stops; the resumed run is the uninterrupted one.
 RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_devices",
-                            "keep_checkpoints", "scan_epoch", "input_pipeline", "stream.threads",
-                            "stream.prefetch", "distributed.coordinator_address",
+                            "keep_checkpoints", "max_wall_time_s", "scan_epoch",
+                            "input_pipeline", "stream.threads", "stream.prefetch",
+                            "distributed.coordinator_address",
                             "distributed.num_processes", "distributed.process_id",
                             "distributed.enabled", "distributed.initialization_timeout"})
 

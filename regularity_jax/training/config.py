@@ -42,6 +42,12 @@ Fields:
                     per-replica step counts or weights would differ).
   eval_every        evaluate the full train and test splits every this many epochs (and at
                     the last epoch); the evaluation stream feeds the test-split statistics
+  max_wall_time_s   0 = no limit; else each call trains no further epoch once another one
+                    (judged by the last epoch's training and evaluation times) would end past
+                    this many seconds from the call's start, data loading and compilation
+                    included: the epoch it stops at is evaluated and checkpointed, scores.npz
+                    holds the scores so far, and rerunning the same command resumes (so a
+                    rerun may set another limit). The first epoch of a call always trains
   checkpoint_every  checkpoint every this many epochs (and at the last epoch)
   keep_checkpoints  how many of the latest checkpoints to keep
   num_devices       0 = all devices (data parallel over a 1-D mesh; with several processes,
@@ -199,6 +205,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_seeds = 1
   c.eval_every = 1
+  c.max_wall_time_s = 0.0
   c.checkpoint_every = 1
   c.keep_checkpoints = 2
   c.num_devices = 0
@@ -265,6 +272,10 @@ def validate(config) -> None:
     if int(config[field]) <= 0:
       raise ConfigError(f"{field}={config[field]} must be a positive integer; "
                         f"set --config.{field} to a value >= 1")
+  max_wall = float(config.max_wall_time_s)
+  if not math.isfinite(max_wall) or max_wall < 0:
+    raise ConfigError(f"max_wall_time_s={config.max_wall_time_s} must be a finite number >= 0 "
+                      "(0 = no limit); set e.g. --config.max_wall_time_s=180")
   for field in ("train_subset", "test_subset"):
     if int(config[field]) < 0:
       raise ConfigError(f"{field}={config[field]} is negative; set --config.{field}=0 for all "

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tqdm
 
+from regularity_jax import notices
 from regularity_jax import report
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
@@ -104,18 +105,21 @@ def _train(config, setup, features, run, t0) -> RunResult:
                   disable=not config.progress_bar or not run.writer, mininterval=0.5,
                   dynamic_ncols=True)
   progress = {"epoch": start_epoch + 1, "checkpoint": start_epoch}
+  eval_seconds = 0.0  # the last evaluation's, for max_wall_time_s
   with interrupt_message(progress):
     for epoch in range(start_epoch, config.num_epochs):
       progress["epoch"] = epoch + 1
       state, record, split = train_epoch(setup, core, features, state, epoch, bar,
                                          last_good=progress["checkpoint"], run=run)
-      if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs:
+      stop = epoch + 1 < config.num_epochs and out_of_time(config, t0, epoch, record,
+                                                           eval_seconds)
+      if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs or stop:
         t1 = time.perf_counter()
         for evaluator in (e for e in evaluators if not e.every_epoch):
           state = evaluator(setup, core, state, record)
         for feature in features:
           state = feature.after_evaluation(setup, state, record, epoch, run)
-        record["eval_time_s"] = time.perf_counter() - t1
+        record["eval_time_s"] = eval_seconds = time.perf_counter() - t1
       for evaluator in (e for e in evaluators if e.every_epoch):
         state = evaluator(setup, core, state, record)
       records.append(record)
@@ -123,9 +127,15 @@ def _train(config, setup, features, run, t0) -> RunResult:
       bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
                       acc=f"{record['train_accuracy']:.3f}",
                       test=f"{record.get('test_accuracy', float('nan')):.3f}")
-      if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs:
+      if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs or stop:
         checkpointer.save(epoch + 1, state)
         progress["checkpoint"] = epoch + 1
+      if stop:
+        if run.writer:
+          notices.warn(f"stopped after epoch {epoch + 1} of {config.num_epochs}: another epoch "
+                       f"would end past max_wall_time_s={config.max_wall_time_s}; rerun the "
+                       "same command to resume")
+        break
   bar.close()
   checkpointer.close()
   scores = collect_scores(setup, features, evaluators, state, split)
@@ -138,6 +148,21 @@ def _train(config, setup, features, run, t0) -> RunResult:
     report.write(run.path, dataset=setup.dataset, k=int(config.report_k))
   run.record_wall_time(time.perf_counter() - t0)
   return RunResult(workdir=run.path, metrics=records, scores=scores)
+
+
+def out_of_time(config, t0: float, epoch: int, record: dict[str, Any],
+                eval_seconds: float) -> bool:
+  """Whether the call stops after `epoch` (0-based, just trained) for max_wall_time_s: when
+  this epoch's due evaluation and one more epoch like it (training time from `record`, the
+  evaluation as long as the last one, `eval_seconds`) would end past the limit, counted from
+  `t0`. Process 0's clock decides for every process."""
+  limit = float(config.max_wall_time_s)
+  if limit <= 0:
+    return False
+  every = int(config.eval_every)
+  ahead = (eval_seconds * ((epoch + 1) % every == 0) + float(record.get("train_time_s", 0.0))
+           + eval_seconds * ((epoch + 2) % every == 0))
+  return bool(hosts.broadcast(time.perf_counter() - t0 + ahead > limit))
 
 
 @contextlib.contextmanager
