@@ -622,6 +622,7 @@ class TestSharedData:
     np.testing.assert_array_equal(np.bincount(ds.test.labels), [1000] * 10)
     assert ds.class_names[0] == "T-shirt/top"
 
+  @pytest.mark.slow
   def test_cifar10_jpeg_subset(self, tmp_path):
     ds = data.load_dataset("cifar10", shared("cifar10_jpeg_q75"),
                            train_subset=200, test_subset=50,

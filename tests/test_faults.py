@@ -350,9 +350,8 @@ class TestCheckpoints:
       raw[len(raw) // 2] ^= 0x10
       target.write_bytes(bytes(raw))
 
-  @pytest.mark.parametrize("how", [pytest.param("truncated", marks=pytest.mark.slow),
-                                   pytest.param("bit_flipped", marks=pytest.mark.slow),
-                                   "empty_folder"])
+  @pytest.mark.slow
+  @pytest.mark.parametrize("how", ["truncated", "bit_flipped", "empty_folder"])
   def test_damaged_newest_resumes_from_the_previous_and_is_kept(self, tiny_dir, reference,
                                                                 tmp_path, capsys, how):
     workdir = finished_copy(reference, tmp_path)
@@ -389,6 +388,7 @@ class TestRunFiles:
     assert "config.json cannot be read" in str(e.value) and "\n" not in str(e.value)
     assert files_of(workdir) == before
 
+  @pytest.mark.slow
   def test_metrics_last_line_cut_reruns_that_epoch(self, tiny_dir, reference, tmp_path,
                                                    capsys):
     workdir = finished_copy(reference, tmp_path)

@@ -102,6 +102,7 @@ def test_importance_sampling_counts_a_repeated_example_once(data_dir, tmp_path):
   assert observations.sum() <= 128 and observations.sum() > 64
 
 
+@pytest.mark.slow
 def test_margin_summaries_skip_without_the_margins_kernel(data_dir, tmp_path):
   result = _run(data_dir, tmp_path, "nomargin", num_epochs=1,
                 **{"tracking.kernels": ("forgetting", "cumulative")})

@@ -18,6 +18,9 @@ from regularity_jax.training import train_and_evaluate
 from tests import engine_fixtures
 from tests import report_checks
 
+# Each test drives Chromium over a whole run's report: the slow tier.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = os.environ.get("REGJAX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # The flags this machine's closed network needs (no background connections).
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

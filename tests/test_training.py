@@ -154,6 +154,7 @@ class TestResume:
     assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3, 4, 5]
     assert_scores_equal(full.scores, resumed.scores)
 
+  @pytest.mark.slow
   def test_max_wall_time_stops_then_resumes(self, tiny_dir, tmp_path):
     # A limit no epoch fits: the call stops after its first epoch, evaluated and checkpointed
     # although eval_every=2 skips epoch 1; the rerun (max_wall_time_s is resume-neutral) goes on.
@@ -214,6 +215,7 @@ class TestBadInput:
     assert "--config.dataset" in lines[-1]
     assert "Traceback" not in out.stderr
 
+  @pytest.mark.slow
   def test_cli_missing_files_one_line(self, tmp_path):
     out = _main("--config=experiments/configs/mnist_toneva.py:smoke",
                 f"--config.data_dir={tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'w'}")
@@ -250,6 +252,7 @@ class TestBadInput:
     with pytest.raises(data.DataError, match="(?i)finite|nan"):
       train_and_evaluate(config, tmp_path / "w")
 
+  @pytest.mark.slow
   def test_different_config_refused_nothing_deleted(self, tiny_dir, tmp_path):
     workdir = tmp_path / "w"
     train_and_evaluate(engine_fixtures.tiny_config(tiny_dir, num_epochs=1), workdir)
@@ -267,6 +270,7 @@ class TestBadInput:
       train_and_evaluate(engine_fixtures.tiny_config(tiny_dir), workdir)
     assert (workdir / "thesis.tex").read_text() == "precious"
 
+  @pytest.mark.slow
   def test_nan_loss_stops_and_keeps_last_checkpoint(self, tiny_dir, tmp_path):
     # The learning rate jumps by 1e12 after epoch 2: the loss diverges in epoch 3.
     config = engine_fixtures.tiny_config(tiny_dir, num_epochs=5, checkpoint_every=1,

@@ -179,7 +179,7 @@ class TestBuiltinsThroughTheSameDoor:
 
   @pytest.mark.parametrize("name, shape, kwargs", [
       ("mlp", (5,), {}), ("toneva_cnn", (28, 28, 1), {}), ("small_cnn", (16, 16, 3), {}),
-      ("resnet18", (8, 8, 3), {"width": 4})])
+      pytest.param("resnet18", (8, 8, 3), {"width": 4}, marks=pytest.mark.slow)])
   def test_derived_layout_is_todays_table(self, name, shape, kwargs):
     model = models.create_model(name, num_classes=10, example_shape=shape, rngs=nnx.Rngs(0),
                                 **kwargs)
