@@ -11,7 +11,7 @@ Each fault of "Every door, part 2" and the test that covers it (F = this file):
 | data npz cut in half; random bytes as npz                    | F TestDataFiles                            |
 | Ctrl-C                                                       | F TestInterrupt                            |
 | full disk; read-only workdir                                 | F TestDisk                                 |
-| truncated / bit-flipped newest checkpoint; empty folder      | F TestCheckpoints                          |
+| truncated / bit-flipped newest checkpoint; empty folder      | F TestCheckpoints (parts: all 3; a run: truncated) |
 | checkpoint of an older state format                          | F TestCheckpoints.test_other_state_format  |
 | corrupt config.json                                          | F TestRunFiles.test_corrupt_config_json    |
 | metrics.jsonl whose last line was cut; a damaged middle line | F TestRunFiles                             |
@@ -350,8 +350,35 @@ class TestCheckpoints:
       raw[len(raw) // 2] ^= 0x10
       target.write_bytes(bytes(raw))
 
-  @pytest.mark.slow
   @pytest.mark.parametrize("how", ["truncated", "bit_flipped", "empty_folder"])
+  def test_damaged_newest_is_set_aside_and_the_previous_restored(self, tmp_path, capsys, how):
+    """The part: Checkpointer.restore_or on a hand-made state (the run below checks the rest)."""
+    import flax
+    import jax.numpy as jnp
+
+    @flax.struct.dataclass
+    class State:
+      params: dict
+      epoch: jnp.ndarray
+
+    saved = Checkpointer(tmp_path / "checkpoints", max_to_keep=3)
+    for epoch in (2, 3):
+      saved.save(epoch, State({"w": jnp.full((4096,), epoch, jnp.float32)}, jnp.array(epoch)))
+    saved.close()
+    self._damage(tmp_path, how)
+    picker = Checkpointer(tmp_path / "checkpoints", max_to_keep=3)
+    state, epoch = picker.restore_or(State({"w": jnp.zeros((4096,), jnp.float32)},
+                                           jnp.array(0)))
+    picker.close()
+    assert epoch == 2 and np.all(np.asarray(state.params["w"]) == 2.0)
+    warnings = [l for l in capsys.readouterr().err.splitlines()
+                if l.startswith("warning: checkpoint")]
+    assert len(warnings) == 1 and "kept as damaged-3" in warnings[0], warnings
+    assert (tmp_path / "checkpoints" / "damaged-3").is_dir()
+    assert (tmp_path / "checkpoints" / "damaged-3.digest.json").is_file()
+
+  @pytest.mark.slow
+  @pytest.mark.parametrize("how", ["truncated"])
   def test_damaged_newest_resumes_from_the_previous_and_is_kept(self, tiny_dir, reference,
                                                                 tmp_path, capsys, how):
     workdir = finished_copy(reference, tmp_path)
