@@ -10,6 +10,8 @@ runs of many tests compile the same programs.
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="regularity_jax_xla_"))
@@ -24,3 +26,28 @@ def pytest_configure(config):
   config.addinivalue_line(
       "markers", "slow: an end-to-end guarantee of the slow tier (`bash tests/run.sh slow`); "
       "the fast tier, `pytest -m 'not slow'`, checks each part directly in at most 3 minutes")
+
+
+# Module- or class-scoped fixtures that train a whole run (or several). xdist (`--dist
+# loadgroup`, tests/run.sh) would otherwise build one on each worker that runs a test using
+# it; the tests sharing one go to one worker instead (an xdist_group named after the fixture).
+SHARED_RUNS = {
+    "test_faults.py": "reference",
+    "test_margins_engine.py": "run",
+    "test_models.py": "cifar_resnet18",
+    "test_multihost.py": "runs",
+    "test_scores_file.py": "scored",
+    "test_streaming.py": "previous_scores",
+    "test_studies_noise.py": "noise_study",
+    "test_studies_toneva.py": "replicas_run",
+    "test_training.py": "tiny_run",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    fixture = SHARED_RUNS.get(item.path.name)
+    if fixture and fixture in getattr(item, "fixturenames", ()):
+      item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}.{fixture}"))

@@ -11,6 +11,8 @@
 #   all   both, the fast tier first (the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --dist loadgroup: the tests that share a fixture training a whole run go to one worker
+# (tests/conftest.py, SHARED_RUNS), which then builds it once.
 # One compilation cache for both tiers (tests/conftest.py makes one per session otherwise).
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$(mktemp -d -t regularity_jax_xla_XXXXXX)}"
 tier="${1:-all}"
@@ -18,7 +20,7 @@ tier="${1:-all}"
 tier_() {  # tier_ NAME MARK-EXPRESSION PYTEST-ARGS...
   local name="$1" mark="$2" start=$SECONDS
   shift 2
-  python -m pytest tests -q -n 2 -m "$mark" "$@"
+  python -m pytest tests -q -n 2 --dist loadgroup -m "$mark" "$@"
   echo "$name tier: $((SECONDS - start)) s"
 }
 case "$tier" in

@@ -3,7 +3,7 @@ JAX's CPU collectives (gloo), against 1 process of 4 devices.
 
 Each run is `python -m experiments.main` in processes of its own (XLA reads the device count
 once, when JAX starts); the quickstart config, shrunk to 800 / 200 examples and 6 epochs (and
-its full data for 10 epochs with `gradient_reduction=fixed_order`). Done when of issue 18: the
+with `gradient_reduction=fixed_order` too). Done when of issue 18: the
 2-process run gives the CBTL (and every other integer statistic) of the 1-process 4-device run;
 a SIGKILL of one process and a rerun of both resume identically.
 The id-sharded statistics (`shard_statistics`) on 4 devices of one process:
@@ -120,17 +120,17 @@ def test_two_processes_equal_one_process(runs):
 
 
 @pytest.mark.slow
-def test_fixed_order_reduction_is_bit_identical_on_the_full_quickstart_data(tmp_path):
-  """gradient_reduction=fixed_order: the 4,000 / 1,000 examples of the quickstart for 10
-  epochs (with the default all-reduce, the metrics part at epoch 6 on this data): 2 processes
-  equal 1, every bit of every score and of metrics.jsonl but train_loss (the epoch's loss sum
-  is still all-reduced across devices: its last bits may differ). So do 2 processes with
-  shard_statistics=True (each holds half the rows; scores gathered): the statistics' layout
-  enters no arithmetic of training, and fixed_order fixes the one sum that XLA could schedule
-  apart in the sharded program (with the default all-reduce, jax 0.12.1 put floats 1.9e-6
-  apart after 6 epochs on 800 examples; docs/scaling.md, issue 29)."""
-  full = ["--config.train_subset=0", "--config.test_subset=0", "--config.num_epochs=10",
-          "--config.checkpoint_every=10", "--config.gradient_reduction=fixed_order"]
+def test_fixed_order_reduction_is_bit_identical(tmp_path):
+  """gradient_reduction=fixed_order on the data of `runs` (800 / 200 examples, 6 epochs), where
+  the default all-reduce puts floats apart (test_two_processes_equal_one_process needs a
+  tolerance): 2 processes equal 1, every bit of every score and of metrics.jsonl but
+  train_loss (the epoch's loss sum is still all-reduced across devices: its last bits may
+  differ). So do 2 processes with shard_statistics=True (each holds half the rows; scores
+  gathered): the statistics' layout enters no arithmetic of training, and fixed_order fixes
+  the one sum that XLA could schedule apart in the sharded program (with the default
+  all-reduce, jax 0.12.1 put floats 1.9e-6 apart after 6 epochs on these 800 examples;
+  docs/scaling.md, issue 29, which also measured the quickstart's full data for 10 epochs)."""
+  full = ["--config.gradient_reduction=fixed_order"]
   run(tmp_path / "one", *full, processes=1, devices=4)
   run(tmp_path / "two", *full)
   run(tmp_path / "sharded", *full, "--config.shard_statistics=True")

@@ -6,7 +6,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -172,34 +171,52 @@ class TestResume:
 
   @pytest.mark.slow
   def test_sigkill_then_resume_equals_uninterrupted(self, tmp_path):
+    """The command killed (deterministically, no timing) after 2 steps of epoch 4 of 6, with
+    checkpoints at every epoch: rerunning the same command resumes from checkpoint 3 and ends
+    where the uninterrupted run does."""
     args = ["--config=experiments/configs/quickstart.py", "--config.train_subset=800",
-            "--config.test_subset=200", "--config.num_epochs=40", "--config.checkpoint_every=1",
+            "--config.test_subset=200", "--config.num_epochs=6", "--config.checkpoint_every=1",
             "--config.eval_every=3", "--config.plots=False", "--config.progress_bar=False"]
     reference = _main(*args, f"--workdir={tmp_path / 'reference'}")
     assert reference.returncode == 0, reference.stderr[-2000:]
 
     workdir = tmp_path / "killed"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.main", *args,
-                             f"--workdir={workdir}"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-      ckpts = workdir / "checkpoints"
-      if ckpts.exists() and any(p.name.isdigit() and int(p.name) >= 5 for p in ckpts.iterdir()):
-        break
-      time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    proc = subprocess.run([sys.executable, "-c", KILLED_IN_EPOCH_4, *args,
+                           f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (workdir / "scores.npz").exists()
+    assert max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == 3
+    assert (workdir / "run.lock").exists()  # the killed run's: stale, taken over below
 
     resumed = _main(*args, f"--workdir={workdir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with np.load(tmp_path / "reference" / "scores.npz") as a, np.load(workdir / "scores.npz") as b:
       assert_scores_equal(dict(a), dict(b), float_atol=1e-6)
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(l)["epoch"] for l in lines] == list(range(1, 41))
+    assert [json.loads(l)["epoch"] for l in lines] == list(range(1, 7))
+
+
+# `python -m experiments.main ARGS`, killed by SIGKILL after 2 steps of epoch 4.
+KILLED_IN_EPOCH_4 = """
+import os, signal, sys
+from absl import app
+from experiments import cli, main
+from regularity_jax.training import inputs
+original, calls = inputs.DeviceInput.train_rows, []
+
+def killed_in_epoch_4(self, setup, plan, num_rows):
+  calls.append(1)
+  for r, row in enumerate(original(self, setup, plan, num_rows)):
+    if len(calls) == 4 and r == 2:
+      os.kill(os.getpid(), signal.SIGKILL)
+    yield row
+
+inputs.DeviceInput.train_rows = killed_in_epoch_4
+sys.argv = ["experiments.main", *sys.argv[1:]]
+app.run(main.main, flags_parser=cli.parse_flags)
+"""
 
 
 class TestBadInput:
