@@ -20,7 +20,7 @@ def test_opens_with_two_commands_and_ci_runs_the_second():
   assert test_command == "bash tests/run.sh"
   assert test_command in (REPO / ".ci" / "run").read_text()
   tiers = (REPO / "tests" / "run.sh").read_text()
-  assert 'pytest tests -q -n 2 -m "$mark"' in tiers
+  assert 'pytest tests -q -n 2 --dist loadgroup -m "$mark"' in tiers
   assert 'all) tier_ fast "not slow" "$@"; tier_ slow slow "$@"' in tiers  # both tiers
 
 
