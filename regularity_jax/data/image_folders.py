@@ -134,6 +134,26 @@ def load_image_folder(path: pathlib.Path, info: DatasetInfo, *,
                  source=f"local:{path}", class_names=class_names)
 
 
+def survey(path: pathlib.Path) -> tuple[list[str], int]:
+  """(sorted class-folder names, channels: 1 when the first image is grayscale, else 3) of an
+  image folder or its archive, for a dataset whose classes come from the data."""
+  if path.is_dir():
+    files, load = _list_tree(path), lambda key: pathlib.Path(key).read_bytes()
+  else:
+    files, contents = _read_archive(path)
+    load = contents.__getitem__
+  if not files:
+    raise DataError(f"image folder {path} has no images under train/<class>/ or test/<class>/; "
+                    f"put them there (suffixes {', '.join(_IMAGE_SUFFIXES)})")
+  first = min(files, key=lambda f: (f.split, f.class_name, f.file_name))
+  try:
+    with Image.open(io.BytesIO(load(first.key))) as image:
+      mode = image.mode
+  except (OSError, ValueError) as e:
+    raise DataError(f"cannot decode image {first.key} ({e}); remove or replace that file") from e
+  return sorted({f.class_name for f in files}), 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+
+
 def _stats_indices(n: int) -> np.ndarray | None:
   if n > STATS_SAMPLE:
     return np.arange(0, n, math.ceil(n / STATS_SAMPLE))
