@@ -388,7 +388,7 @@ def test_my_data_by_import_path_report_and_pruning(outside, tmp_path):
     assert f"<th rowspan=\"2\">{name}</th>" in html
   assert (first.workdir / "plots" / "grids" / "train_forgetting.png").is_file()
   prov = scores_file.load(first.workdir / "scores.npz").provenance
-  assert prov["dataset"] == spec and prov["data_identity"]["sizes"] == [70, 35]
+  assert prov["dataset"] == spec and prov["data_identity"]["sizes"] == [70, 70]
   config = json.loads((first.workdir / "config.json").read_text())
   assert config["dataset_source"]["resolved"] == f"{outside}/my_data.py:load"
   second = train_and_evaluate(_config(spec, num_epochs=1, **{
