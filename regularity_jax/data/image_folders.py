@@ -57,6 +57,9 @@ from regularity_jax.data import types
 from regularity_jax.data.types import DataError
 
 STATS_SAMPLE = 10_000  # most training images the normalization stats read
+# Reads of at most this many rows (the DataIdentity's fixed sample) keep their decoded rows,
+# so that the later reads of a load decode each row once.
+KEEP_READS = 64
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm",
                    ".pgm", ".tif", ".tiff")
 _SPLITS = ("train", "test")
@@ -304,6 +307,7 @@ class _Reader:
     self._cache_file = cache_file
     self._labels = labels
     self._class_names = class_names
+    self._kept: dict[int, np.ndarray] = {}  # rows of small reads (the identity's sample)
 
   def _decode(self, f: _File) -> np.ndarray:
     try:
@@ -317,8 +321,13 @@ class _Reader:
   def __call__(self, indices: np.ndarray) -> np.ndarray:
     """u8[M, H, W, C] images of rows `indices`."""
     images = None
+    keep = len(indices) <= KEEP_READS
     for row, index in enumerate(indices):
-      pixels = self._decode(self._files[index])
+      pixels = self._kept.get(int(index))
+      if pixels is None:
+        pixels = self._decode(self._files[index])
+        if keep:
+          self._kept[int(index)] = pixels
       if images is None:
         images = np.empty((len(indices),) + pixels.shape, np.uint8)
       elif pixels.shape != images.shape[1:]:

@@ -29,6 +29,7 @@ models); this module takes the function.
 
 from __future__ import annotations
 
+import difflib
 import os
 import pathlib
 import re
@@ -66,9 +67,16 @@ def kind(spec) -> str:
     return "path"
   if _TFDS_NAME.match(spec):
     return "tfds"
-  raise DataError(f"dataset {spec!r} is neither a catalog name ({', '.join(catalog.DATASETS)}), "
-                  "an existing path, 'package.module:fn' nor a TFDS name; pass one of those "
-                  f"({CONTRACT})")
+  raise DataError(f"unknown dataset {spec!r}: {close_hint(spec)}neither a catalog name "
+                  f"({', '.join(catalog.DATASETS)}), an existing path, 'package.module:fn' nor "
+                  f"a TFDS name; set --config.dataset to one of those ({CONTRACT})")
+
+
+def close_hint(spec: str) -> str:
+  """"did you mean 'cifar10'? " for a near miss of a catalog name, else ""."""
+  close = difflib.get_close_matches(str(spec).lower().replace("-", "_"), catalog.DATASETS, n=1,
+                                    cutoff=0.6)
+  return f"did you mean {close[0]!r}? " if close else ""
 
 
 def derived_info(name: str, class_names, example_shape, tfds_name: str | None = None
@@ -132,11 +140,7 @@ def tfds_info(name: str, options=None) -> DatasetInfo:
   try:
     builder = tfds.builder(name, **kwargs)
   except Exception as e:  # pylint: disable=broad-except
-    import difflib  # pylint: disable=g-import-not-at-top
-    close = difflib.get_close_matches(name.lower().replace("-", "_"), catalog.DATASETS, n=1,
-                                      cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise DataError(f"unknown dataset {name!r}: {hint}not a catalog name "
+    raise DataError(f"unknown dataset {name!r}: {close_hint(name)}not a catalog name "
                     f"({', '.join(catalog.DATASETS)}) nor a TFDS builder "
                     f"({type(e).__name__}); set --config.dataset to one of those, a path to an "
                     f".npz or image folder, or 'module:fn' ({CONTRACT})") from None
