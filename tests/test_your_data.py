@@ -312,12 +312,15 @@ class TestIdentity:
     assert identity_lib.fingerprint(ids, labels) == scores_file.fingerprint(ids, labels)
 
   @needs_mnist
-  def test_catalog_release_exact_and_lossy(self, tmp_path, capsys):
+  def test_catalog_release_exact(self):
     mnist = data.load_dataset("mnist", SHARED / "mnist", train_subset=100, test_subset=50,
                               check_release=True)
     assert mnist.identity.release == "exact"
     assert mnist.identity.fingerprints == releases.RELEASES["mnist"].rows
-    capsys.readouterr()
+
+  @pytest.mark.slow  # reads the 50000-image archive (5-10 s)
+  @needs_mnist
+  def test_catalog_release_lossy_cifar10_warns_once(self, tmp_path, capsys):
     cifar = data.load_dataset("cifar10", SHARED / "cifar10_jpeg_q75", train_subset=50,
                               test_subset=20, check_release=True, cache_dir=tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
@@ -341,6 +344,7 @@ def scored(tmp_path_factory):
   return root, workdir / "scores.npz"
 
 
+@pytest.mark.slow  # `scored` trains a run
 class TestScoresReuse:
 
   def test_provenance_records_the_identity(self, scored):
