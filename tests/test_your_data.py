@@ -395,6 +395,11 @@ def test_my_data_by_import_path_report_and_pruning(outside, tmp_path):
   assert prov["dataset"] == spec and prov["data_identity"]["sizes"] == [70, 70]
   config = json.loads((first.workdir / "config.json").read_text())
   assert config["dataset_source"]["resolved"] == f"{outside}/my_data.py:load"
+  # The report command loads the data again, through the recorded function.
+  from regularity_jax import report  # pylint: disable=g-import-not-at-top
+  (first.workdir / "report.html").unlink()
+  assert all(f"<th rowspan=\"2\">{name}</th>" in report.write(first.workdir, pngs=False)
+             .read_text() for name in NAMES)
   second = train_and_evaluate(_config(spec, num_epochs=1, **{
       "pruning.scores_path": str(first.workdir / "scores.npz"),
       "pruning.fraction_kept": 0.5}), tmp_path / "second")
