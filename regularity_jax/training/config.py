@@ -170,7 +170,6 @@ import ml_collections
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import CORRUPTIONS
-from regularity_jax.data import DATASETS  # pylint: disable=unused-import
 from regularity_jax.data import DataError
 from regularity_jax.data import sources
 from regularity_jax.training import hosts
