@@ -7,8 +7,10 @@ Each of --base and --head is a git commit of this repository (checked out with `
 --detach` under --out) or a folder holding a checkout. Both run in this interpreter's venv, each
 with its own tree first on PYTHONPATH, one subprocess per run: the quickstart's `:smoke`
 (mnist1d, generated) and the tiny fixture (tests/engine_fixtures.py) with a few features. Then
-scores.npz is compared key by key (names, dtypes, shapes, bits) and metrics.jsonl record by
-record, except the timing keys (`TIMING_KEYS`). It prints one line per run and exits 1 on any
+scores.npz is compared key by key (names, dtypes, shapes, bits; its provenance as JSON: base's
+keys with the same values, new keys allowed; the tiny fixture's dataset name excepted, which
+"Your data" made its .npz's) and metrics.jsonl record by record, except the timing keys
+(`TIMING_KEYS`). It prints one line per run and exits 1 on any
 difference.
 
 Runtime (2 shared CPU cores): about 1 minute per run and version.
@@ -53,10 +55,16 @@ config.model_kwargs.update({k: tuple(v) if isinstance(v, list) else v for k, v i
 train_and_evaluate(config, workdir)
 """
 
+# The tiny data declare 10 classes (4 used): the fixture names them "mnist" on main (05bb32c)
+# and by path since "Your data" (its classes from the data): both trees train 10 logits.
 _TINY_DATA = """
 import sys
+import numpy as np
 from tests import engine_fixtures
-engine_fixtures.write_tiny_npz(sys.argv[1], shape=(16, 16, 1))
+path = engine_fixtures.write_tiny_npz(sys.argv[1], shape=(16, 16, 1))
+with np.load(path) as z:
+  arrays = dict(z)
+np.savez(path, class_names=np.asarray([str(c) for c in range(10)]), **arrays)
 """
 
 
@@ -97,13 +105,30 @@ def run_all(tree: pathlib.Path, out: pathlib.Path, data: pathlib.Path) -> dict[s
   return runs
 
 
-def compare_scores(a: pathlib.Path, b: pathlib.Path) -> list[str]:
-  """Differences between two scores.npz: names, then dtype, shape and bits of each column."""
+# Provenance entries that name the dataset as the fixture gives it: "mnist" on main, the .npz's
+# name and path since "Your data" (the tiny fixture only; built-in datasets keep theirs).
+FIXTURE_NAMING = frozenset({"dataset"})
+
+
+def compare_provenance(base: str, head: str, tiny: bool) -> list[str]:
+  """Differences between two provenance JSONs: every key of base must hold the same value in
+  head; keys only in head are additions (allowed)."""
+  x, y = json.loads(base), json.loads(head)
+  return [f"provenance.{k}: {x[k]!r} vs {y.get(k, '<unset>')!r}" for k in sorted(x)
+          if x[k] != y.get(k, "<unset>") and not (tiny and k in FIXTURE_NAMING)]
+
+
+def compare_scores(a: pathlib.Path, b: pathlib.Path, tiny: bool = False) -> list[str]:
+  """Differences between two scores.npz: names, then dtype, shape and bits of each column; the
+  provenance as JSON (additions allowed, `compare_provenance`)."""
   with np.load(a) as x, np.load(b) as y:
     diffs = [f"only in base: {k}" for k in sorted(set(x.files) - set(y.files))]
     diffs += [f"only in head: {k}" for k in sorted(set(y.files) - set(x.files))]
     for k in sorted(set(x.files) & set(y.files)):
       u, v = x[k], y[k]
+      if k == "provenance":
+        diffs += compare_provenance(str(u), str(v), tiny)
+        continue
       if u.dtype != v.dtype or u.shape != v.shape:
         diffs.append(f"{k}: {u.dtype}{list(u.shape)} vs {v.dtype}{list(v.shape)}")
       elif u.dtype == object:
@@ -148,7 +173,8 @@ def main(argv=None) -> int:
   failed = False
   for name, base_dir in results["base"].items():
     head_dir = results["head"][name]
-    diffs = (compare_scores(base_dir / "scores.npz", head_dir / "scores.npz")
+    diffs = (compare_scores(base_dir / "scores.npz", head_dir / "scores.npz",
+                            tiny=name.startswith("tiny"))
              + compare_metrics(base_dir / "metrics.jsonl", head_dir / "metrics.jsonl"))
     with np.load(base_dir / "scores.npz") as scores:
       columns = len(scores.files)

@@ -12,8 +12,11 @@ from regularity_jax.training import programs
 
 
 def write_tiny_npz(directory, *, n_train=96, n_test=48, num_classes=4, shape=(6, 6, 1),
-                   seed=0, labels_offset=0, nan=False) -> pathlib.Path:
-  """An npz dataset in `directory` whose classes are separable by a class-dependent mean."""
+                   seed=0, labels_offset=0, nan=False, class_names=None) -> pathlib.Path:
+  """An npz dataset in `directory` whose classes are separable by a class-dependent mean.
+
+  `class_names` (stored as the npz's `class_names`) declares the classes, e.g. 10 names for a
+  10-logit head of which `num_classes` are used; default: the labels' classes."""
   rng = np.random.default_rng(seed)
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
@@ -31,14 +34,25 @@ def write_tiny_npz(directory, *, n_train=96, n_test=48, num_classes=4, shape=(6,
     x_train = x_train.astype(np.float32)
     x_train[3, 0, 0, 0] = np.nan
   path = directory / "tiny.npz"
-  np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+  extra = {} if class_names is None else {"class_names": np.asarray(class_names, dtype=str)}
+  np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
   return path
+
+
+def tiny_dataset(data_dir) -> str:
+  """The dataset spec of the tiny data in `data_dir`: its tiny.npz (else its only .npz) by
+  path, so its classes and shapes come from the data (a 4-class set trains 4 logits)."""
+  directory = pathlib.Path(data_dir)
+  if (directory / "tiny.npz").is_file():
+    return str(directory / "tiny.npz")
+  npzs = sorted(directory.glob("*.npz"))
+  return str(npzs[0] if len(npzs) == 1 else directory)
 
 
 def tiny_config(data_dir, **overrides):
   c = default_config()
-  c.dataset = "mnist"  # any name: data_dir holds an npz, which loads for every name
-  c.data_dir = str(data_dir)
+  c.dataset = tiny_dataset(data_dir) if str(data_dir) else "mnist"
+  c.data_dir = ""
   c.model = "mlp"
   c.model_kwargs.hidden = (32,)
   c.num_epochs = 4
@@ -51,6 +65,7 @@ def tiny_config(data_dir, **overrides):
   c.report = False
   c.lock()
   c.model_kwargs.unlock()  # a model's keyword arguments are its own
+  c.dataset_kwargs.unlock()  # and a dataset function's
   c.update_from_flattened_dict(overrides)  # dotted keys, type-checked, unknown fields refused
   return c
 

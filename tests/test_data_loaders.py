@@ -18,6 +18,7 @@ import pytest
 
 from regularity_jax import data
 from regularity_jax.data import catalog
+from regularity_jax.data import identity
 from regularity_jax.data import image_folders
 from regularity_jax.data import mnist1d_source
 from regularity_jax.data import normalization
@@ -331,8 +332,11 @@ class TestImageFolder:
     monkeypatch.setattr(image_folders, "STATS_SAMPLE", 10)
     sub = data.load_dataset("cifar10", archive.parent, train_subset=5,
                             test_subset=3, cache_dir=cache)
-    # 10 rows (every 4th of 40) for the stats, 5 + 3 for the subsets.
-    assert len(decoded) == 18 and len(set(decoded)) < 50
+    # 10 rows (every 4th of 40) for the stats, 5 + 3 for the subsets, and the DataIdentity's
+    # fixed sample (16 of the 40 training rows, all 10 test rows), each row decoded once.
+    train_rows = (set(range(0, 40, 4)) | set(identity.sample_rows(40).tolist())
+                  | set(sub.train.ids.tolist()))
+    assert len(decoded) == len(train_rows) + 10 and len(set(decoded)) < 50
     assert not list(cache.glob("*.npz"))  # partial decodes are not cached
     decoded.clear()
     full = data.load_dataset("cifar10", archive.parent, cache_dir=cache)

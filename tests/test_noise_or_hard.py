@@ -32,7 +32,8 @@ from tests import engine_fixtures
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   d = tmp_path_factory.mktemp("data")
-  engine_fixtures.write_tiny_npz(d, n_train=160)
+  # 10 declared classes, 4 of them used: a 10-logit head, as the numbers below assume
+  engine_fixtures.write_tiny_npz(d, n_train=160, class_names=[str(c) for c in range(10)])
   return d
 
 
@@ -117,7 +118,7 @@ class TestAumThresholdFlags:
     s1, s2 = one.scores, two.scores
     for s in (s1, s2):  # the run's own flags, recomputed from its AUM column
       thr = s["train/aum_threshold_sample"]
-      # the tiny npz loads as "mnist": C = 10 classes (4 of them used), so m = 160 // 11
+      # the tiny npz declares C = 10 classes (4 of them used), so m = 160 // 11
       assert thr.sum() == 14 and np.array_equal(s["train/label"] == 10, thr)
       np.testing.assert_array_equal(s["train/aum_threshold_flag"],
                                     aum_threshold.flags(s["train/aum"], thr))

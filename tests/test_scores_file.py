@@ -21,6 +21,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def dirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("provenance")
   engine_fixtures.write_tiny_npz(root / "a")
+  # Another dataset of the same shape and classes, under another name.
+  engine_fixtures.write_tiny_npz(root / "b", seed=1).rename(root / "b" / "other.npz")
   return root
 
 
@@ -54,7 +56,7 @@ class TestProvenanceRecorded:
   def test_keys(self, scored, dirs):
     loaded = scores_file.load(scored)
     prov = loaded.provenance
-    assert prov["dataset"] == "mnist" and prov["numbering"] == "local"
+    assert prov["dataset"] == "tiny" and prov["numbering"] == "local"
     assert prov["source"] == f"local:{(dirs / 'a' / 'tiny.npz').resolve()}"
     assert prov["splits"]["train"] == {
         "full_size": 96, "scored": 96,
@@ -79,8 +81,8 @@ class TestChecked:
     assert result.scores["train/active"].sum() == 20
 
   def test_other_dataset_name_refused_before_the_workdir_exists(self, dirs, scored, tmp_path):
-    config = _pruned(dirs / "a", scored, dataset="fashion_mnist")
-    with pytest.raises(ScoresFileError, match="scores dataset 'mnist'.*trains fashion_mnist"):
+    config = _pruned(dirs / "b", scored)
+    with pytest.raises(ScoresFileError, match="scores dataset 'tiny'.*trains other"):
       train_and_evaluate(config, tmp_path / "w")
     assert not (tmp_path / "w").exists()
 
@@ -162,15 +164,15 @@ class TestChecked:
       train_and_evaluate(_pruned(dirs / "a", path), tmp_path / "w")
 
   def test_weighting_checks_too(self, dirs, scored, tmp_path):
-    config = engine_fixtures.tiny_config(dirs / "a", num_epochs=1, dataset="fashion_mnist", **{
+    config = engine_fixtures.tiny_config(dirs / "b", num_epochs=1, **{
         "weighting.scheme": "hard_first", "weighting.scores_path": str(scored)})
-    with pytest.raises(ScoresFileError, match="weighting.scores_path.*scores dataset 'mnist'"):
+    with pytest.raises(ScoresFileError, match="weighting.scores_path.*scores dataset 'tiny'"):
       train_and_evaluate(config, tmp_path / "w")
 
 
 @pytest.mark.slow
 def test_cli_other_dataset_one_line_exit_2(scored, tmp_path):
-  """An MNIST run's scores cannot prune an MNIST-1D run: one line, exit 2, no workdir."""
+  """A tiny run's scores cannot prune an MNIST-1D run: one line, exit 2, no workdir."""
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   out = subprocess.run(
       [sys.executable, "-m", "experiments.main", "--config=experiments/configs/quickstart.py",
@@ -180,5 +182,5 @@ def test_cli_other_dataset_one_line_exit_2(scored, tmp_path):
   assert out.returncode == 2, out.stderr[-2000:]
   assert "Traceback" not in out.stderr
   last = out.stderr.strip().splitlines()[-1]
-  assert last.startswith("error: pruning.scores_path") and "'mnist'" in last and "mnist1d" in last
+  assert last.startswith("error: pruning.scores_path") and "'tiny'" in last and "mnist1d" in last
   assert not (tmp_path / "w").exists()

@@ -258,7 +258,9 @@ class TestBadInput:
       train_and_evaluate(config, tmp_path / "w")
 
   def test_labels_out_of_range(self, tmp_path):
-    engine_fixtures.write_tiny_npz(tmp_path / "d", labels_offset=7)
+    # 10 declared classes: labels 7..10 reach past them
+    engine_fixtures.write_tiny_npz(tmp_path / "d", labels_offset=7,
+                                   class_names=[str(c) for c in range(10)])
     config = engine_fixtures.tiny_config(tmp_path / "d")
     with pytest.raises(data.DataError, match="label"):
       train_and_evaluate(config, tmp_path / "w")

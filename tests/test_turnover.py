@@ -268,7 +268,7 @@ class TestEngineIntegration:
 
   @pytest.mark.slow
   def test_turnover_run_writes_scores_and_influence(self, tmp_path):
-    engine_fixtures.write_tiny_npz(tmp_path / "d")
+    engine_fixtures.write_tiny_npz(tmp_path / "d", class_names=[str(c) for c in range(10)])
     config = engine_fixtures.tiny_config(tmp_path / "d", num_epochs=2, **{
         "turnover.enabled": True, "turnover.influence_targets": "test",
         "turnover.influence_top_k": 3, "corruption.kind": "random_labels",
@@ -277,7 +277,7 @@ class TestEngineIntegration:
     s = result.scores
     for key in ("memorization", "memorization_loss", "generalization_error"):
       assert s[f"train/{key}"].shape == (96,) and np.isfinite(s[f"train/{key}"]).all()
-    assert s["train/flipped_prob"].shape == (96, 10)  # "mnist" has 10 classes
+    assert s["train/flipped_prob"].shape == (96, 10)  # 10 declared classes
     np.testing.assert_array_equal(s["train/turnover_observations"], 2)
     assert "memorization_auroc_corrupted" in result.final
     with np.load(result.workdir / "influence.npz") as z:

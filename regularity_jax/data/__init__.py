@@ -11,7 +11,10 @@ uses numpy and Pillow, and optionally tensorflow_datasets, mnist1d and scipy
     ds.train.ids      # i32[3000], indices into the full 60000-example split
 
 Modules: `types` (Split, Dataset, DataError), `catalog` (names, classes),
-`registry` (load_dataset), `local_files` / `image_folders` / `tfds_source` /
+`registry` (load_dataset, load_function), `sources` (which door a dataset spec names: a catalog
+name, a path, a dataset function, a TFDS name; the function contract), `identity`
+(DataIdentity: what says two runs saw the same data), `releases` (a catalog name's known
+release and the check of data given that name), `local_files` / `image_folders` / `tfds_source` /
 `mnist1d_source` (the sources), `subsets`, `normalization`, `permutation` (one fixed pixel
 permutation of every image: permuted MNIST), `corruption`, `partitions` (holdout, threshold
 samples);
@@ -25,7 +28,10 @@ from regularity_jax.data.corruption import corrupt
 from regularity_jax.data.corruption import PIXEL_PERMUTATIONS
 from regularity_jax.data.partitions import add_threshold_samples
 from regularity_jax.data.partitions import hold_out
+from regularity_jax.data.identity import DataIdentity
 from regularity_jax.data.registry import load_dataset
+from regularity_jax.data.registry import load_function
+from regularity_jax.data import sources
 from regularity_jax.data.tfds_source import TfdsOptions
 from regularity_jax.data.types import DataError
 from regularity_jax.data.types import Dataset
@@ -35,6 +41,7 @@ __all__ = (
     "CORRUPTIONS",
     "DATASETS",
     "DataError",
+    "DataIdentity",
     "Dataset",
     "PIXEL_PERMUTATIONS",
     "Split",
@@ -43,4 +50,6 @@ __all__ = (
     "hold_out",
     "corrupt",
     "load_dataset",
+    "load_function",
+    "sources",
 )

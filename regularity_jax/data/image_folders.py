@@ -57,6 +57,9 @@ from regularity_jax.data import types
 from regularity_jax.data.types import DataError
 
 STATS_SAMPLE = 10_000  # most training images the normalization stats read
+# Reads of at most this many rows (the DataIdentity's fixed sample) keep their decoded rows,
+# so that the later reads of a load decode each row once.
+KEEP_READS = 64
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm",
                    ".pgm", ".tif", ".tiff")
 _SPLITS = ("train", "test")
@@ -132,6 +135,26 @@ def load_image_folder(path: pathlib.Path, info: DatasetInfo, *,
                                stats_indices=_stats_indices(len(labels)))
   return RawData(train=splits["train"], test=splits["test"],
                  source=f"local:{path}", class_names=class_names)
+
+
+def survey(path: pathlib.Path) -> tuple[list[str], int]:
+  """(sorted class-folder names, channels: 1 when the first image is grayscale, else 3) of an
+  image folder or its archive, for a dataset whose classes come from the data."""
+  if path.is_dir():
+    files, load = _list_tree(path), lambda key: pathlib.Path(key).read_bytes()
+  else:
+    files, contents = _read_archive(path)
+    load = contents.__getitem__
+  if not files:
+    raise DataError(f"image folder {path} has no images under train/<class>/ or test/<class>/; "
+                    f"put them there (suffixes {', '.join(_IMAGE_SUFFIXES)})")
+  first = min(files, key=lambda f: (f.split, f.class_name, f.file_name))
+  try:
+    with Image.open(io.BytesIO(load(first.key))) as image:
+      mode = image.mode
+  except (OSError, ValueError) as e:
+    raise DataError(f"cannot decode image {first.key} ({e}); remove or replace that file") from e
+  return sorted({f.class_name for f in files}), 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
 
 
 def _stats_indices(n: int) -> np.ndarray | None:
@@ -284,6 +307,7 @@ class _Reader:
     self._cache_file = cache_file
     self._labels = labels
     self._class_names = class_names
+    self._kept: dict[int, np.ndarray] = {}  # rows of small reads (the identity's sample)
 
   def _decode(self, f: _File) -> np.ndarray:
     try:
@@ -297,8 +321,13 @@ class _Reader:
   def __call__(self, indices: np.ndarray) -> np.ndarray:
     """u8[M, H, W, C] images of rows `indices`."""
     images = None
+    keep = len(indices) <= KEEP_READS
     for row, index in enumerate(indices):
-      pixels = self._decode(self._files[index])
+      pixels = self._kept.get(int(index))
+      if pixels is None:
+        pixels = self._decode(self._files[index])
+        if keep:
+          self._kept[int(index)] = pixels
       if images is None:
         images = np.empty((len(indices),) + pixels.shape, np.uint8)
       elif pixels.shape != images.shape[1:]:

@@ -27,12 +27,15 @@ class RawSplit:
       u8|float[M, *example_shape].
     stats_indices: i64[S] rows whose pixels define the normalization mean and
       std, or None for all rows (only a training split's are used).
+    ids: int[N] example ids of the rows (a dataset function's own), or None for
+      the row numbers 0..N-1 (every file source).
   """
 
   labels: np.ndarray
   images: np.ndarray | None = None
   reader: Callable[[np.ndarray], np.ndarray] | None = None
   stats_indices: np.ndarray | None = None
+  ids: np.ndarray | None = None
 
   def __post_init__(self):
     if (self.images is None) == (self.reader is None):
@@ -40,6 +43,12 @@ class RawSplit:
 
   def __len__(self) -> int:
     return len(self.labels)
+
+  @property
+  def row_ids(self) -> np.ndarray:
+    """i64[N]: the id of every row (`ids`, else 0..N-1)."""
+    return (np.arange(len(self.labels)) if self.ids is None
+            else np.asarray(self.ids, np.int64))
 
   def read(self, indices: np.ndarray | None = None) -> np.ndarray:
     """Images of the given rows (all rows for None), unnormalized."""
@@ -62,6 +71,11 @@ class RawData:
       None to use the catalog's names.
     any_shape: the source may hold examples of any shape under any dataset name (an .npz,
       the generic container); other sources must match the dataset's shape.
+    normalize: normalize per channel (images, signals); False keeps the values as they are
+      (token ids of a text dataset).
+    draw: how the report draws one example: "image", "line" or "text"; "" = by its shape
+      (images [H, W, C], line plots [L] or [L, C]).
+    vocabulary: for text, token id -> string (the report's sentences); () when not text.
   """
 
   train: RawSplit
@@ -69,10 +83,14 @@ class RawData:
   source: str
   class_names: tuple[str, ...] | None = None
   any_shape: bool = False
+  normalize: bool = True
+  draw: str = ""
+  vocabulary: tuple[str, ...] = ()
 
 
 def in_memory(images: np.ndarray, labels: np.ndarray, *, split: str,
-              where: str) -> RawSplit:
+              where: str, ids: np.ndarray | None = None,
+              integer_inputs: bool = False) -> RawSplit:
   """A `RawSplit` over arrays already in memory, shapes made NHWC-like.
 
   Args:
@@ -82,6 +100,8 @@ def in_memory(images: np.ndarray, labels: np.ndarray, *, split: str,
     labels: int[N] (an [N, 1] column is flattened).
     split: "train" or "test", for messages.
     where: the file or directory, for messages.
+    ids: int[N] the rows' example ids (distinct, >= 0), or None for 0..N-1.
+    integer_inputs: integer inputs (token ids) are allowed and kept as float32 values.
 
   Returns:
     The `RawSplit`.
@@ -100,6 +120,12 @@ def in_memory(images: np.ndarray, labels: np.ndarray, *, split: str,
     raise DataError(
         f"{split} images in {where} have shape {images.shape}; store them as "
         "[N, H, W, C], [N, H, W], [N, D, C] or [N, D]")
+  if integer_inputs and np.issubdtype(images.dtype, np.integer):
+    if len(images) and (images.min() < 0 or images.max() >= 2 ** 24):
+      raise DataError(
+          f"{split} token ids in {where} lie outside [0, 2**24) (min {images.min()}, max "
+          f"{images.max()}); number the vocabulary from 0")
+    images = images.astype(np.float32)  # exact below 2**24; the model casts them back
   if not (images.dtype == np.uint8 or np.issubdtype(images.dtype,
                                                     np.floating)):
     raise DataError(
@@ -111,4 +137,14 @@ def in_memory(images: np.ndarray, labels: np.ndarray, *, split: str,
         f"{len(labels)} labels; give one label per image")
   if len(labels) == 0:
     raise DataError(f"{split} split in {where} is empty; add examples to it")
-  return RawSplit(labels=labels, images=images)
+  if ids is not None:
+    ids = np.asarray(ids)
+    if ids.shape != labels.shape or not np.issubdtype(ids.dtype, np.integer):
+      raise DataError(
+          f"{split} split in {where} has {len(labels)} labels but ids of shape {ids.shape} "
+          f"and dtype {ids.dtype}; give one integer id per example")
+    if len(ids) and (ids.min() < 0 or len(np.unique(ids)) != len(ids)):
+      raise DataError(
+          f"{split} ids in {where} are negative or repeated; give every example its own id "
+          ">= 0 (e.g. its row number)")
+  return RawSplit(labels=labels, images=images, ids=ids)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 
 import numpy as np
 
 from regularity_jax.data import catalog
+from regularity_jax.data import identity as identity_lib
 from regularity_jax.data import local_files
 from regularity_jax.data import mnist1d_source
 from regularity_jax.data import normalization
 from regularity_jax.data import permutation
+from regularity_jax.data import releases
+from regularity_jax.data import sources
 from regularity_jax.data import subsets
 from regularity_jax.data import tfds_source
 from regularity_jax.data.raw import RawData, RawSplit
@@ -26,8 +30,15 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
                  test_subset: int | None = None, subset_seed: int = 0,
                  cache_dir: str | os.PathLike | None = None,
                  tfds_options: tfds_source.TfdsOptions | None = None,
-                 permute_pixels_seed: int | None = None) -> Dataset:
-  """Loads a dataset by name, from local files, TFDS, or (mnist1d) generated.
+                 permute_pixels_seed: int | None = None,
+                 check_release: bool = False) -> Dataset:
+  """Loads a dataset by name or path, from local files, TFDS, or (mnist1d) generated.
+
+  `name` is a catalog name (`DATASETS`), or any other dataset (`sources`): an .npz file or an
+  image folder by path (classes, class names and shapes from the data; `data_dir` unused), or
+  a TFDS image-classification builder's name (classes, names and shapes from its info). A
+  dataset function ('package.module:fn') is resolved by the caller and loaded with
+  `load_function`.
 
   Sources:
     * `data_dir` given: local files in that directory, format detected from
@@ -77,6 +88,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
       (`tfds_source.TfdsOptions`; default: TFDS's data dir, download allowed).
     permute_pixels_seed: None (the images as they are) or the seed of one pixel
       permutation applied to every image.
+    check_release: for a catalog name, compare the data with the name's known release
+      (`releases`): other data are refused, other pixels warned about (the engine's runs).
 
   Returns:
     The `Dataset`.
@@ -87,20 +100,41 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
       dataset's (1 for the MNISTs, 3 for CIFAR and SVHN: catches a data_dir
       of another dataset), or a bad subset size; the message names the fix.
   """
-  info = dataset_info(name)
   if isinstance(subset_seed, bool) or not isinstance(
       subset_seed, (int, np.integer)) or subset_seed < 0:
     raise DataError(f"subset_seed={subset_seed!r} is not a non-negative "
                     "integer; pass e.g. subset_seed=0")
-  if data_dir is not None and str(data_dir):
-    raw = local_files.load_local(info, data_dir, cache_dir=cache_dir)
-  elif name == "mnist1d":
-    raw = mnist1d_source.generate_mnist1d()
-  else:
+  kind = sources.kind(name)
+  if kind == "function":
+    raise DataError(f"dataset {name!r} names a function: resolve it first and call "
+                    "load_function (the engine does: training.setup.load_data)")
+  if kind == "path":
+    info, raw = sources.load_path(name, cache_dir=cache_dir)
+  elif kind == "tfds":
+    info = sources.tfds_info(name, tfds_options)
     raw = tfds_source.load_tfds(info, tfds_options)
+  else:
+    info = dataset_info(name)
+    if data_dir is not None and str(data_dir):
+      raw = local_files.load_local(info, data_dir, cache_dir=cache_dir)
+    elif name == "mnist1d":
+      raw = mnist1d_source.generate_mnist1d()
+    else:
+      raw = tfds_source.load_tfds(info, tfds_options)
   return from_raw(info, raw, train_subset=train_subset,
                   test_subset=test_subset, subset_seed=subset_seed,
-                  permute_pixels_seed=permute_pixels_seed)
+                  permute_pixels_seed=permute_pixels_seed,
+                  check_release=check_release and kind == "catalog")
+
+
+def load_function(fn, name: str, kwargs=None, *, train_subset: int | None = None,
+                  test_subset: int | None = None, subset_seed: int = 0,
+                  permute_pixels_seed: int | None = None) -> Dataset:
+  """Loads the dataset a dataset function returns (`sources.from_function`: the contract),
+  then as `load_dataset`: validated, normalized (not text), subset; ids are the function's."""
+  info, raw = sources.from_function(fn, name, dict(kwargs or {}))
+  return from_raw(info, raw, train_subset=train_subset, test_subset=test_subset,
+                  subset_seed=subset_seed, permute_pixels_seed=permute_pixels_seed)
 
 
 def dataset_info(name: str) -> catalog.DatasetInfo:
@@ -116,7 +150,8 @@ def dataset_info(name: str) -> catalog.DatasetInfo:
 
 def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
              train_subset: int | None = None, test_subset: int | None = None,
-             subset_seed: int = 0, permute_pixels_seed: int | None = None) -> Dataset:
+             subset_seed: int = 0, permute_pixels_seed: int | None = None,
+             check_release: bool = False) -> Dataset:
   """Validates, permutes (if asked), normalizes and subsets what a source delivered.
 
   Args:
@@ -126,6 +161,7 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
     test_subset: see `load_dataset`.
     subset_seed: see `load_dataset`.
     permute_pixels_seed: see `load_dataset`.
+    check_release: see `load_dataset`.
 
   Returns:
     The `Dataset`.
@@ -148,6 +184,9 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
     raise DataError(
         f"{raw.source} names {len(class_names)} classes but {info.name} has "
         f"{info.num_classes}; store {info.num_classes} class_names, or none")
+  ident = identity_lib.data_identity(raw)
+  if check_release:  # first: other data under a catalog name end here, in one line
+    ident = dataclasses.replace(ident, release=releases.check(info.name, raw, ident))
   for split_name, split in (("train", raw.train), ("test", raw.test)):
     _check_labels(split, split_name, info, raw.source)
     _check_finite(split, split_name, raw.source)
@@ -172,6 +211,8 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
             full if split.stats_indices is None else full[split.stats_indices])
         images = full if rows is None else full[rows]
         del full
+      if not raw.normalize:  # token ids stay ids
+        mean, std = np.zeros_like(mean), np.ones_like(std)
     else:
       images = read(split, rows)
     if (not raw.any_shape and info.spatial_shape
@@ -186,20 +227,25 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
           f"{raw.source} holds {split_name} images with {images.shape[-1]} "
           f"channel(s) but {info.name} has {info.channels}; check that "
           f"--config.data_dir points at {info.name} files")
-    ids = np.arange(len(split)) if rows is None else rows
+    row_ids = split.row_ids
+    kept = np.arange(len(split)) if rows is None else rows
     splits[split_name] = Split.clean(
-        normalization.normalize(images, mean, std), split.labels[ids], ids)
+        normalization.normalize(images, mean, std), split.labels[kept], row_ids[kept])
 
   if splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
     raise DataError(
         f"{raw.source}: train examples have shape "
         f"{splits['train'].images.shape[1:]} but test examples "
         f"{splits['test'].images.shape[1:]}; give both splits one shape")
+  if perm is not None:
+    ident = dataclasses.replace(ident, transforms=(f"permute_pixels:{perm.sha256}",))
+  draw = raw.draw or ("line" if len(splits["train"].images.shape) <= 3 else "image")
   return Dataset(name=info.name, train=splits["train"], test=splits["test"],
                  num_classes=info.num_classes, class_names=tuple(class_names),
                  source=raw.source, pixel_mean=tuple(float(m) for m in mean),
                  pixel_std=tuple(float(s) for s in std),
-                 full_sizes=(len(raw.train), len(raw.test)), pixel_permutation=perm)
+                 full_sizes=(len(raw.train), len(raw.test)), pixel_permutation=perm,
+                 identity=ident, draw=draw, vocabulary=tuple(raw.vocabulary))
 
 
 def _check_labels(split: RawSplit, split_name: str,

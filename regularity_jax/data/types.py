@@ -110,6 +110,11 @@ class Dataset:
       (`partitions.hold_out`), or None.
     pixel_permutation: the `permutation.PixelPermutation` applied to every
       image of both splits (permuted MNIST), or None.
+    identity: the `identity.DataIdentity` of the full splits the source delivered (what
+      says two runs saw the same data), or None when unknown.
+    draw: how one example is drawn: "image" ([H, W, C]), "line" ([L] or [L, C]) or
+      "text" (token ids, shown as words of `vocabulary`); "" = by its shape.
+    vocabulary: for text, token id -> string; () otherwise.
   """
 
   name: str
@@ -123,6 +128,9 @@ class Dataset:
   full_sizes: tuple[int, ...] = ()
   holdout: Split | None = None
   pixel_permutation: object | None = None  # permutation.PixelPermutation
+  identity: object | None = None  # identity.DataIdentity
+  draw: str = ""
+  vocabulary: tuple[str, ...] = ()
 
   @property
   def numbering(self) -> str:

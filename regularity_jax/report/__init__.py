@@ -104,7 +104,8 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
                      scores=scores.arrays, examples=examples, class_names=class_names,
                      grids=grids, plots=shown, config=config, provenance=scores.provenance,
                      pixel_mean=dataset.pixel_mean, pixel_std=dataset.pixel_std, k=k,
-                     seed=seed)
+                     seed=seed, draw=getattr(dataset, "draw", ""),
+                     vocabulary=getattr(dataset, "vocabulary", ()))
   path = workdir / REPORT_NAME
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(html, encoding="utf-8")
@@ -179,7 +180,9 @@ def _write_pngs(directory, grids, examples, class_names, dataset, k, title) -> N
       figures.score_figure(mine, np.asarray(examples[split])[rows], index_of, class_names,
                            directory / f"{split}_{name}.png", k=k,
                            pixel_mean=dataset.pixel_mean, pixel_std=dataset.pixel_std,
-                           title=f"{title}: {split} examples by {name}")
+                           title=f"{title}: {split} examples by {name}",
+                           draw=getattr(dataset, "draw", ""),
+                           vocabulary=getattr(dataset, "vocabulary", ()))
 
 
 __all__ = ["Grid", "ReportError", "figures", "page", "selection", "write"]

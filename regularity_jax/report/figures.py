@@ -32,9 +32,35 @@ def _font(size: int):
     return ImageFont.load_default()
 
 
-def _cells(examples: np.ndarray, pixel_mean, pixel_std) -> list[Image.Image]:
-  """One RGB tile per example: upscaled pixels, or a line plot for 1-D data."""
-  if thumbnails.is_one_dimensional(examples.shape[1:]):
+TEXT_CELL = (200, 44)  # a text example's tile: its first words, in up to 3 lines
+
+
+def _text_tile(text: str) -> Image.Image:
+  w, h = TEXT_CELL
+  tile = Image.new("RGB", (w, h), (250, 250, 250))
+  draw = ImageDraw.Draw(tile)
+  lines, line = [], ""
+  for word in text.split():
+    if len(line) + len(word) + 1 > 30 and line:
+      lines.append(line)
+      line = word
+    else:
+      line = f"{line} {word}".strip()
+  lines.append(line)
+  for j, text_line in enumerate(lines[:3]):
+    draw.text((3, 2 + 13 * j), text_line + (" ..." if j == 2 and len(lines) > 3 else ""),
+              fill=(20, 20, 20), font=_font(11))
+  return tile
+
+
+def _cells(examples: np.ndarray, pixel_mean, pixel_std, draw: str = "",
+           vocabulary=()) -> list[Image.Image]:
+  """One RGB tile per example: upscaled pixels, a line plot for 1-D data, or the words of a
+  text example."""
+  drawing = thumbnails.drawing(draw, examples.shape[1:])
+  if drawing == "text":
+    return [_text_tile(thumbnails.sentence(x, vocabulary)) for x in examples]
+  if drawing == "line":
     tiles = []
     w, h = LINE_CELL
     for series in examples:
@@ -59,7 +85,7 @@ def _cells(examples: np.ndarray, pixel_mean, pixel_std) -> list[Image.Image]:
 
 def score_figure(grids: Sequence[selection_lib.Grid], examples: np.ndarray, index_of: dict,
                  class_names: Sequence[str], path, *, k: int, pixel_mean=(), pixel_std=(),
-                 title: str = "") -> pathlib.Path:
+                 title: str = "", draw: str = "", vocabulary=()) -> pathlib.Path:
   """Writes the PNG of one score's grids.
 
   Args:
@@ -71,13 +97,14 @@ def score_figure(grids: Sequence[selection_lib.Grid], examples: np.ndarray, inde
     k: examples per grid.
     pixel_mean, pixel_std: the dataset's normalization (`thumbnails.to_uint8`).
     title: the figure's title.
+    draw, vocabulary: how one example is drawn (`thumbnails.drawing`), words of text.
   """
   by_label: dict[int, dict[str, selection_lib.Grid]] = {}
   for g in grids:
     by_label.setdefault(g.label, {})[g.end] = g
   labels = sorted(by_label)
   names = selection_lib.end_titles(grids[0].score if grids else "")
-  tiles = _cells(examples, pixel_mean, pixel_std) if len(examples) else []
+  tiles = _cells(examples, pixel_mean, pixel_std, draw, vocabulary) if len(examples) else []
   tw, th = tiles[0].size if tiles else (CELL_PX, CELL_PX)
   gap = 3 * tw // 2
   half = k * (tw + PAD)

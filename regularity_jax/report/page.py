@@ -54,11 +54,17 @@ class _Thumbs:
   """The thumbnails of one split: each shown row encoded once."""
 
   def __init__(self, split: str, rows: np.ndarray, examples: np.ndarray, pixel_mean,
-               pixel_std):
+               pixel_std, draw: str = "", vocabulary: Sequence[str] = ()):
     self.split = split
     self.index = {int(r): j for j, r in enumerate(rows)}
-    self.one_d = thumbnails.is_one_dimensional(examples.shape[1:])
-    if self.one_d:
+    self.drawing = thumbnails.drawing(draw, examples.shape[1:])
+    self.one_d = self.drawing == "line"
+    self.texts = {}
+    if self.drawing == "text":
+      self.symbols, self.sheet = [], None
+      self.texts = {int(r): thumbnails.sentence(examples[j], vocabulary)
+                    for j, r in enumerate(rows)}
+    elif self.one_d:
       self.symbols = [thumbnails.line_symbol(f"x-{split}-{int(r)}", examples[j])
                       for j, r in enumerate(rows)]
       self.sheet = None
@@ -70,6 +76,9 @@ class _Thumbs:
       self.scale = DISPLAY_PX / h
 
   def css(self) -> str:
+    if self.drawing == "text":
+      return (".tx{width:160px;min-height:30px;font:11px/1.25 sans-serif;text-align:left;"
+              "border:1px solid #ccc;background:#fafafa;padding:2px;overflow-wrap:anywhere}")
     if self.sheet is None:
       return ""
     s, sh = self.scale, self.sheet
@@ -79,6 +88,8 @@ class _Thumbs:
             f"width:{sh.width * s:.2f}px;height:{sh.height * s:.2f}px}}")
 
   def picture(self, row: int) -> str:
+    if self.drawing == "text":
+      return f'<div class="tx">{html.escape(self.texts[row])}</div>'
     if self.one_d:
       return f'<svg class="line" viewBox="0 0 100 40"><use href="#x-{self.split}-{row}"/></svg>'
     x, y = self.sheet.position(self.index[row])
@@ -146,7 +157,8 @@ def render(*, title: str, summary: Mapping[str, Any], scores: Mapping[str, np.nd
            examples: Mapping[str, np.ndarray], class_names: Sequence[str],
            grids: Sequence[selection_lib.Grid], plots: Mapping[str, pathlib.Path],
            config: Mapping[str, Any], provenance: Mapping[str, Any] | None,
-           pixel_mean=(), pixel_std=(), k: int, seed: int) -> str:
+           pixel_mean=(), pixel_std=(), k: int, seed: int, draw: str = "",
+           vocabulary: Sequence[str] = ()) -> str:
   """The report page as one HTML string.
 
   Args:
@@ -160,6 +172,8 @@ def render(*, title: str, summary: Mapping[str, Any], scores: Mapping[str, np.nd
     config, provenance: shown as JSON.
     pixel_mean, pixel_std: the dataset's normalization, undone for display.
     k, seed: the selection's parameters (stated on the page).
+    draw: how one example is drawn ("image", "line", "text"; "" = by its shape).
+    vocabulary: token id -> word, for text.
   """
   thumbs = {}
   for split in ("train", "test"):
@@ -167,7 +181,8 @@ def render(*, title: str, summary: Mapping[str, Any], scores: Mapping[str, np.nd
     if split in examples:
       thumbs[split] = _Thumbs(split, np.asarray(rows, np.int64),
                               np.asarray(examples[split])[rows] if rows else
-                              np.asarray(examples[split])[:0], pixel_mean, pixel_std)
+                              np.asarray(examples[split])[:0], pixel_mean, pixel_std,
+                              draw, vocabulary)
   style = _CSS + "".join(t.css() for t in thumbs.values())
   symbols = "".join(s for t in thumbs.values() for s in t.symbols)
   body = [f"<h1>{html.escape(title)}</h1>"]

@@ -25,6 +25,25 @@ def is_one_dimensional(example_shape: Sequence[int]) -> bool:
   return len(example_shape) <= 2
 
 
+def drawing(draw: str, example_shape: Sequence[int]) -> str:
+  """How an example is drawn: the dataset's `draw` ("image", "line", "text"), else by shape."""
+  if draw:
+    return draw
+  return "line" if is_one_dimensional(example_shape) else "image"
+
+
+PAD_TOKEN = 0  # token id 0 pads a text example; not shown
+
+
+def sentence(tokens: np.ndarray, vocabulary: Sequence[str]) -> str:
+  """The words of one text example (token ids f32|int[L] or [L, 1]), padding dropped; an id
+  outside the vocabulary is shown as <id>."""
+  ids = np.asarray(tokens).reshape(-1).astype(np.int64)
+  words = [vocabulary[i] if 0 <= i < len(vocabulary) else f"<{i}>"
+           for i in ids.tolist() if i != PAD_TOKEN]
+  return " ".join(words)
+
+
 def to_uint8(images: np.ndarray, pixel_mean: Sequence[float] = (),
              pixel_std: Sequence[float] = ()) -> np.ndarray:
   """u8[n, H, W, C] display pixels from normalized f32 images.

@@ -83,7 +83,16 @@ def provenance(config, dataset) -> dict[str, Any]:
       "holdout": ({k: config.holdout[k] for k in ("fraction", "folds", "fold", "seed")}
                   if "holdout" in config else None),
       "fake_class": _fake_class(config, dataset),
+      **({"data_identity": identity_of(dataset)} if identity_of(dataset) else {}),
   }
+
+
+def identity_of(dataset) -> dict[str, Any] | None:
+  """The dataset's `data.DataIdentity` record (provenance "data_identity"), or None (a dataset
+  built by hand). Files written before it existed have none: they are checked by name,
+  numbering, pixels and the (id, label) pairs alone."""
+  ident = getattr(dataset, "identity", None)
+  return None if ident is None else ident.record()
 
 
 def permutation_of(dataset) -> dict[str, Any] | None:
@@ -255,10 +264,26 @@ def check_matches(scores: Scores, dataset, *, what: str = "scores_path") -> None
   """
   prov, path = scores.provenance, scores.path
   theirs = f"{prov.get('dataset')!r} from {prov.get('source')}"
-  if prov.get("dataset") != dataset.name:
+  their_identity, my_identity = prov.get("data_identity"), getattr(dataset, "identity", None)
+  same = None  # unknown: a file (or a dataset) without a DataIdentity, or one at odds with
+  # its own provenance's source: checked by name, numbering, pixels and labels alone
+  if (isinstance(their_identity, dict) and my_identity is not None
+      and their_identity.get("source") == prov.get("source")):
+    # The pixel permutation has its own check (below), with its own message.
+    differs = [d for d in my_identity.differences(their_identity)
+               if not d.startswith("transforms")]
+    same = not differs
+  if same is False and prov.get("dataset") == dataset.name:
+    raise ScoresFileError(
+        f"{what} {path} scores {theirs} (data identity {their_identity.get('digest')}), but this "
+        f"run trains {_side(dataset)} (data identity {my_identity.digest}): "
+        f"{'; '.join(differs)}; pass the scores.npz of a run on these data")
+  if same:
+    pass  # the same data, whichever door and name they came through
+  elif prov.get("dataset") != dataset.name:
     raise ScoresFileError(f"{what} {path} scores dataset {theirs}, but this run trains "
                           f"{_side(dataset)}; pass the scores.npz of a {dataset.name} run")
-  if prov.get("numbering") != dataset.numbering:
+  if not same and prov.get("numbering") != dataset.numbering:
     raise ScoresFileError(
         f"{what} {path} numbers its examples by {prov.get('numbering')} ({theirs}), this run by "
         f"{dataset.numbering} ({_side(dataset)}): the same id is another example there; score "

@@ -4,7 +4,16 @@ Every experiment config in `experiments/configs/` starts from `default_config()`
 fields; any field can be set from the command line with `--config.<field>=<value>`.
 
 Fields:
-  dataset           name from regularity_jax.data.DATASETS (mnist1d needs no download)
+  dataset           a catalog name from regularity_jax.data.DATASETS (mnist1d needs no
+                    download); or your own data, its classes, class names and shapes from the
+                    data (docs/your_data.md): a path to an .npz or an image folder, a TFDS
+                    image-classification builder's name, or a dataset function
+                    'package.module:fn' / 'path/to/file.py:fn' (relative: from the config
+                    file's folder), fn(split, **dataset_kwargs); a run records such a function
+                    and the sha256 of its file in config.json (dataset_source). Every run
+                    records a DataIdentity in scores.npz's provenance; data given a catalog
+                    name that are not its release are refused (regularity_jax.data.releases)
+  dataset_kwargs    keyword arguments of a dataset function
   data_dir          '' loads through tensorflow-datasets (or generates mnist1d); a directory
                     loads the same dataset from local files (IDX, CIFAR archive, image folder, npz)
   tfds.data_dir     TFDS's data directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets); prepared
@@ -161,7 +170,8 @@ import ml_collections
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax.data import CORRUPTIONS
-from regularity_jax.data import DATASETS
+from regularity_jax.data import DataError
+from regularity_jax.data import sources
 from regularity_jax.training import hosts
 from regularity_jax.training import inputs
 from regularity_jax.training import optimizers
@@ -176,6 +186,7 @@ GRADIENT_REDUCTIONS = ("all_reduce", "fixed_order")
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dataset = "mnist1d"
+  c.dataset_kwargs = ml_collections.ConfigDict()
   c.data_dir = ""
   c.tfds = ml_collections.ConfigDict()
   c.tfds.data_dir = ""
@@ -254,7 +265,10 @@ def validate(config) -> None:
   fields here, each feature's in its own `validate` (`training.features`)."""
   from regularity_jax.training import evaluators  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
-  choice("dataset", config.dataset, DATASETS)
+  try:
+    sources.kind(config.dataset)
+  except DataError as e:
+    raise ConfigError(str(e)) from None
   parts.check_model_spec(config.model)
   choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
   choice("schedule", config.schedule, optimizers.SCHEDULES)

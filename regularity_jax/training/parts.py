@@ -23,6 +23,7 @@ import pathlib
 import sys
 from typing import Any, Callable
 
+from regularity_jax import data
 from regularity_jax import models
 from regularity_jax.training.errors import ConfigError
 
@@ -84,17 +85,59 @@ def _load_file(path: str, sha256: str):
   return module
 
 
-def _attr(module, attr: str, where: str):
+def _attr(module, attr: str, where: str, field: str = "model"):
   if not hasattr(module, attr):
+    if field == "model":
+      names = sorted(n for n, v in vars(module).items()
+                     if inspect.isclass(v) and not n.startswith("_"))
+      raise ConfigError(f"{where} has no {attr!r} (its classes: {', '.join(names) or 'none'}); "
+                        f"set --config.model=...:<Class>")
     names = sorted(n for n, v in vars(module).items()
-                   if inspect.isclass(v) and not n.startswith("_"))
-    raise ConfigError(f"{where} has no {attr!r} (its classes: {', '.join(names) or 'none'}); "
-                      f"set --config.model=...:<Class>")
+                   if callable(v) and not n.startswith("_") and getattr(
+                       v, "__module__", None) == module.__name__)
+    raise ConfigError(f"{where} has no {attr!r} (it defines: {', '.join(names) or 'nothing'}); "
+                      f"set --config.{field}=...:<function>")
   return getattr(module, attr)
 
 
 def _is_file(module_name: str) -> bool:
   return module_name.endswith(".py") or "/" in module_name or os.sep in module_name
+
+
+def import_attr(spec: str, base_dir: str | os.PathLike | None = None, *, what: str = "model",
+                field: str = "model") -> tuple[Any, str, str]:
+  """(the attribute, its resolved "pkg.mod:Attr" or "/abs/file.py:Attr", the sha256 of its
+  source file or '') of a 'package.module:Attr' or 'path/to/file.py:Attr' spec: the one door
+  for every part a config names by import path (`what` and `field` word the messages)."""
+  module_name, _, attr = spec.rpartition(":")
+  if _is_file(module_name):
+    base = pathlib.Path(base_dir) if base_dir else pathlib.Path.cwd()
+    where = "the config file's folder" if base_dir else "the current directory"
+    path = pathlib.Path(module_name).expanduser()
+    path = (path if path.is_absolute() else base / path).resolve()
+    if not path.is_file():
+      raise ConfigError(f"{what} file {module_name!r} not found (looked for {path}: a relative path "
+                        f"is taken from {where}); pass an existing path")
+    sha = _sha256(path)
+    try:
+      module = _load_file(str(path), sha)
+    except Exception as e:  # pylint: disable=broad-except
+      raise ConfigError(f"{what} file {path} fails to import ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:160]}); fix that file") from None
+    return _attr(module, attr, str(path), field), f"{path}:{attr}", sha
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ConfigError(f"{what} module {module_name!r} cannot be imported ({e}); put its folder "
+                      f"on PYTHONPATH or name the file: 'path/to/file.py:"
+                      f"{'Class' if field == 'model' else 'fn'}'") from None
+  obj = _attr(module, attr, module_name, field)
+  try:
+    source = inspect.getsourcefile(obj)
+  except TypeError:
+    source = None
+  sha = _sha256(pathlib.Path(source)) if source and os.path.isfile(source) else ""
+  return obj, f"{module_name}:{attr}", sha
 
 
 def resolve_model(spec: str, base_dir: str | os.PathLike | None = None) -> ModelPart:
@@ -107,34 +150,7 @@ def resolve_model(spec: str, base_dir: str | os.PathLike | None = None) -> Model
   check_model_spec(spec)
   if spec in models.MODELS:
     return ModelPart(models.registry.constructor(spec), spec, True, spec, "")
-  module_name, _, attr = spec.rpartition(":")
-  if _is_file(module_name):
-    base = pathlib.Path(base_dir) if base_dir else pathlib.Path.cwd()
-    where = "the config file's folder" if base_dir else "the current directory"
-    path = pathlib.Path(module_name).expanduser()
-    path = (path if path.is_absolute() else base / path).resolve()
-    if not path.is_file():
-      raise ConfigError(f"model file {module_name!r} not found (looked for {path}: a relative path "
-                        f"is taken from {where}); pass an existing path")
-    sha = _sha256(path)
-    try:
-      module = _load_file(str(path), sha)
-    except Exception as e:  # pylint: disable=broad-except
-      raise ConfigError(f"model file {path} fails to import ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}); fix that file") from None
-    cls, resolved = _attr(module, attr, str(path)), f"{path}:{attr}"
-  else:
-    try:
-      module = importlib.import_module(module_name)
-    except ImportError as e:
-      raise ConfigError(f"model module {module_name!r} cannot be imported ({e}); put its folder "
-                        "on PYTHONPATH or name the file: 'path/to/file.py:Class'") from None
-    cls, resolved = _attr(module, attr, module_name), f"{module_name}:{attr}"
-    try:
-      source = inspect.getsourcefile(cls)
-    except TypeError:
-      source = None
-    sha = _sha256(pathlib.Path(source)) if source and os.path.isfile(source) else ""
+  cls, resolved, sha = import_attr(spec, base_dir)
   try:
     models.contract.check_class(cls, spec)
   except ValueError as e:
@@ -161,3 +177,31 @@ def record_model_source(config, base_dir: str | os.PathLike | None = None) -> Mo
     with config.unlocked():
       config.model_source = part.record()
   return part
+
+
+def dataset_function(config, base_dir: str | os.PathLike | None = None) -> Callable[..., Any]:
+  """The dataset function `config.dataset` names ('package.module:fn' or 'path/to/file.py:fn'),
+  where config.json recorded it (`dataset_source.resolved`) if it did, else resolved from
+  `base_dir` (the data contract: `data.sources`, docs/your_data.md)."""
+  source = config.get("dataset_source") or {}
+  spec = (source["resolved"] if source.get("resolved") and source.get("spec") == config.dataset
+          else config.dataset)
+  fn, _, _ = import_attr(spec, base_dir, what="dataset", field="dataset")
+  if not callable(fn):
+    raise ConfigError(f"dataset {config.dataset!r} names a {type(fn).__name__}, not a function; "
+                      "name a function fn(split, **kwargs) (docs/your_data.md)")
+  return fn
+
+
+def record_dataset_source(config, base_dir: str | os.PathLike | None = None) -> None:
+  """For a dataset function, records where it was found and the sha256 of its source in the
+  config (`dataset_source`, so in config.json): a resume with other data code is refused."""
+  try:
+    kind = data.sources.kind(config.dataset)
+  except data.DataError as e:
+    raise ConfigError(str(e)) from None
+  if kind != "function":
+    return
+  _, resolved, sha = import_attr(config.dataset, base_dir, what="dataset", field="dataset")
+  with config.unlocked():
+    config.dataset_source = {"spec": config.dataset, "resolved": resolved, "sha256": sha}
