@@ -41,6 +41,7 @@ SHARED_RUNS = {
     "test_studies_noise.py": "noise_study",
     "test_studies_toneva.py": "replicas_run",
     "test_training.py": "tiny_run",
+    "test_your_data.py": "scored",
 }
 
 
