@@ -103,3 +103,24 @@ def count_traces(max_traces: dict[str, int] | None = None):
 
   with mock.patch.object(programs, "WRAP", wrap):
     yield counts
+
+
+def killed_in_epoch(pipeline: str, epoch: int, rows: int, then: str) -> str:
+  """Python code (for `python -c`) that runs `then` with `inputs.<pipeline>.train_rows`
+  patched to SIGKILL the process after `rows` rows of epoch `epoch` (1-based): a kill in the
+  middle of an epoch, at a point that depends on no timing."""
+  return f"""
+import os, signal, sys
+from regularity_jax.training import inputs
+original, calls = inputs.{pipeline}.train_rows, []
+
+def killed(self, setup, plan, num_rows):
+  calls.append(1)
+  for r, row in enumerate(original(self, setup, plan, num_rows)):
+    if len(calls) == {epoch} and r == {rows}:
+      os.kill(os.getpid(), signal.SIGKILL)
+    yield row
+
+inputs.{pipeline}.train_rows = killed
+{then}
+"""

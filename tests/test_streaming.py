@@ -187,22 +187,12 @@ class TestRefused:
     assert train_and_evaluate(config, tmp_path / "run").final["epoch"] == 1
 
 
-KILL_CHILD = """
-import os, signal, sys
-from regularity_jax.training import inputs, train_and_evaluate
+# SIGKILL after 2 rows of epoch 3 of a tiny_config run: argv data_dir, workdir, overrides.
+KILL_CHILD = engine_fixtures.killed_in_epoch("StreamInput", 3, 2, """
 from tests import engine_fixtures
-original, calls = inputs.StreamInput.train_rows, []
-
-def killed_in_epoch_3(self, setup, plan, num_rows):  # SIGKILL after 2 rows of epoch 3
-  calls.append(1)
-  for r, row in enumerate(original(self, setup, plan, num_rows)):
-    if len(calls) == 3 and r == 2:
-      os.kill(os.getpid(), signal.SIGKILL)
-    yield row
-
-inputs.StreamInput.train_rows = killed_in_epoch_3
+from regularity_jax.training import train_and_evaluate
 train_and_evaluate(engine_fixtures.tiny_config(sys.argv[1], **eval(sys.argv[3])), sys.argv[2])
-"""
+""")
 
 
 class TestResume:

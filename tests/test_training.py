@@ -199,24 +199,12 @@ class TestResume:
 
 
 # `python -m experiments.main ARGS`, killed by SIGKILL after 2 steps of epoch 4.
-KILLED_IN_EPOCH_4 = """
-import os, signal, sys
+KILLED_IN_EPOCH_4 = engine_fixtures.killed_in_epoch("DeviceInput", 4, 2, """
 from absl import app
 from experiments import cli, main
-from regularity_jax.training import inputs
-original, calls = inputs.DeviceInput.train_rows, []
-
-def killed_in_epoch_4(self, setup, plan, num_rows):
-  calls.append(1)
-  for r, row in enumerate(original(self, setup, plan, num_rows)):
-    if len(calls) == 4 and r == 2:
-      os.kill(os.getpid(), signal.SIGKILL)
-    yield row
-
-inputs.DeviceInput.train_rows = killed_in_epoch_4
 sys.argv = ["experiments.main", *sys.argv[1:]]
 app.run(main.main, flags_parser=cli.parse_flags)
-"""
+""")
 
 
 class TestBadInput:
