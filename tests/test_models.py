@@ -152,8 +152,9 @@ class TestErrors:
 class TestFunctional:
 
   @pytest.mark.parametrize("name", models.MODELS)
-  def test_split_gives_plain_dicts(self, name, cifar_resnet18):
-    model = cifar_resnet18 if name == "resnet18" else small_model(name)
+  def test_split_gives_plain_dicts(self, name, request):
+    model = (request.getfixturevalue("cifar_resnet18") if name == "resnet18"
+             else small_model(name))
     _, params, model_state = models.split(model)
     assert is_plain_dict_tree(params)
     assert is_plain_dict_tree(model_state)
