@@ -480,3 +480,119 @@ class TestLock:
     assert json.loads((run.path / "run.lock").read_text())["pid"] == os.getpid()
     run.unlock()
     assert not (run.path / "run.lock").exists()
+
+
+class TestPaths:
+  """Part 4: the paths people type. Checked by RunDirectory.check, before any data or training."""
+
+  def test_tilde_and_variables_are_expanded_and_made_absolute(self, tmp_path, monkeypatch):
+    from regularity_jax.runs import directory
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RUNS36", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    assert directory.expand_path("~/runs/x") == tmp_path / "home" / "runs" / "x"
+    assert directory.expand_path("$RUNS36/x") == tmp_path / "runs" / "x"
+    assert directory.expand_path("${RUNS36}/y") == tmp_path / "runs" / "y"
+    assert directory.expand_path("rel/x") == tmp_path / "rel" / "x"
+    run = RunDirectory("~/runs/x", {"a": 1})
+    assert run.path == tmp_path / "home" / "runs" / "x" and run.path.is_dir()
+    assert not (tmp_path / "~").exists()
+
+  def test_an_unset_variable_is_one_line(self, tmp_path, monkeypatch):
+    monkeypatch.delenv("NOSUCH36", raising=False)
+    with pytest.raises(RunDirectoryError, match="environment variable \\$NOSUCH36, which is "
+                       "not set"):
+      RunDirectory.check("$NOSUCH36/x", {"a": 1})
+
+  def test_config_path_fields_are_expanded(self, monkeypatch):
+    from regularity_jax.training import config as config_lib
+    monkeypatch.setenv("HOME", "/home/u36")
+    config = config_lib.default_config()
+    config.data_dir = "~/data/mnist"
+    config.pruning.scores_path = "$HOME/runs/a/scores.npz"
+    config.weighting.scores_path = "relative/scores.npz"  # kept: a resume compares config.json
+    config_lib.expand_paths(config)
+    assert config.data_dir == "/home/u36/data/mnist"
+    assert config.pruning.scores_path == "/home/u36/runs/a/scores.npz"
+    assert config.weighting.scores_path == "relative/scores.npz"
+
+  @pytest.mark.parametrize("case", ["parent_is_a_file", "dangling_symlink", "long_name",
+                                    "not_utf8"])
+  def test_a_workdir_that_cannot_be_a_run_directory(self, tmp_path, case):
+    if case == "parent_is_a_file":
+      (tmp_path / "f").write_text("x")
+      workdir, fragment = tmp_path / "f" / "run", "is a file, not a folder"
+    elif case == "dangling_symlink":
+      (tmp_path / "link").symlink_to(tmp_path / "gone")
+      workdir, fragment = tmp_path / "link", "which does not exist"
+    elif case == "long_name":
+      workdir, fragment = tmp_path / ("r" * 256), "a name of 256 bytes"
+    else:
+      workdir = pathlib.Path(os.fsdecode(bytes(tmp_path) + b"/run\xff"))
+      fragment = "is not a UTF-8 name"
+    before = files_of(tmp_path)
+    with pytest.raises(RunDirectoryError) as e:
+      RunDirectory.check(workdir, {"a": 1})
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+    assert files_of(tmp_path) == before
+
+  def test_refused_before_data_and_training(self, tiny_dir, tmp_path, monkeypatch):
+    from regularity_jax.training import setup as setup_lib
+    monkeypatch.setattr(setup_lib.Setup, "create", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunDirectoryError, match="is a file, not a folder"):
+      train_and_evaluate(config_of(tiny_dir), tmp_path / "f" / "run")
+
+
+class TestConfigFaults:
+  """Part 4: fields that were tracebacks or silently another run."""
+
+  @pytest.mark.parametrize("overrides,match", [
+      ({"seed": 2**32}, "seed=4294967296 must be an integer in \\[0, 4294967295\\]"),
+      ({"seed": 2**40}, "seed=1099511627776 must be an integer in"),
+      ({"seed": 2**32 - 1, "num_seeds": 2}, "seed=4294967295 must be an integer in "
+       "\\[0, 4294967294\\]"),
+      ({"holdout.seed": -1}, "holdout.seed=-1 must be a non-negative integer"),
+      ({"aum_threshold.seed": -1}, "aum_threshold.seed=-1 must be a non-negative integer"),
+      ({"pruning.seed": -1}, "pruning.seed=-1 must be a non-negative integer"),
+      ({"schedule": "multistep", "lr_milestones": (1, 2), "lr_gamma": -0.1},
+       "lr_gamma=-0.1 must be a finite number >= 0"),
+      ({"schedule": "multistep", "lr_milestones": (2, 2)}, "names epoch 2 more than once"),
+      ({"dataset": "MNIST"}, "unknown dataset 'MNIST'; did you mean \"mnist\"\\?"),
+  ])
+  def test_refused_before_the_workdir(self, tiny_dir, tmp_path, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+      train_and_evaluate(config_of(tiny_dir, **overrides), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+  def test_a_large_seed_within_range_is_its_own_run(self):
+    import jax
+    keys = {int(s): tuple(np.asarray(jax.random.key_data(jax.random.key(s))))
+            for s in (0, 2**31, 2**32 - 1)}
+    assert len(set(keys.values())) == 3  # the refused 2**32 would have been seed 0's key
+
+  @pytest.mark.parametrize("returns,match", [
+      ("dict", "the config is a dict, not an ml_collections.ConfigDict"),
+      ("bare", "the config has no field 'model'"),
+  ])
+  def test_get_config_of_another_kind(self, tmp_path, returns, match):
+    import ml_collections
+    from regularity_jax.training import config as config_lib
+    if returns == "dict":
+      config = config_lib.default_config().to_dict()
+    else:
+      config = ml_collections.ConfigDict({"dataset": "mnist1d", "num_epochs": 1})
+    with pytest.raises(ConfigError, match=match):
+      train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+  def test_a_config_file_without_get_config(self, tmp_path):
+    message = cli.explain(AttributeError("module 'config_config' has no attribute "
+                                         "'get_config'"), ["--config=x.py"])
+    assert "defines no get_config()" in message and "'module'" not in message
+
+  def test_train_subset_out_of_range_suggests_0(self, tiny_dir, tmp_path):
+    with pytest.raises(data.DataError) as e:
+      train_and_evaluate(config_of(tiny_dir, train_subset=10**6), tmp_path / "w")
+    assert "or 0 for the full split" in str(e.value) and "None" not in str(e.value)
+    assert not (tmp_path / "w").exists()

@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import socket
 from typing import Any, Iterable, Mapping
 
@@ -55,6 +56,56 @@ LOCK_NAME = "run.lock"
 
 class RunDirectoryError(ValueError):
   """The workdir cannot be used for this run."""
+
+
+NAME_MAX = 255  # bytes of one path component on Linux, macOS and Windows file systems
+_UNSET_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def expand_path(path: str | os.PathLike, what: str = "--workdir") -> pathlib.Path:
+  """`path` with `~` and environment variables expanded, made absolute (from the current
+  directory, once, at start). RunDirectoryError (one line) for a variable that is not set."""
+  text = os.fspath(path)
+  if isinstance(text, bytes):
+    text = os.fsdecode(text)
+  expanded = os.path.expandvars(os.path.expanduser(text))
+  unset = _UNSET_VARIABLE.search(expanded)
+  if unset and unset.group(0) in text:
+    raise RunDirectoryError(f"{what}={text} names the environment variable {unset.group(0)}, "
+                            "which is not set; set it or pass the path written out")
+  return pathlib.Path(os.path.abspath(expanded))
+
+
+def check_run_path(path: pathlib.Path, what: str = "--workdir") -> None:
+  """RunDirectoryError (one line) if `path` cannot become a run directory: a component too
+  long or not UTF-8, a dangling symbolic link, or an existing ancestor that is not a folder.
+  Writes nothing."""
+  text = os.fspath(path)
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    raise RunDirectoryError(
+        f"{what} {text.encode('utf-8', 'surrogateescape')!r} is not a UTF-8 name (its files "
+        "would be unreadable in config.json, the report and the CSVs); pass a --workdir of "
+        "UTF-8 characters") from None
+  for part in path.parts:
+    if len(os.fsencode(part)) > NAME_MAX:
+      raise RunDirectoryError(
+          f"{what} has a name of {len(os.fsencode(part))} bytes ({part[:40]}...), longer than "
+          f"the {NAME_MAX} a file system allows; pass a shorter --workdir")
+  if path.is_symlink() and not path.exists():
+    raise RunDirectoryError(
+        f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+        "create its target, remove the link, or pass another --workdir")
+  for ancestor in path.parents:
+    if ancestor.exists() or ancestor.is_symlink():
+      if not ancestor.is_dir():
+        kind = ("a dangling symbolic link" if ancestor.is_symlink() and not ancestor.exists()
+                else "a file")
+        raise RunDirectoryError(
+            f"{what} {path} cannot be created: {ancestor} is {kind}, not a folder; pass a "
+            "--workdir inside a folder")
+      break
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,7 +156,7 @@ class RunDirectory:
 
   def __init__(self, path: str | os.PathLike, config: Mapping[str, Any], *, lock: bool = False,
                writer: bool = True):
-    self.path = pathlib.Path(path)
+    self.path = expand_path(path)
     self.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
     self.writer = writer
     if not writer:  # another process of a multi-process run: process 0 checked and claimed it
@@ -125,12 +176,13 @@ class RunDirectory:
     """Raises RunDirectoryError if `path` cannot hold this run; True if it would resume.
     Writes nothing."""
     probe = cls.__new__(cls)
-    probe.path = pathlib.Path(path)
+    probe.path = expand_path(path)
     probe.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
     return probe._check()
 
   def _check(self) -> bool:
     config_path = self.path / "config.json"
+    check_run_path(self.path)
     if self.path.exists() and not self.path.is_dir():
       raise RunDirectoryError(f"workdir {self.path} is a file; pass a directory as --workdir")
     self._check_unlocked()

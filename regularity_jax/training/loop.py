@@ -72,6 +72,8 @@ def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
   """
   t0 = time.perf_counter()
   config = copy.deepcopy(config)
+  if hasattr(config, "to_dict"):  # else validate says what get_config must return
+    config_lib.expand_paths(config)
   config_lib.validate(config)
   parts.record_model_source(config, base_dir)
   hosts.initialize(config)

@@ -34,19 +34,31 @@ from regularity_jax.training.state import STREAM_INIT
 from regularity_jax.training.state import TrainState
 
 
+def _load(config) -> data.Dataset:
+  """data.load_dataset with `config`'s fields (0 = all examples)."""
+  return data.load_dataset(config.dataset, config.data_dir or None,
+                           train_subset=config.train_subset or None,
+                           test_subset=config.test_subset or None,
+                           subset_seed=config.subset_seed,
+                           tfds_options=data.TfdsOptions(
+                               data_dir=config.tfds.data_dir or None,
+                               manual_dir=config.tfds.manual_dir or None,
+                               download=bool(config.tfds.download)),
+                           permute_pixels_seed=permute_pixels_seed(config))
+
+
 def load_data(config) -> data.Dataset:
   """The dataset of `config`: loaded (local files, TFDS or generated) with its pixels permuted
   (`permute_pixels.*`; absent in configs of older runs: not permuted), subset, corrupted, a
   holdout taken out (`holdout.*`), AUM's threshold samples relabelled (`aum_threshold.set`)."""
-  dataset = data.load_dataset(config.dataset, config.data_dir or None,
-                              train_subset=config.train_subset or None,
-                              test_subset=config.test_subset or None,
-                              subset_seed=config.subset_seed,
-                              tfds_options=data.TfdsOptions(
-                                  data_dir=config.tfds.data_dir or None,
-                                  manual_dir=config.tfds.manual_dir or None,
-                                  download=bool(config.tfds.download)),
-                              permute_pixels_seed=permute_pixels_seed(config))
+  try:
+    dataset = _load(config)
+  except data.DataError as e:
+    text = str(e)
+    if "or None for the full split" not in text:
+      raise
+    raise data.DataError(text.replace("or None for the full split", "or 0 for the full split")
+                         .replace("pass a value", "set a value")) from None
   dataset = data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
                          config.corruption.seed)
   holdout = config.holdout
