@@ -75,8 +75,15 @@ def explain(error: Exception, argv) -> str:
           f"--config={config} and the --config.<field>=<value> overrides")
 
 
+def _guard_streams() -> None:
+  """A closed stdout or stderr (`| head`, `2>&-`) is harmless (entrypoints.guard_streams)."""
+  from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top  # no JAX
+  entrypoints.guard_streams()
+
+
 def parse_flags(argv):
   """absl's flags_parser: parses `argv`, or prints one line and exits with 2."""
+  _guard_streams()
   try:
     rest = flags.FLAGS(argv)
     if "config" in flags.FLAGS:

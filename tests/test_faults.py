@@ -596,3 +596,81 @@ class TestConfigFaults:
       train_and_evaluate(config_of(tiny_dir, train_subset=10**6), tmp_path / "w")
     assert "or 0 for the full split" in str(e.value) and "None" not in str(e.value)
     assert not (tmp_path / "w").exists()
+
+
+class TestReportCommand:
+  """Part 4: experiments.report (report.write) on damaged or foreign run directories."""
+
+  def _write(self, workdir):
+    from regularity_jax import report
+    return report.write(workdir, pngs=False)
+
+  def test_a_cut_metrics_line_is_left_out(self, reference, tmp_path, capsys):
+    workdir = finished_copy(reference, tmp_path)
+    text = (workdir / "metrics.jsonl").read_text()
+    (workdir / "metrics.jsonl").write_text(text[: len(text) - 40])
+    assert self._write(workdir).is_file()
+    assert "metrics.jsonl line 3 is damaged; the report leaves it out" in capsys.readouterr().err
+
+  def test_an_empty_wall_time_is_left_out(self, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    (workdir / "wall_time.json").write_text("")
+    html = self._write(workdir).read_text()
+    assert "wall time" not in html
+
+  @pytest.mark.parametrize("config_text", ['{"lr": 0.1, "epochs": 3}', "[1, 2]", "not json"])
+  def test_another_tools_directory(self, tmp_path, config_text):
+    from regularity_jax import report
+    (tmp_path / "config.json").write_text(config_text)
+    np.savez(tmp_path / "scores.npz", loss=np.zeros(3))
+    before = files_of(tmp_path)
+    with pytest.raises(report.ReportError) as e:
+      self._write(tmp_path)
+    assert "regularity_jax run" in str(e.value) and "\n" not in str(e.value)
+    assert files_of(tmp_path) == before
+
+  def test_twice_at_once_is_refused_and_a_stale_lock_taken_over(self, reference, tmp_path):
+    from regularity_jax import report
+    workdir = finished_copy(reference, tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+      (workdir / "report.lock").write_text(json.dumps({"pid": sleeper.pid,
+                                                       "host": socket.gethostname()}))
+      with pytest.raises(report.ReportError, match=f"being written by another process "
+                         f"\\(pid {sleeper.pid}"):
+        self._write(workdir)
+    finally:
+      sleeper.kill()
+      sleeper.wait()
+    assert self._write(workdir).is_file()  # the lock of a process that is gone is stale
+    assert not (workdir / "report.lock").exists()
+
+  def test_a_closed_stdout_pipe_is_harmless(self):
+    read, write = os.pipe()
+    os.close(read)
+    stream = entrypoints._Guarded(os.fdopen(write, "w"))
+    stream.write("report: x\n")
+    stream.flush()  # the reader is gone: EPIPE, silenced (the fd now points at /dev/null)
+    stream.write("more\n")
+    stream.flush()
+    stream.close()
+
+  def test_a_stream_closed_at_start_is_replaced(self, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", None)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    entrypoints.guard_streams()
+    print("progress", file=sys.stderr, flush=True)  # tqdm's first update died here
+    assert sys.stderr is not None
+
+  @pytest.mark.slow
+  def test_report_command_with_closed_stdout_and_stderr(self, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    for fd in ("1", "2"):
+      out = subprocess.run(
+          f"{sys.executable} -m experiments.report --workdir={workdir} --pngs=false "
+          f"{fd}>&- ", shell=True, cwd=REPO, capture_output=False, timeout=300)
+      assert out.returncode == 0
+    out = subprocess.run(f"set -o pipefail; {sys.executable} -m experiments.report "
+                         f"--workdir={workdir} --pngs=false | true", shell=True, cwd=REPO,
+                         timeout=300, executable="/bin/bash")
+    assert out.returncode == 0

@@ -14,6 +14,7 @@
     reduction/, influence.npz   files of features (dynamic reduction, turn-over influence)
     run.lock           while a run is live: its host and pid (a second live run is refused; the
                        lock of a killed run is recognised as stale and taken over)
+    report.lock        while a report is being written (regularity_jax.report): one at a time
 
 Every file a run writes goes through this class, except report.html and plots/grids/ (written by
 regularity_jax.report, which also serves run directories that finished long ago). In a
@@ -118,7 +119,7 @@ def _pid_alive(pid: int) -> bool:
   return True
 
 
-def _live_holder(lock: pathlib.Path) -> dict[str, Any] | None:
+def live_holder(lock: pathlib.Path) -> dict[str, Any] | None:
   """The holder of `lock` if it may still be running; None if the lock is stale (its process
   on this host is gone, or it is this process's own) or unreadable (half-written by a kill)."""
   try:
@@ -196,7 +197,7 @@ class RunDirectory:
     return False
 
   def _check_unlocked(self) -> None:
-    holder = _live_holder(self.path / LOCK_NAME) if (self.path / LOCK_NAME).exists() else None
+    holder = live_holder(self.path / LOCK_NAME) if (self.path / LOCK_NAME).exists() else None
     if holder is not None:
       raise RunDirectoryError(
           f"workdir {self.path} is in use by a live run (pid {holder['pid']} on "
