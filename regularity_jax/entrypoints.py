@@ -101,6 +101,8 @@ def run(fn: Callable[..., Any], *args, quiet_logs: bool = True) -> Any:
     return fn(*args)
   except user_errors() as e:
     _fail(str(e), 2)
+  except training.Terminated as e:
+    _fail(str(e), 143)
   except training.Interrupted as e:
     _fail(str(e), 130)
   except KeyboardInterrupt:

@@ -674,3 +674,164 @@ class TestReportCommand:
                          f"--workdir={workdir} --pngs=false | true", shell=True, cwd=REPO,
                          timeout=300, executable="/bin/bash")
     assert out.returncode == 0
+
+
+class TestSigterm:
+  """Part 4: a scheduler's SIGTERM stops at a step boundary, releases the lock, exits 143."""
+
+  def test_the_handler_sets_a_flag_and_is_restored(self):
+    import signal
+    from regularity_jax.training import signals
+    before = signal.getsignal(signal.SIGTERM)
+    with signals.on_sigterm(30.0, lambda: None):
+      assert not signals.requested()
+      os.kill(os.getpid(), signal.SIGTERM)
+      assert signals.requested()
+      with pytest.raises(signals.Terminated):
+        signals.check()
+    assert signal.getsignal(signal.SIGTERM) == before and not signals.requested()
+
+  def test_no_step_boundary_within_the_grace_period(self):
+    script = ("import os, signal, time\n"
+              "from regularity_jax.training import signals\n"
+              "with signals.on_sigterm(0.2, lambda: print('released', flush=True)):\n"
+              "  os.kill(os.getpid(), signal.SIGTERM)\n"
+              "  time.sleep(30)  # a long compilation: no step boundary\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 143 and out.stdout == "released\n", out.stderr[-1000:]
+
+  @pytest.mark.parametrize("progress,fragments", [
+      ({"epoch": 3, "checkpoint": 2}, ["terminated by SIGTERM at epoch 3", "from the checkpoint "
+                                       "of epoch 2", "lock is released"]),
+      ({"epoch": 1, "checkpoint": 0}, ["at epoch 1", "no checkpoint had been written yet"]),
+      ({"epoch": 3, "checkpoint": 3, "trained": True}, ["after the last trained epoch (3"]),
+  ])
+  def test_messages(self, progress, fragments):
+    from regularity_jax.training import loop
+    from regularity_jax.training import signals
+    with pytest.raises(entrypoints_terminated()) as e:
+      with loop.interrupt_message(progress):
+        raise signals.Terminated
+    for fragment in fragments:
+      assert fragment in str(e.value)
+
+  def test_ctrl_c_after_the_last_epoch_is_not_before_training(self):
+    from regularity_jax.training import loop
+    with pytest.raises(Interrupted) as e:
+      with loop.interrupt_message({"epoch": 3, "checkpoint": 3, "trained": True}):
+        raise KeyboardInterrupt
+    assert "before training started" not in str(e.value)
+    assert "after the last trained epoch (3, checkpointed)" in str(e.value)
+    assert "nothing is trained again" in str(e.value)
+
+  @pytest.mark.slow
+  @pytest.mark.parametrize("when", ["between_steps", "after_epoch"])
+  def test_sigterm_is_one_line_143_and_the_rerun_resumes_exactly(
+      self, tiny_dir, reference, tmp_path, monkeypatch, capsys, when):
+    import signal
+    from regularity_jax.training import loop
+    real = epoch_lib.train_epoch
+
+    def sigterm_in_epoch_2(setup, core, features, state, epoch, *args, **kwargs):
+      if epoch == 1 and when == "between_steps":
+        os.kill(os.getpid(), signal.SIGTERM)  # the first step boundary of epoch 2 stops
+      out = real(setup, core, features, state, epoch, *args, **kwargs)
+      if epoch == 1 and when == "after_epoch":
+        os.kill(os.getpid(), signal.SIGTERM)  # epoch 2 ends whole: checkpointed at once
+      return out
+
+    monkeypatch.setattr(loop, "train_epoch", sigterm_in_epoch_2)
+    # checkpoint_every=3: only the SIGTERM's own checkpoint can save epoch 2's work.
+    config = config_of(tiny_dir, checkpoint_every=3)
+    workdir = tmp_path / "run"
+    one_line_exit(train_and_evaluate, config, workdir, code=143)
+    line = stderr_line(capsys)
+    if when == "between_steps":
+      assert line == ("error: terminated by SIGTERM at epoch 2; rerun the same command to "
+                      "resume (from the start: no checkpoint had been written yet); the "
+                      "workdir's lock is released")
+    else:
+      assert line == ("error: terminated by SIGTERM at epoch 3; rerun the same command to "
+                      "resume (from the checkpoint of epoch 2); the workdir's lock is released")
+      assert (workdir / "checkpoints" / "2").is_dir()
+    assert not (workdir / "run.lock").exists()
+    monkeypatch.setattr(loop, "train_epoch", real)
+    assert_same_run(reference, train_and_evaluate(config, workdir))
+
+
+def entrypoints_terminated():
+  from regularity_jax.training import Terminated
+  return Terminated
+
+
+class TestLockHolders:
+  """Part 4: run.lock names host, pid, scheduler job and a heartbeat (hand-made locks)."""
+
+  def _lock(self, workdir, **holder):
+    workdir.mkdir(exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps({"a": 1}))  # a run's, resumed
+    base = {"pid": 4242, "host": "node-7", "since": "2026-12-07T10:00:00"}
+    (workdir / "run.lock").write_text(json.dumps({**base, **holder}))
+
+  def test_the_lock_records_host_pid_job_and_heartbeat(self, tmp_path, monkeypatch):
+    import time
+    monkeypatch.setenv("SLURM_JOB_ID", "991")
+    run = RunDirectory(tmp_path / "w", {"a": 1}, lock=True)
+    try:
+      holder = json.loads((run.path / "run.lock").read_text())
+      assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+      assert holder["job"] == "SLURM_JOB_ID=991" and abs(holder["heartbeat"] - time.time()) < 60
+    finally:
+      run.unlock()
+    assert not (run.path / "run.lock").exists()
+
+  def test_the_heartbeat_is_renewed(self, tmp_path, monkeypatch):
+    import time
+    from regularity_jax.runs import directory
+    monkeypatch.setattr(directory, "HEARTBEAT_S", 0.05)
+    run = RunDirectory(tmp_path / "w", {"a": 1}, lock=True)
+    try:
+      first = json.loads((run.path / "run.lock").read_text())["heartbeat"]
+      time.sleep(0.5)
+      assert json.loads((run.path / "run.lock").read_text())["heartbeat"] > first
+    finally:
+      run.unlock()
+    time.sleep(0.2)
+    assert not (run.path / "run.lock").exists()
+
+  def test_another_hosts_live_run_is_refused_naming_host_pid_age_and_the_field(
+      self, tmp_path, monkeypatch):
+    import time
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    self._lock(tmp_path / "w", job="SLURM_JOB_ID=5", heartbeat=time.time() - 30)
+    with pytest.raises(RunDirectoryError) as e:
+      RunDirectory.check(tmp_path / "w", {"a": 1})
+    message = str(e.value)
+    for fragment in ("pid 4242 on node-7", "job SLURM_JOB_ID=5", "last heartbeat 3",
+                     "--config.take_over_lock=True"):
+      assert fragment in message, message
+
+  @pytest.mark.parametrize("case", ["requeued_job", "stale_heartbeat", "forced"])
+  def test_taken_over(self, tmp_path, monkeypatch, case):
+    import time
+    from regularity_jax.runs import directory
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    config = {"a": 1}
+    if case == "requeued_job":  # the same job on another node after a requeue
+      self._lock(tmp_path / "w", job="SLURM_JOB_ID=77", heartbeat=time.time())
+    elif case == "stale_heartbeat":
+      self._lock(tmp_path / "w", job="SLURM_JOB_ID=5",
+                 heartbeat=time.time() - directory.STALE_S - 1)
+    else:
+      self._lock(tmp_path / "w", job="SLURM_JOB_ID=5", heartbeat=time.time())
+      config = {"a": 1, "take_over_lock": True}
+    run = RunDirectory(tmp_path / "w", config, lock=True)
+    try:
+      assert json.loads((run.path / "run.lock").read_text())["pid"] == os.getpid()
+    finally:
+      run.unlock()
+
+  def test_take_over_lock_does_not_block_a_resume(self):
+    from regularity_jax.runs import directory
+    assert "take_over_lock" in directory.RESUME_NEUTRAL

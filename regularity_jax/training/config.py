@@ -150,6 +150,14 @@ Fields:
   report            write report.html (grids of the examples each score ranks first and last,
                     the data map, the plots) and plots/grids/*.png at the end of the run
                     (regularity_jax.report); report_k examples per grid
+  take_over_lock    take the workdir's run.lock over even though its holder may be alive (on
+                    another host, with a fresh heartbeat): only when that run is known dead.
+                    A dead holder on this host, this scheduler job requeued, or a heartbeat
+                    older than 15 minutes is taken over without it (runs.directory)
+  sigterm_grace_s   SIGTERM (a scheduler's preemption notice) stops the run at the next step
+                    boundary, releases the lock and exits 143 naming the epoch a rerun resumes
+                    from; the run stops at once if the step boundary is not reached in this
+                    many seconds (0 = no limit)
 """
 
 from __future__ import annotations
@@ -247,6 +255,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.plots = True
   c.report = True
   c.report_k = 16
+  c.take_over_lock = False
+  c.sigterm_grace_s = 30.0
   return c
 
 
