@@ -54,7 +54,7 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
                             "distributed.coordinator_address",
                             "distributed.num_processes", "distributed.process_id",
                             "distributed.enabled", "distributed.initialization_timeout",
-                            "take_over_lock"})
+                            "take_over_lock", "sigterm_grace_s"})
 
 
 LOCK_NAME = "run.lock"
