@@ -202,10 +202,14 @@ class RunDirectory:
     self.path.mkdir(parents=True, exist_ok=True)
     if lock:
       self.lock()
-    if not self.resumed:
-      _atomic_write(self.path / "config.json",
-                    lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
-    self.plots_dir.mkdir(exist_ok=True)
+    try:
+      if not self.resumed:
+        _atomic_write(self.path / "config.json",
+                      lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
+      self.plots_dir.mkdir(exist_ok=True)
+    except BaseException:
+      self.unlock()  # a full disk here: no lock (nor its heartbeat) outlives the refusal
+      raise
 
   @classmethod
   def check(cls, path: str | os.PathLike, config: Mapping[str, Any]) -> bool:
