@@ -55,6 +55,10 @@ def explain(error: Exception, argv) -> str:
            else " ".join(str(error).split())[:160])
     return (f"cannot load the config file {config!r} ({why}); {hint}pass --config=PATH[:ARG] of a config file, e.g. "
             "experiments/configs/quickstart.py")
+  if isinstance(error, AttributeError) and "has no attribute 'get_config'" in str(error):
+    return (f"the config file {config!r} defines no get_config(); define get_config() "
+            "returning regularity_jax.training.default_config() with fields overridden (as "
+            "experiments/configs/quickstart.py does)")
   if isinstance(error, (AttributeError, KeyError)):
     message = _unknown_field(error)
     if message:
@@ -71,8 +75,15 @@ def explain(error: Exception, argv) -> str:
           f"--config={config} and the --config.<field>=<value> overrides")
 
 
+def _guard_streams() -> None:
+  """A closed stdout or stderr (`| head`, `2>&-`) is harmless (entrypoints.guard_streams)."""
+  from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top  # no JAX
+  entrypoints.guard_streams()
+
+
 def parse_flags(argv):
   """absl's flags_parser: parses `argv`, or prints one line and exits with 2."""
+  _guard_streams()
   try:
     rest = flags.FLAGS(argv)
     if "config" in flags.FLAGS:

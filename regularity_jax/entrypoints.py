@@ -44,6 +44,50 @@ def disk_error(error: BaseException) -> str | None:
   return None
 
 
+class _Guarded:
+  """sys.stdout / sys.stderr of a command: a reader that went away (a closed pipe: `| head`)
+  or a stream closed at start (`2>&-`) silences the stream instead of killing the run; the
+  files it writes are its result. Everything else is the wrapped stream's."""
+
+  def __init__(self, stream):
+    self._stream = stream
+
+  def _silence(self) -> None:
+    try:  # later flushes, Python's at exit included, go to /dev/null
+      null = os.open(os.devnull, os.O_WRONLY)
+      os.dup2(null, self._stream.fileno())
+      os.close(null)
+    except (AttributeError, OSError, ValueError):
+      self._stream = open(os.devnull, "w")  # pylint: disable=consider-using-with
+
+  def write(self, text):
+    try:
+      return self._stream.write(text)
+    except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+      self._silence()
+      return len(text)
+
+  def flush(self):
+    try:
+      self._stream.flush()
+    except (BrokenPipeError, ValueError):
+      self._silence()
+
+  def __getattr__(self, name):
+    return getattr(self._stream, name)
+
+
+def guard_streams() -> None:
+  """Makes a closed or vanished stdout/stderr harmless for the rest of the process (the
+  command-line entry points call it first)."""
+  for name in ("stdout", "stderr"):
+    stream = getattr(sys, name)
+    if stream is None:  # closed when the process started (`2>&-`)
+      setattr(sys, name, open(os.devnull, "w"))  # pylint: disable=consider-using-with
+    elif not isinstance(stream, _Guarded):
+      setattr(sys, name, _Guarded(stream))
+
+
 def run(fn: Callable[..., Any], *args, quiet_logs: bool = True) -> Any:
   """Calls fn(*args); a user error prints `error: <one line>` to stderr and exits with 2 (130
   for Ctrl-C). A full disk or an unwritable path is a user error too: nothing written before
@@ -57,6 +101,8 @@ def run(fn: Callable[..., Any], *args, quiet_logs: bool = True) -> Any:
     return fn(*args)
   except user_errors() as e:
     _fail(str(e), 2)
+  except training.Terminated as e:
+    _fail(str(e), 143)
   except training.Interrupted as e:
     _fail(str(e), 130)
   except KeyboardInterrupt:

@@ -25,6 +25,29 @@ Each fault of "Every door, part 2" and the test that covers it (F = this file):
 | config.json written before data and score checks             | F TestOwnership; test_scores_file          |
 | two live runs on one workdir; a stale lock of a killed run   | F TestLock; test_training (SIGKILL resume) |
 | resume after SIGKILL bit-identical                           | test_training TestResume                   |
+
+And of "Every door, part 4" (issue 36):
+
+| fault                                                        | test                                      |
+|--------------------------------------------------------------|-------------------------------------------|
+| SIGTERM: no message, run.lock left; stops at a step boundary,| F TestSigterm (handler, messages; a run:  |
+| checkpoints a whole epoch, exit 143, exact resume            | between steps, after an epoch)            |
+| SIGTERM with no step boundary within sigterm_grace_s         | F TestSigterm.test_no_step_boundary_...   |
+| Ctrl-C after the last epoch "before training started"        | F TestSigterm.test_ctrl_c_after_the_last_epoch_... |
+| run.lock: host, pid, job id, heartbeat; requeue / stale      | F TestLockHolders                          |
+| heartbeat taken over; else host, pid, age, take_over_lock    |                                           |
+| --workdir=~/runs/x (a literal ./~), $VARS, relative paths    | F TestPaths (expanded, absolute)           |
+| ~ and $VARS in data_dir, scores paths, partner               | F TestPaths.test_config_path_fields_...    |
+| workdir: parent a file, dangling link, 256-byte name, non-UTF-8 | F TestPaths (parts; before Setup.create) |
+| seed 2^32 / 2^40 silently seed 0                             | F TestConfigFaults                         |
+| holdout / aum_threshold / pruning.seed = -1; lr_gamma < 0;   | F TestConfigFaults                         |
+| duplicate lr_milestones; dataset=MNIST without did-you-mean  |                                           |
+| get_config returning a dict / bare ConfigDict; no get_config | F TestConfigFaults                         |
+| train_subset out of range suggesting "None"                  | F TestConfigFaults                         |
+| report: cut metrics.jsonl, empty wall_time.json, another     | F TestReportCommand                        |
+| tool's directory, two at once                                |                                           |
+| stdout a closed pipe (exit 1), stderr closed (tqdm dies)     | F TestReportCommand (parts; a command: slow) |
+| uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | not here: the data layer's rework (wt33)  |
 """
 
 import errno
@@ -480,3 +503,361 @@ class TestLock:
     assert json.loads((run.path / "run.lock").read_text())["pid"] == os.getpid()
     run.unlock()
     assert not (run.path / "run.lock").exists()
+
+
+class TestPaths:
+  """Part 4: the paths people type. Checked by RunDirectory.check, before any data or training."""
+
+  def test_tilde_and_variables_are_expanded_and_made_absolute(self, tmp_path, monkeypatch):
+    from regularity_jax.runs import directory
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RUNS36", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    assert directory.expand_path("~/runs/x") == tmp_path / "home" / "runs" / "x"
+    assert directory.expand_path("$RUNS36/x") == tmp_path / "runs" / "x"
+    assert directory.expand_path("${RUNS36}/y") == tmp_path / "runs" / "y"
+    assert directory.expand_path("rel/x") == tmp_path / "rel" / "x"
+    run = RunDirectory("~/runs/x", {"a": 1})
+    assert run.path == tmp_path / "home" / "runs" / "x" and run.path.is_dir()
+    assert not (tmp_path / "~").exists()
+
+  def test_an_unset_variable_is_one_line(self, tmp_path, monkeypatch):
+    monkeypatch.delenv("NOSUCH36", raising=False)
+    with pytest.raises(RunDirectoryError, match="environment variable \\$NOSUCH36, which is "
+                       "not set"):
+      RunDirectory.check("$NOSUCH36/x", {"a": 1})
+
+  def test_config_path_fields_are_expanded(self, monkeypatch):
+    from regularity_jax.training import config as config_lib
+    monkeypatch.setenv("HOME", "/home/u36")
+    config = config_lib.default_config()
+    config.data_dir = "~/data/mnist"
+    config.pruning.scores_path = "$HOME/runs/a/scores.npz"
+    config.weighting.scores_path = "relative/scores.npz"  # kept: a resume compares config.json
+    config_lib.expand_paths(config)
+    assert config.data_dir == "/home/u36/data/mnist"
+    assert config.pruning.scores_path == "/home/u36/runs/a/scores.npz"
+    assert config.weighting.scores_path == "relative/scores.npz"
+
+  @pytest.mark.parametrize("case", ["parent_is_a_file", "dangling_symlink", "long_name",
+                                    "not_utf8"])
+  def test_a_workdir_that_cannot_be_a_run_directory(self, tmp_path, case):
+    if case == "parent_is_a_file":
+      (tmp_path / "f").write_text("x")
+      workdir, fragment = tmp_path / "f" / "run", "is a file, not a folder"
+    elif case == "dangling_symlink":
+      (tmp_path / "link").symlink_to(tmp_path / "gone")
+      workdir, fragment = tmp_path / "link", "which does not exist"
+    elif case == "long_name":
+      workdir, fragment = tmp_path / ("r" * 256), "a name of 256 bytes"
+    else:
+      workdir = pathlib.Path(os.fsdecode(bytes(tmp_path) + b"/run\xff"))
+      fragment = "is not a UTF-8 name"
+    before = files_of(tmp_path)
+    with pytest.raises(RunDirectoryError) as e:
+      RunDirectory.check(workdir, {"a": 1})
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+    assert files_of(tmp_path) == before
+
+  def test_refused_before_data_and_training(self, tiny_dir, tmp_path, monkeypatch):
+    from regularity_jax.training import setup as setup_lib
+    monkeypatch.setattr(setup_lib.Setup, "create", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunDirectoryError, match="is a file, not a folder"):
+      train_and_evaluate(config_of(tiny_dir), tmp_path / "f" / "run")
+
+
+class TestConfigFaults:
+  """Part 4: fields that were tracebacks or silently another run."""
+
+  @pytest.mark.parametrize("overrides,match", [
+      ({"seed": 2**32}, "seed=4294967296 must be an integer in \\[0, 4294967295\\]"),
+      ({"seed": 2**40}, "seed=1099511627776 must be an integer in"),
+      ({"seed": 2**32 - 1, "num_seeds": 2}, "seed=4294967295 must be an integer in "
+       "\\[0, 4294967294\\]"),
+      ({"holdout.seed": -1}, "holdout.seed=-1 must be a non-negative integer"),
+      ({"aum_threshold.seed": -1}, "aum_threshold.seed=-1 must be a non-negative integer"),
+      ({"pruning.seed": -1}, "pruning.seed=-1 must be a non-negative integer"),
+      ({"schedule": "multistep", "lr_milestones": (1, 2), "lr_gamma": -0.1},
+       "lr_gamma=-0.1 must be a finite number >= 0"),
+      ({"schedule": "multistep", "lr_milestones": (2, 2)}, "names epoch 2 more than once"),
+      ({"dataset": "MNIST"}, "unknown dataset 'MNIST': did you mean 'mnist'\\?"),
+  ])
+  def test_refused_before_the_workdir(self, tiny_dir, tmp_path, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+      train_and_evaluate(config_of(tiny_dir, **overrides), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+  def test_a_large_seed_within_range_is_its_own_run(self):
+    import jax
+    keys = {int(s): tuple(np.asarray(jax.random.key_data(jax.random.key(s))))
+            for s in (0, 2**31, 2**32 - 1)}
+    assert len(set(keys.values())) == 3  # the refused 2**32 would have been seed 0's key
+
+  @pytest.mark.parametrize("returns,match", [
+      ("dict", "the config is a dict, not an ml_collections.ConfigDict"),
+      ("bare", "the config has no field 'model'"),
+  ])
+  def test_get_config_of_another_kind(self, tmp_path, returns, match):
+    import ml_collections
+    from regularity_jax.training import config as config_lib
+    if returns == "dict":
+      config = config_lib.default_config().to_dict()
+    else:
+      config = ml_collections.ConfigDict({"dataset": "mnist1d", "num_epochs": 1})
+    with pytest.raises(ConfigError, match=match):
+      train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+  def test_a_config_file_without_get_config(self, tmp_path):
+    message = cli.explain(AttributeError("module 'config_config' has no attribute "
+                                         "'get_config'"), ["--config=x.py"])
+    assert "defines no get_config()" in message and "'module'" not in message
+
+  def test_train_subset_out_of_range_suggests_0(self, tiny_dir, tmp_path):
+    with pytest.raises(data.DataError) as e:
+      train_and_evaluate(config_of(tiny_dir, train_subset=10**6), tmp_path / "w")
+    assert "or 0 for the full split" in str(e.value) and "None" not in str(e.value)
+    assert not (tmp_path / "w").exists()
+
+
+class TestReportCommand:
+  """Part 4: experiments.report (report.write) on damaged or foreign run directories."""
+
+  def _write(self, workdir):
+    from regularity_jax import report
+    return report.write(workdir, pngs=False)
+
+  def test_a_cut_metrics_line_is_left_out(self, reference, tmp_path, capsys):
+    workdir = finished_copy(reference, tmp_path)
+    text = (workdir / "metrics.jsonl").read_text()
+    (workdir / "metrics.jsonl").write_text(text[: len(text) - 40])
+    assert self._write(workdir).is_file()
+    assert "metrics.jsonl line 3 is damaged; the report leaves it out" in capsys.readouterr().err
+
+  def test_an_empty_wall_time_is_left_out(self, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    (workdir / "wall_time.json").write_text("")
+    html = self._write(workdir).read_text()
+    assert "wall time" not in html
+
+  @pytest.mark.parametrize("config_text", ['{"lr": 0.1, "epochs": 3}', "[1, 2]", "not json"])
+  def test_another_tools_directory(self, tmp_path, config_text):
+    from regularity_jax import report
+    (tmp_path / "config.json").write_text(config_text)
+    np.savez(tmp_path / "scores.npz", loss=np.zeros(3))
+    before = files_of(tmp_path)
+    with pytest.raises(report.ReportError) as e:
+      self._write(tmp_path)
+    assert "regularity_jax run" in str(e.value) and "\n" not in str(e.value)
+    assert files_of(tmp_path) == before
+
+  def test_twice_at_once_is_refused_and_a_stale_lock_taken_over(self, reference, tmp_path):
+    from regularity_jax import report
+    workdir = finished_copy(reference, tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+      (workdir / "report.lock").write_text(json.dumps({"pid": sleeper.pid,
+                                                       "host": socket.gethostname()}))
+      with pytest.raises(report.ReportError, match=f"being written by another process "
+                         f"\\(pid {sleeper.pid}"):
+        self._write(workdir)
+    finally:
+      sleeper.kill()
+      sleeper.wait()
+    assert self._write(workdir).is_file()  # the lock of a process that is gone is stale
+    assert not (workdir / "report.lock").exists()
+
+  def test_a_closed_stdout_pipe_is_harmless(self):
+    read, write = os.pipe()
+    os.close(read)
+    stream = entrypoints._Guarded(os.fdopen(write, "w"))
+    stream.write("report: x\n")
+    stream.flush()  # the reader is gone: EPIPE, silenced (the fd now points at /dev/null)
+    stream.write("more\n")
+    stream.flush()
+    stream.close()
+
+  def test_a_stream_closed_at_start_is_replaced(self, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", None)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    entrypoints.guard_streams()
+    print("progress", file=sys.stderr, flush=True)  # tqdm's first update died here
+    assert sys.stderr is not None
+
+  @pytest.mark.slow
+  def test_report_command_with_closed_stdout_and_stderr(self, reference, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    for fd in ("1", "2"):
+      out = subprocess.run(
+          f"{sys.executable} -m experiments.report --workdir={workdir} --pngs=false "
+          f"{fd}>&- ", shell=True, cwd=REPO, capture_output=False, timeout=300)
+      assert out.returncode == 0
+    out = subprocess.run(f"set -o pipefail; {sys.executable} -m experiments.report "
+                         f"--workdir={workdir} --pngs=false | true", shell=True, cwd=REPO,
+                         timeout=300, executable="/bin/bash")
+    assert out.returncode == 0
+
+
+class TestSigterm:
+  """Part 4: a scheduler's SIGTERM stops at a step boundary, releases the lock, exits 143."""
+
+  def test_the_handler_sets_a_flag_and_is_restored(self):
+    import signal
+    from regularity_jax.training import signals
+    before = signal.getsignal(signal.SIGTERM)
+    with signals.on_sigterm(30.0, lambda: None):
+      assert not signals.requested()
+      os.kill(os.getpid(), signal.SIGTERM)
+      assert signals.requested()
+      with pytest.raises(signals.Terminated):
+        signals.check()
+    assert signal.getsignal(signal.SIGTERM) == before and not signals.requested()
+
+  def test_no_step_boundary_within_the_grace_period(self):
+    script = ("import importlib.util, os, signal, time\n"  # the module alone: no JAX start
+              "spec = importlib.util.spec_from_file_location('signals', "
+              "'regularity_jax/training/signals.py')\n"
+              "signals = importlib.util.module_from_spec(spec)\n"
+              "spec.loader.exec_module(signals)\n"
+              "with signals.on_sigterm(0.2, lambda: print('released', flush=True)):\n"
+              "  os.kill(os.getpid(), signal.SIGTERM)\n"
+              "  time.sleep(30)  # a long compilation: no step boundary\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 143 and out.stdout == "released\n", out.stderr[-1000:]
+
+  @pytest.mark.parametrize("progress,fragments", [
+      ({"epoch": 3, "checkpoint": 2}, ["terminated by SIGTERM at epoch 3", "from the checkpoint "
+                                       "of epoch 2", "lock is released"]),
+      ({"epoch": 1, "checkpoint": 0}, ["at epoch 1", "no checkpoint had been written yet"]),
+      ({"epoch": 3, "checkpoint": 3, "trained": True}, ["after the last trained epoch (3"]),
+  ])
+  def test_messages(self, progress, fragments):
+    from regularity_jax.training import loop
+    from regularity_jax.training import signals
+    with pytest.raises(entrypoints_terminated()) as e:
+      with loop.interrupt_message(progress):
+        raise signals.Terminated
+    for fragment in fragments:
+      assert fragment in str(e.value)
+
+  def test_ctrl_c_after_the_last_epoch_is_not_before_training(self):
+    from regularity_jax.training import loop
+    with pytest.raises(Interrupted) as e:
+      with loop.interrupt_message({"epoch": 3, "checkpoint": 3, "trained": True}):
+        raise KeyboardInterrupt
+    assert "before training started" not in str(e.value)
+    assert "after the last trained epoch (3, checkpointed)" in str(e.value)
+    assert "nothing is trained again" in str(e.value)
+
+  @pytest.mark.slow
+  @pytest.mark.parametrize("when", ["between_steps", "after_epoch"])
+  def test_sigterm_is_one_line_143_and_the_rerun_resumes_exactly(
+      self, tiny_dir, reference, tmp_path, monkeypatch, capsys, when):
+    import signal
+    from regularity_jax.training import loop
+    real = epoch_lib.train_epoch
+
+    def sigterm_in_epoch_2(setup, core, features, state, epoch, *args, **kwargs):
+      if epoch == 1 and when == "between_steps":
+        os.kill(os.getpid(), signal.SIGTERM)  # the first step boundary of epoch 2 stops
+      out = real(setup, core, features, state, epoch, *args, **kwargs)
+      if epoch == 1 and when == "after_epoch":
+        os.kill(os.getpid(), signal.SIGTERM)  # epoch 2 ends whole: checkpointed at once
+      return out
+
+    monkeypatch.setattr(loop, "train_epoch", sigterm_in_epoch_2)
+    # checkpoint_every=3: only the SIGTERM's own checkpoint can save epoch 2's work.
+    config = config_of(tiny_dir, checkpoint_every=3)
+    workdir = tmp_path / "run"
+    one_line_exit(train_and_evaluate, config, workdir, code=143)
+    line = stderr_line(capsys)
+    if when == "between_steps":
+      assert line == ("error: terminated by SIGTERM at epoch 2; rerun the same command to "
+                      "resume (from the start: no checkpoint had been written yet); the "
+                      "workdir's lock is released")
+    else:
+      assert line == ("error: terminated by SIGTERM at epoch 3; rerun the same command to "
+                      "resume (from the checkpoint of epoch 2); the workdir's lock is released")
+      assert (workdir / "checkpoints" / "2").is_dir()
+    assert not (workdir / "run.lock").exists()
+    monkeypatch.setattr(loop, "train_epoch", real)
+    assert_same_run(reference, train_and_evaluate(config, workdir))
+
+
+def entrypoints_terminated():
+  from regularity_jax.training import Terminated
+  return Terminated
+
+
+class TestLockHolders:
+  """Part 4: run.lock names host, pid, scheduler job and a heartbeat (hand-made locks)."""
+
+  def _lock(self, workdir, **holder):
+    workdir.mkdir(exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps({"a": 1}))  # a run's, resumed
+    base = {"pid": 4242, "host": "node-7", "since": "2026-12-07T10:00:00"}
+    (workdir / "run.lock").write_text(json.dumps({**base, **holder}))
+
+  def test_the_lock_records_host_pid_job_and_heartbeat(self, tmp_path, monkeypatch):
+    import time
+    monkeypatch.setenv("SLURM_JOB_ID", "991")
+    run = RunDirectory(tmp_path / "w", {"a": 1}, lock=True)
+    try:
+      holder = json.loads((run.path / "run.lock").read_text())
+      assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+      assert holder["job"] == "SLURM_JOB_ID=991" and abs(holder["heartbeat"] - time.time()) < 60
+    finally:
+      run.unlock()
+    assert not (run.path / "run.lock").exists()
+
+  def test_the_heartbeat_is_renewed(self, tmp_path, monkeypatch):
+    import time
+    from regularity_jax.runs import directory
+    monkeypatch.setattr(directory, "HEARTBEAT_S", 0.05)
+    run = RunDirectory(tmp_path / "w", {"a": 1}, lock=True)
+    try:
+      first = json.loads((run.path / "run.lock").read_text())["heartbeat"]
+      time.sleep(0.5)
+      assert json.loads((run.path / "run.lock").read_text())["heartbeat"] > first
+    finally:
+      run.unlock()
+    time.sleep(0.2)
+    assert not (run.path / "run.lock").exists()
+
+  def test_another_hosts_live_run_is_refused_naming_host_pid_age_and_the_field(
+      self, tmp_path, monkeypatch):
+    import time
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    self._lock(tmp_path / "w", job="SLURM_JOB_ID=5", heartbeat=time.time() - 30)
+    with pytest.raises(RunDirectoryError) as e:
+      RunDirectory.check(tmp_path / "w", {"a": 1})
+    message = str(e.value)
+    for fragment in ("pid 4242 on node-7", "job SLURM_JOB_ID=5", "last heartbeat 3",
+                     "--config.take_over_lock=True"):
+      assert fragment in message, message
+
+  @pytest.mark.parametrize("case", ["requeued_job", "stale_heartbeat", "forced"])
+  def test_taken_over(self, tmp_path, monkeypatch, case):
+    import time
+    from regularity_jax.runs import directory
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    config = {"a": 1}
+    if case == "requeued_job":  # the same job on another node after a requeue
+      self._lock(tmp_path / "w", job="SLURM_JOB_ID=77", heartbeat=time.time())
+    elif case == "stale_heartbeat":
+      self._lock(tmp_path / "w", job="SLURM_JOB_ID=5",
+                 heartbeat=time.time() - directory.STALE_S - 1)
+    else:
+      self._lock(tmp_path / "w", job="SLURM_JOB_ID=5", heartbeat=time.time())
+      config = {"a": 1, "take_over_lock": True}
+    run = RunDirectory(tmp_path / "w", config, lock=True)
+    try:
+      assert json.loads((run.path / "run.lock").read_text())["pid"] == os.getpid()
+    finally:
+      run.unlock()
+
+  def test_take_over_lock_does_not_block_a_resume(self):
+    from regularity_jax.runs import directory
+    assert "take_over_lock" in directory.RESUME_NEUTRAL

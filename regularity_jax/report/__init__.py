@@ -24,9 +24,11 @@ From the command line: `python -m experiments.report --workdir=RUN`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import socket
 from typing import Any
 
 import numpy as np
@@ -67,7 +69,13 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
   Raises:
     ReportError: not a finished run, or its data cannot be loaded or do not match scores.npz.
   """
-  workdir = pathlib.Path(workdir)
+  from regularity_jax.runs import directory  # pylint: disable=g-import-not-at-top
+  try:
+    workdir = directory.expand_path(workdir)
+    if data_dir:
+      data_dir = os.fspath(directory.expand_path(data_dir, what="--data_dir"))
+  except directory.RunDirectoryError as e:
+    raise ReportError(str(e)) from None
   if k <= 0:
     raise ReportError(f"k={k} must be a positive number of examples per grid; pass k >= 1")
   config_path, scores_path = workdir / "config.json", workdir / "scores.npz"
@@ -75,11 +83,16 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
     missing = "config.json" if not config_path.is_file() else "scores.npz"
     raise ReportError(f"{workdir} has no {missing}, so it is not a finished regularity_jax run; "
                       "pass the --workdir of a run that has finished (or rerun it to finish)")
-  config = json.loads(config_path.read_text())
+  config = _read_config(config_path, workdir)
   try:
     scores = scores_file.load(scores_path, what="report workdir")
   except scores_file.ScoresFileError as e:
     raise ReportError(str(e)) from None
+  with _report_lock(workdir):
+    return _write(workdir, config, scores, dataset, data_dir, k, seed, pngs)
+
+
+def _write(workdir, config, scores, dataset, data_dir, k, seed, pngs) -> pathlib.Path:
   if dataset is None:
     dataset = _load_dataset(config, data_dir, workdir)
   _check_rows(scores, dataset, workdir)
@@ -107,10 +120,62 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
                      seed=seed, draw=getattr(dataset, "draw", ""),
                      vocabulary=getattr(dataset, "vocabulary", ()))
   path = workdir / REPORT_NAME
-  tmp = path.with_name(path.name + ".tmp")
+  tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
   tmp.write_text(html, encoding="utf-8")
   os.replace(tmp, path)
   return path
+
+
+LOCK_NAME = "report.lock"
+
+
+@contextlib.contextmanager
+def _report_lock(workdir: pathlib.Path):
+  """One report at a time per run directory (`report.lock`: host and pid); a second report
+  command is refused in one line while the first is alive; a killed one's lock is stale."""
+  from regularity_jax.runs import directory  # pylint: disable=g-import-not-at-top
+  lock = workdir / LOCK_NAME
+  holder = {"pid": os.getpid(), "host": socket.gethostname()}
+  for _ in range(2):
+    try:
+      fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+      live = directory.live_holder(lock)
+      if live is not None:
+        raise ReportError(
+            f"a report of {workdir} is being written by another process (pid {live['pid']} on "
+            f"{live['host']}); wait for it to end and rerun (if it is not alive, delete "
+            f"{lock})") from None
+      try:
+        lock.unlink()
+      except FileNotFoundError:
+        pass
+      continue
+    with os.fdopen(fd, "w") as f:
+      f.write(json.dumps(holder))
+    break
+  else:
+    raise ReportError(f"could not claim {lock}; rerun the command")
+  try:
+    yield
+  finally:
+    try:
+      lock.unlink()
+    except FileNotFoundError:
+      pass
+
+
+def _read_config(path: pathlib.Path, workdir: pathlib.Path) -> dict[str, Any]:
+  try:
+    config = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise ReportError(f"{path} cannot be read ({type(e).__name__}: {str(e)[:100]}); pass the "
+                      "--workdir of a regularity_jax run") from None
+  if not isinstance(config, dict) or not isinstance(config.get("dataset"), str):
+    raise ReportError(f"{path} is not the config of a regularity_jax run (no dataset field), "
+                      f"so {workdir} is another tool's directory; pass the --workdir of a "
+                      "regularity_jax run")
+  return config
 
 
 def _load_dataset(config: dict[str, Any], data_dir: str | None, workdir: pathlib.Path):
@@ -122,6 +187,9 @@ def _load_dataset(config: dict[str, Any], data_dir: str | None, workdir: pathlib
     cfg.data_dir = data_dir
   try:
     return setup.load_data(cfg)
+  except (AttributeError, KeyError) as e:  # a config.json of another version or tool
+    raise ReportError(f"the config.json of {workdir} lacks the field {e} needed to load its "
+                      "data; pass the --workdir of a regularity_jax run (or rerun it)") from None
   except data.DataError as e:
     raise ReportError(f"cannot load the data of {workdir} to draw its examples ({e}); pass "
                       "--data_dir=DIR (experiments.report) or data_dir= pointing at that "
@@ -139,10 +207,34 @@ def _check_rows(scores, dataset, workdir: pathlib.Path) -> None:
 
 
 def _read_metrics(workdir: pathlib.Path) -> list[dict[str, Any]]:
+  """The records of metrics.jsonl; a line cut by a kill or a full disk (or otherwise
+  damaged) is left out with a warning: the report shows the epochs that were recorded."""
+  from regularity_jax import notices  # pylint: disable=g-import-not-at-top
   path = workdir / "metrics.jsonl"
   if not path.is_file():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  records = []
+  for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except ValueError:
+      record = None
+    if not isinstance(record, dict):
+      notices.warn(f"{path} line {number} is damaged; the report leaves it out")
+      continue
+    records.append(record)
+  return records
+
+
+def _wall_seconds(path: pathlib.Path) -> float | None:
+  """wall_time.json's total, None when it is missing or unreadable (an empty file)."""
+  try:
+    seconds = json.loads(path.read_text())["seconds"]
+    return float(seconds)
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
 
 
 def _summary(config, records, scores, dataset, workdir) -> dict[str, Any]:
@@ -158,9 +250,8 @@ def _summary(config, records, scores, dataset, workdir) -> dict[str, Any]:
     value = next((r[key] for r in reversed(records) if key in r), None)
     if value is not None:
       out[f"final {key.replace('_', ' ')}"] = f"{value:.4f}"
-  wall = workdir / "wall_time.json"
-  if wall.is_file():
-    seconds = json.loads(wall.read_text())["seconds"]
+  seconds = _wall_seconds(workdir / "wall_time.json")
+  if seconds is not None:
     out["wall time"] = f"{seconds:.0f} s ({seconds / 60:.1f} min)"
   if scores.provenance.get("fake_class"):
     out["note"] = (f"AUM threshold samples: a fake class {scores.provenance['fake_class']}; "

@@ -12,8 +12,11 @@
     checkpoints/       Orbax (regularity_jax.runs.checkpoints)
     wall_time.json     wall time of the run, summed over its invocations (resumes)
     reduction/, influence.npz   files of features (dynamic reduction, turn-over influence)
-    run.lock           while a run is live: its host and pid (a second live run is refused; the
-                       lock of a killed run is recognised as stale and taken over)
+    run.lock           while a run is live: its host, pid, scheduler job id and a heartbeat (a
+                       second live run is refused; the lock of a killed run is stale and taken
+                       over: its pid is gone on this host, its job is this one requeued, or
+                       its heartbeat is older than STALE_S; take_over_lock=True forces it)
+    report.lock        while a report is being written (regularity_jax.report): one at a time
 
 Every file a run writes goes through this class, except report.html and plots/grids/ (written by
 regularity_jax.report, which also serves run directories that finished long ago). In a
@@ -31,7 +34,10 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import socket
+import threading
+import time
 from typing import Any, Iterable, Mapping
 
 from flax import traverse_util
@@ -47,7 +53,8 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
                             "input_pipeline", "stream.threads", "stream.prefetch",
                             "distributed.coordinator_address",
                             "distributed.num_processes", "distributed.process_id",
-                            "distributed.enabled", "distributed.initialization_timeout"})
+                            "distributed.enabled", "distributed.initialization_timeout",
+                            "take_over_lock", "sigterm_grace_s"})
 
 
 LOCK_NAME = "run.lock"
@@ -55,6 +62,56 @@ LOCK_NAME = "run.lock"
 
 class RunDirectoryError(ValueError):
   """The workdir cannot be used for this run."""
+
+
+NAME_MAX = 255  # bytes of one path component on Linux, macOS and Windows file systems
+_UNSET_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def expand_path(path: str | os.PathLike, what: str = "--workdir") -> pathlib.Path:
+  """`path` with `~` and environment variables expanded, made absolute (from the current
+  directory, once, at start). RunDirectoryError (one line) for a variable that is not set."""
+  text = os.fspath(path)
+  if isinstance(text, bytes):
+    text = os.fsdecode(text)
+  expanded = os.path.expandvars(os.path.expanduser(text))
+  unset = _UNSET_VARIABLE.search(expanded)
+  if unset and unset.group(0) in text:
+    raise RunDirectoryError(f"{what}={text} names the environment variable {unset.group(0)}, "
+                            "which is not set; set it or pass the path written out")
+  return pathlib.Path(os.path.abspath(expanded))
+
+
+def check_run_path(path: pathlib.Path, what: str = "--workdir") -> None:
+  """RunDirectoryError (one line) if `path` cannot become a run directory: a component too
+  long or not UTF-8, a dangling symbolic link, or an existing ancestor that is not a folder.
+  Writes nothing."""
+  text = os.fspath(path)
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    raise RunDirectoryError(
+        f"{what} {text.encode('utf-8', 'surrogateescape')!r} is not a UTF-8 name (its files "
+        "would be unreadable in config.json, the report and the CSVs); pass a --workdir of "
+        "UTF-8 characters") from None
+  for part in path.parts:
+    if len(os.fsencode(part)) > NAME_MAX:
+      raise RunDirectoryError(
+          f"{what} has a name of {len(os.fsencode(part))} bytes ({part[:40]}...), longer than "
+          f"the {NAME_MAX} a file system allows; pass a shorter --workdir")
+  if path.is_symlink() and not path.exists():
+    raise RunDirectoryError(
+        f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+        "create its target, remove the link, or pass another --workdir")
+  for ancestor in path.parents:
+    if ancestor.exists() or ancestor.is_symlink():
+      if not ancestor.is_dir():
+        kind = ("a dangling symbolic link" if ancestor.is_symlink() and not ancestor.exists()
+                else "a file")
+        raise RunDirectoryError(
+            f"{what} {path} cannot be created: {ancestor} is {kind}, not a folder; pass a "
+            "--workdir inside a folder")
+      break
 
 
 def _pid_alive(pid: int) -> bool:
@@ -67,17 +124,47 @@ def _pid_alive(pid: int) -> bool:
   return True
 
 
-def _live_holder(lock: pathlib.Path) -> dict[str, Any] | None:
-  """The holder of `lock` if it may still be running; None if the lock is stale (its process
-  on this host is gone, or it is this process's own) or unreadable (half-written by a kill)."""
+# The scheduler's id of the job a process belongs to: a requeued job keeps it on its new node.
+JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID", "FLUX_JOB_ID",
+                    "COBALT_JOBID", "AWS_BATCH_JOB_ID")
+HEARTBEAT_S = 60.0  # a live run rewrites its lock's heartbeat this often
+STALE_S = 15 * 60.0  # a lock whose heartbeat is older is a dead run's (on any host)
+
+
+def job_id() -> str | None:
+  """`NAME=value` of this process's scheduler job, None outside a scheduler."""
+  for name in JOB_ID_VARIABLES:
+    value = os.environ.get(name)
+    if value:
+      return f"{name}={value}"
+  return None
+
+
+def live_holder(lock: pathlib.Path, now: float | None = None) -> dict[str, Any] | None:
+  """The holder of `lock` if it may still be running; None if the lock is stale: its process
+  on this host is gone or is this process, it is this scheduler job's on another host (a
+  requeue), its heartbeat is older than STALE_S, or it is unreadable (half-written by a kill)."""
   try:
     holder = json.loads(lock.read_text())
     pid, host = int(holder["pid"]), str(holder["host"])
   except (OSError, ValueError, KeyError, TypeError):
     return None
-  if host == socket.gethostname() and (pid == os.getpid() or not _pid_alive(pid)):
+  if host == socket.gethostname():
+    return None if pid == os.getpid() or not _pid_alive(pid) else holder
+  if holder.get("job") and holder.get("job") == job_id():
+    return None  # this job, requeued on another node: its old process is gone
+  heartbeat = holder.get("heartbeat")
+  if isinstance(heartbeat, (int, float)) and (now or time.time()) - heartbeat > STALE_S:
     return None
   return holder
+
+
+def _age(holder: Mapping[str, Any], now: float | None = None) -> str:
+  heartbeat = holder.get("heartbeat")
+  if not isinstance(heartbeat, (int, float)):
+    return f"since {holder.get('since', '?')}, no heartbeat"
+  seconds = max(0.0, (now or time.time()) - heartbeat)
+  return f"last heartbeat {seconds:.0f} s ago"
 
 
 def _jsonable(value):
@@ -105,7 +192,7 @@ class RunDirectory:
 
   def __init__(self, path: str | os.PathLike, config: Mapping[str, Any], *, lock: bool = False,
                writer: bool = True):
-    self.path = pathlib.Path(path)
+    self.path = expand_path(path)
     self.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
     self.writer = writer
     if not writer:  # another process of a multi-process run: process 0 checked and claimed it
@@ -115,22 +202,27 @@ class RunDirectory:
     self.path.mkdir(parents=True, exist_ok=True)
     if lock:
       self.lock()
-    if not self.resumed:
-      _atomic_write(self.path / "config.json",
-                    lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
-    self.plots_dir.mkdir(exist_ok=True)
+    try:
+      if not self.resumed:
+        _atomic_write(self.path / "config.json",
+                      lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
+      self.plots_dir.mkdir(exist_ok=True)
+    except BaseException:
+      self.unlock()  # a full disk here: no lock (nor its heartbeat) outlives the refusal
+      raise
 
   @classmethod
   def check(cls, path: str | os.PathLike, config: Mapping[str, Any]) -> bool:
     """Raises RunDirectoryError if `path` cannot hold this run; True if it would resume.
     Writes nothing."""
     probe = cls.__new__(cls)
-    probe.path = pathlib.Path(path)
+    probe.path = expand_path(path)
     probe.config = _jsonable(config.to_dict() if hasattr(config, "to_dict") else dict(config))
     return probe._check()
 
   def _check(self) -> bool:
     config_path = self.path / "config.json"
+    check_run_path(self.path)
     if self.path.exists() and not self.path.is_dir():
       raise RunDirectoryError(f"workdir {self.path} is a file; pass a directory as --workdir")
     self._check_unlocked()
@@ -144,13 +236,14 @@ class RunDirectory:
     return False
 
   def _check_unlocked(self) -> None:
-    holder = _live_holder(self.path / LOCK_NAME) if (self.path / LOCK_NAME).exists() else None
-    if holder is not None:
+    holder = live_holder(self.path / LOCK_NAME) if (self.path / LOCK_NAME).exists() else None
+    if holder is not None and not self.config.get("take_over_lock", False):
+      job = f", job {holder['job']}" if holder.get("job") else ""
       raise RunDirectoryError(
           f"workdir {self.path} is in use by a live run (pid {holder['pid']} on "
-          f"{holder['host']}, since {holder.get('since', '?')}); nothing was changed: wait for "
-          f"it to end or pass another --workdir (if no such run is alive, delete "
-          f"{self.path / LOCK_NAME})")
+          f"{holder['host']}{job}, {_age(holder)}); nothing was changed: wait for it to end or "
+          "pass another --workdir (if no such run is alive, rerun with "
+          "--config.take_over_lock=True)")
 
   def _read_config(self, path: pathlib.Path) -> Mapping[str, Any]:
     try:
@@ -172,7 +265,8 @@ class RunDirectory:
       return
     lock = self.path / LOCK_NAME
     holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": datetime.datetime.now().isoformat(timespec="seconds")}
+              "since": datetime.datetime.now().isoformat(timespec="seconds"),
+              "job": job_id(), "heartbeat": time.time()}
     for _ in range(2):
       try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -186,12 +280,31 @@ class RunDirectory:
       with os.fdopen(fd, "w") as f:
         f.write(json.dumps(holder))
       self._locked = True
+      self._start_heartbeat(holder)
       return
     self._check_unlocked()
     raise RunDirectoryError(f"could not claim {lock}; nothing was changed: rerun the command")
 
+  def _start_heartbeat(self, holder: dict[str, Any]) -> None:
+    """Rewrites the lock's heartbeat every HEARTBEAT_S seconds while the run holds it, so that
+    a run killed on another host (whose pid cannot be asked) is known dead after STALE_S."""
+    self._stop = threading.Event()
+
+    def beat():
+      while not self._stop.wait(HEARTBEAT_S):
+        holder["heartbeat"] = time.time()
+        try:
+          _atomic_write(self.path / LOCK_NAME, lambda p: p.write_text(json.dumps(holder)))
+        except OSError:
+          pass  # a full disk: the next beat tries again
+
+    self._beat = threading.Thread(target=beat, name="run.lock heartbeat", daemon=True)
+    self._beat.start()
+
   def unlock(self) -> None:
     if getattr(self, "_locked", False):
+      self._stop.set()
+      self._beat.join(timeout=10)  # not mid-write when the lock goes
       self._locked = False
       try:
         (self.path / LOCK_NAME).unlink()

@@ -48,7 +48,9 @@ class StudyResult:
 def run_study(study: ModuleType, config, workdir: str | os.PathLike) -> StudyResult:
   """check, sweep, measure and report `study` with `config` into `workdir`."""
   study.check(config)
-  workdir = pathlib.Path(workdir)
+  from regularity_jax.runs import directory  # pylint: disable=g-import-not-at-top
+  workdir = directory.expand_path(workdir)  # ~ and $VARS; absolute
+  directory.check_run_path(workdir)
   # A study may read the runs of another one (its `runs_root`): then nothing trains twice.
   runs = SubRuns(study.runs_root(config, workdir) if hasattr(study, "runs_root") else workdir)
   report = Report(workdir, study.TITLE, seeds=tuple(config.get("seeds", ())))  # starts the clock

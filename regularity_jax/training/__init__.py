@@ -14,12 +14,14 @@
   hosts       many processes (jax.distributed): who writes, host fetches of global arrays
   optimizers  optax optimizers and epoch-following schedules
   loop        train_and_evaluate(config, workdir)
+  signals     SIGTERM: stop at the next step boundary, release the lock, exit 143
 """
 
 from regularity_jax.training.config import default_config
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.errors import Interrupted
 from regularity_jax.training.errors import OtherProcessFailed
+from regularity_jax.training.errors import Terminated
 from regularity_jax.training.errors import TrainingDiverged
 from regularity_jax.training.loop import RunResult
 from regularity_jax.training.loop import train_and_evaluate
@@ -27,5 +29,6 @@ from regularity_jax.training.setup import build_model
 from regularity_jax.training.setup import load_data
 from regularity_jax.training.state import TrainState
 
-__all__ = ["default_config", "ConfigError", "Interrupted", "OtherProcessFailed", "TrainingDiverged",
+__all__ = ["default_config", "ConfigError", "Interrupted", "OtherProcessFailed", "Terminated",
+           "TrainingDiverged",
            "RunResult", "train_and_evaluate", "TrainState", "build_model", "load_data"]

@@ -159,11 +159,20 @@ Fields:
   report            write report.html (grids of the examples each score ranks first and last,
                     the data map, the plots) and plots/grids/*.png at the end of the run
                     (regularity_jax.report); report_k examples per grid
+  take_over_lock    take the workdir's run.lock over even though its holder may be alive (on
+                    another host, with a fresh heartbeat): only when that run is known dead.
+                    A dead holder on this host, this scheduler job requeued, or a heartbeat
+                    older than 15 minutes is taken over without it (runs.directory)
+  sigterm_grace_s   SIGTERM (a scheduler's preemption notice) stops the run at the next step
+                    boundary, releases the lock and exits 143 naming the epoch a rerun resumes
+                    from; the run stops at once if the step boundary is not reached in this
+                    many seconds (0 = no limit)
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 import ml_collections
 
@@ -257,6 +266,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.plots = True
   c.report = True
   c.report_k = 16
+  c.take_over_lock = False
+  c.sigterm_grace_s = 30.0
   return c
 
 
@@ -265,6 +276,20 @@ def validate(config) -> None:
   fields here, each feature's in its own `validate` (`training.features`)."""
   from regularity_jax.training import evaluators  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
+  _check_shape(config)
+  try:
+    _validate(config, evaluators, features)
+  except AttributeError as e:
+    missing = _missing_field(e, config)
+    if missing is None:
+      raise
+    raise ConfigError(
+        f"the config has no field {missing!r}; the config file's get_config() must start from "
+        "regularity_jax.training.default_config() and override fields (e.g. "
+        "experiments/configs/quickstart.py)") from None
+
+
+def _validate(config, evaluators, features) -> None:
   try:
     sources.kind(config.dataset)
   except DataError as e:
@@ -319,6 +344,101 @@ def validate(config) -> None:
   _check_numbers(config)
 
 
+# Path fields: `~` and environment variables are expanded where a run starts (the shell does
+# not expand `~` after `--config.data_dir=`); runs.directory does the same for the workdir.
+PATH_FIELDS = ("data_dir", "tfds.data_dir", "tfds.manual_dir", "weighting.scores_path",
+               "pruning.scores_path", "aum_threshold.partner")
+SEED_FIELDS = ("subset_seed", "corruption.seed", "holdout.seed", "aum_threshold.seed",
+               "pruning.seed", "permute_pixels.seed")
+JAX_SEED_LIMIT = 2**32  # jax.random.key keeps the low 32 bits: 2**32 would be seed 0
+
+
+def _get(config, dotted: str):
+  value = config
+  for name in dotted.split("."):
+    value = value[name]
+  return value
+
+
+def expand_paths(config) -> None:
+  """Expands `~` and $VARIABLES in the path fields of `config` (in place; fields without them
+  are left as they are, so that the config of an existing run still matches on resume)."""
+  import os  # pylint: disable=g-import-not-at-top
+  from regularity_jax.runs import directory  # pylint: disable=g-import-not-at-top
+  for dotted in PATH_FIELDS:
+    parent, _, name = dotted.rpartition(".")
+    try:
+      holder = _get(config, parent) if parent else config
+      value = holder[name]
+    except (KeyError, AttributeError, TypeError):
+      continue
+    if isinstance(value, str) and (value.startswith("~") or "$" in value):
+      try:
+        holder[name] = os.fspath(directory.expand_path(value, what=f"{dotted}"))
+      except directory.RunDirectoryError as e:
+        raise ConfigError(str(e).replace("pass the path", f"pass --config.{dotted}")) from None
+
+
+def _check_shape(config) -> None:
+  """A config file's get_config must return default_config() with overrides."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(
+        f"the config is a {type(config).__name__}, not an ml_collections.ConfigDict; the "
+        "config file's get_config() must return regularity_jax.training.default_config() "
+        "with fields overridden (e.g. experiments/configs/quickstart.py)")
+
+
+def _missing_field(error: AttributeError, config) -> str | None:
+  """The default field that `config` lacks and whose absence raised `error`, else None."""
+  import re  # pylint: disable=g-import-not-at-top
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+  name = re.fullmatch(r"""["']*(\w+)["']*""", str(error).strip())
+  if name is None:
+    return None
+  have = traverse_util.flatten_dict(config.to_dict(), sep=".")
+  for dotted in traverse_util.flatten_dict(default_config().to_dict(), sep="."):
+    parts_ = dotted.split(".")
+    if name.group(1) in parts_:
+      prefix = ".".join(parts_[:parts_.index(name.group(1)) + 1])
+      if not any(k == prefix or k.startswith(prefix + ".") for k in have):
+        return prefix
+  return None
+
+
+def _check_seeds(config) -> None:
+  seed, count = config.seed, int(config.num_seeds)
+  if (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+      or seed + count - 1 >= JAX_SEED_LIMIT):
+    top = JAX_SEED_LIMIT - count
+    raise ConfigError(f"seed={seed!r} must be an integer in [0, {top}] (JAX keys keep 32 bits: "
+                      f"a larger seed would silently be another seed's run); set e.g. "
+                      "--config.seed=0")
+  for dotted in SEED_FIELDS:
+    try:
+      value = _get(config, dotted)
+    except (KeyError, AttributeError):
+      continue
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+      raise ConfigError(f"{dotted}={value!r} must be a non-negative integer; set e.g. "
+                        f"--config.{dotted}=0")
+
+
+def _check_schedule(config) -> None:
+  if config.schedule != "multistep":
+    return
+  gamma = float(config.lr_gamma)
+  if not math.isfinite(gamma) or gamma < 0:
+    raise ConfigError(f"lr_gamma={config.lr_gamma} must be a finite number >= 0 (the factor "
+                      "of the learning rate at each milestone); e.g. --config.lr_gamma=0.1")
+  milestones = [int(m) for m in config.lr_milestones]
+  twice = sorted({m for m in milestones if milestones.count(m) > 1})
+  if twice:
+    raise ConfigError(
+        f"lr_milestones={tuple(config.lr_milestones)} names epoch {twice[0]} more than once, "
+        "which would step once there; list each epoch once (for a larger step at one "
+        "milestone use a smaller lr_gamma)")
+
+
 def _check_numbers(config) -> None:
   """Numeric fields that would otherwise fail late (after an epoch) or silently diverge."""
   learning_rate = float(config.learning_rate)
@@ -339,6 +459,8 @@ def _check_numbers(config) -> None:
     raise ConfigError(f"weighting.temperature={config.weighting.temperature} must be a finite "
                       "number > 0 (self_paced divides by it); e.g. 2.0")
   _check_holdout(config.holdout)
+  _check_seeds(config)
+  _check_schedule(config)
   if int(config.crop_padding) < 0:
     raise ConfigError(f"crop_padding={config.crop_padding} must be >= 0")
   hidden = config.model_kwargs.get("hidden")

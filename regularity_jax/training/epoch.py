@@ -17,6 +17,7 @@ import numpy as np
 from regularity_jax.data import batching
 from regularity_jax.training import hosts
 from regularity_jax.training import optimizers
+from regularity_jax.training import signals
 from regularity_jax.training import steps
 from regularity_jax.training.errors import TrainingDiverged
 
@@ -60,8 +61,11 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
     bar.update(num_rows)
   else:
     rows = setup.pipeline.train_rows(setup, plan, num_rows)  # None per step, or streamed rows
+    each_step = not hosts.multiprocess()  # several processes: epoch boundaries (signals)
     with jax.transfer_guard("disallow"):
       for streamed in rows:
+        if each_step:
+          signals.check()  # a SIGTERM stops here, between two steps
         state, carry = step(state, carry, epoch_split, plan["positions"], plan["masks"],
                             plan["row_weights"], streamed)
         bar.update(1)

@@ -15,3 +15,8 @@ class Interrupted(Exception):
 
 class OtherProcessFailed(RuntimeError):
   """In a multi-process run: process 0 failed a step it does alone (its own error says why)."""
+
+
+class Terminated(Exception):
+  """SIGTERM during training (a scheduler's preemption notice); the message names the epoch a
+  rerun resumes from. Exit code 143."""

@@ -36,7 +36,9 @@ from regularity_jax.training import evaluators as evaluators_lib
 from regularity_jax.training import hosts
 from regularity_jax.training import parts
 from regularity_jax.training.epoch import train_epoch
+from regularity_jax.training import signals
 from regularity_jax.training.errors import Interrupted
+from regularity_jax.training.errors import Terminated
 from regularity_jax.training.features import enabled_features
 from regularity_jax.training.programs import Programs
 from regularity_jax.training.setup import Setup
@@ -72,6 +74,8 @@ def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
   """
   t0 = time.perf_counter()
   config = copy.deepcopy(config)
+  if hasattr(config, "to_dict"):  # else validate says what get_config must return
+    config_lib.expand_paths(config)
   config_lib.validate(config)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
@@ -79,16 +83,28 @@ def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
   features = enabled_features(config)
   hosts.check_supported(config, [f.name for f in features])
   hosts.on_writer(lambda: RunDirectory.check(workdir, config))
-  setup = Setup.create(config, features)
-  run = hosts.on_writer(lambda: RunDirectory(workdir, config, lock=True))
-  run = run or RunDirectory(workdir, config, writer=False)
-  try:
-    return _train(config, setup, features, run, t0)
-  finally:
-    run.unlock()
+  progress = {"epoch": 0, "checkpoint": 0, "trained": False}
+  claimed = []
+
+  def out_of_grace():  # SIGTERM, and no step boundary within sigterm_grace_s
+    for run in claimed:
+      run.unlock()
+    print(f"error: {' '.join(terminated_message(progress, config).split())}", file=sys.stderr,
+          flush=True)
+
+  with signals.on_sigterm(float(config.get("sigterm_grace_s", 30.0)), out_of_grace):
+    setup = Setup.create(config, features)
+    run = hosts.on_writer(lambda: RunDirectory(workdir, config, lock=True))
+    run = run or RunDirectory(workdir, config, writer=False)
+    claimed.append(run)
+    try:
+      with interrupt_message(progress, config):
+        return _train(config, setup, features, run, t0, progress)
+    finally:
+      run.unlock()
 
 
-def _train(config, setup, features, run, t0) -> RunResult:
+def _train(config, setup, features, run, t0, progress) -> RunResult:
   """The loop proper, on a claimed run directory."""
   core = Programs.build(setup, turnover=bool(config.turnover.enabled))
   evaluators = evaluators_lib.enabled_evaluators(config)
@@ -105,38 +121,43 @@ def _train(config, setup, features, run, t0) -> RunResult:
                   desc=f"{config.dataset}/{config.model}", file=sys.stderr,
                   disable=not config.progress_bar or not run.writer, mininterval=0.5,
                   dynamic_ncols=True)
-  progress = {"epoch": start_epoch + 1, "checkpoint": start_epoch}
+  progress.update(epoch=start_epoch + 1, checkpoint=start_epoch)
   eval_seconds = 0.0  # the last evaluation's, for max_wall_time_s
-  with interrupt_message(progress):
-    for epoch in range(start_epoch, config.num_epochs):
-      progress["epoch"] = epoch + 1
-      state, record, split = train_epoch(setup, core, features, state, epoch, bar,
-                                         last_good=progress["checkpoint"], run=run)
-      stop = epoch + 1 < config.num_epochs and out_of_time(config, t0, epoch, record,
-                                                           eval_seconds)
-      if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs or stop:
-        t1 = time.perf_counter()
-        for evaluator in (e for e in evaluators if not e.every_epoch):
-          state = evaluator(setup, core, state, record)
-        for feature in features:
-          state = feature.after_evaluation(setup, state, record, epoch, run)
-        record["eval_time_s"] = eval_seconds = time.perf_counter() - t1
-      for evaluator in (e for e in evaluators if e.every_epoch):
+  for epoch in range(start_epoch, config.num_epochs):
+    progress["epoch"] = epoch + 1
+    if terminate_requested():  # a SIGTERM during the last epoch's evaluation or files
+      if progress["checkpoint"] < epoch:  # its state is whole: kept, so nothing is lost
+        checkpointer.save(epoch, state)
+        progress["checkpoint"] = epoch
+      raise signals.Terminated
+    state, record, split = train_epoch(setup, core, features, state, epoch, bar,
+                                       last_good=progress["checkpoint"], run=run)
+    stop = epoch + 1 < config.num_epochs and out_of_time(config, t0, epoch, record,
+                                                         eval_seconds)
+    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs or stop:
+      t1 = time.perf_counter()
+      for evaluator in (e for e in evaluators if not e.every_epoch):
         state = evaluator(setup, core, state, record)
-      records.append(record)
-      run.append_metrics(record)
-      bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
-                      acc=f"{record['train_accuracy']:.3f}",
-                      test=f"{record.get('test_accuracy', float('nan')):.3f}")
-      if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs or stop:
-        checkpointer.save(epoch + 1, state)
-        progress["checkpoint"] = epoch + 1
-      if stop:
-        if run.writer:
-          notices.warn(f"stopped after epoch {epoch + 1} of {config.num_epochs}: another epoch "
-                       f"would end past max_wall_time_s={config.max_wall_time_s}; rerun the "
-                       "same command to resume")
-        break
+      for feature in features:
+        state = feature.after_evaluation(setup, state, record, epoch, run)
+      record["eval_time_s"] = eval_seconds = time.perf_counter() - t1
+    for evaluator in (e for e in evaluators if e.every_epoch):
+      state = evaluator(setup, core, state, record)
+    records.append(record)
+    run.append_metrics(record)
+    bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
+                    acc=f"{record['train_accuracy']:.3f}",
+                    test=f"{record.get('test_accuracy', float('nan')):.3f}")
+    if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs or stop:
+      checkpointer.save(epoch + 1, state)
+      progress["checkpoint"] = epoch + 1
+    if stop:
+      if run.writer:
+        notices.warn(f"stopped after epoch {epoch + 1} of {config.num_epochs}: another epoch "
+                     f"would end past max_wall_time_s={config.max_wall_time_s}; rerun the "
+                     "same command to resume")
+      break
+  progress["trained"] = True
   bar.close()
   checkpointer.close()
   scores = collect_scores(setup, features, evaluators, state, split)
@@ -166,15 +187,45 @@ def out_of_time(config, t0: float, epoch: int, record: dict[str, Any],
   return bool(hosts.broadcast(time.perf_counter() - t0 + ahead > limit))
 
 
+def terminate_requested() -> bool:
+  """At an epoch boundary: whether a SIGTERM arrived (`signals`); with several processes
+  process 0's flag decides for all (a collective), so that every process stops together."""
+  if hosts.multiprocess():
+    return bool(hosts.broadcast(int(signals.requested())))
+  return signals.requested()
+
+
+def _where(progress: dict[str, Any], config) -> str:
+  if progress.get("trained"):
+    return (f"after the last trained epoch ({progress['checkpoint']}, checkpointed) while "
+            "writing scores.npz, the plots and the report; rerun the same command to write them "
+            "(nothing is trained again)")
+  if not progress.get("epoch"):
+    return ("before training started (nothing was trained); rerun the same command")
+  resume = (f"from the checkpoint of epoch {progress['checkpoint']}" if progress["checkpoint"]
+            else "from the start: no checkpoint had been written yet")
+  del config
+  return f"at epoch {progress['epoch']}; rerun the same command to resume ({resume})"
+
+
+def terminated_message(progress: dict[str, Any], config) -> str:
+  return (f"terminated by SIGTERM {_where(progress, config)}; the workdir's lock is released")
+
+
 @contextlib.contextmanager
-def interrupt_message(progress: dict[str, int]):
-  """Ctrl-C inside the block becomes `Interrupted`, naming progress["epoch"] (being trained)
-  and progress["checkpoint"] (the epoch a rerun resumes from)."""
+def interrupt_message(progress: dict[str, Any], config=None):
+  """Ctrl-C inside the block becomes `Interrupted` and a SIGTERM `Terminated`, naming
+  progress["epoch"] (being trained) and progress["checkpoint"] (the epoch a rerun resumes
+  from), or that training had ended (progress["trained"]: the files were being written)."""
   try:
     yield
   except KeyboardInterrupt:
+    if progress.get("trained") or not progress.get("epoch"):
+      raise Interrupted(f"interrupted {_where(progress, config)}") from None
     raise Interrupted(f"interrupted at epoch {progress['epoch']}; rerun the same command to "
                       f"resume (from the checkpoint of epoch {progress['checkpoint']})") from None
+  except signals.Terminated:
+    raise Terminated(terminated_message(progress, config)) from None
 
 
 def collect_scores(setup, features, evaluators, state, split) -> dict[str, np.ndarray]:

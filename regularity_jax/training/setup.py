@@ -34,26 +34,37 @@ from regularity_jax.training.state import STREAM_INIT
 from regularity_jax.training.state import TrainState
 
 
-def load_data(config, base_dir=None) -> data.Dataset:
-  """The dataset of `config`: loaded (a catalog name from local files, TFDS or generated; a path,
-  a TFDS name or a dataset function, `data.sources`) with its pixels permuted
-  (`permute_pixels.*`; absent in configs of older runs: not permuted), subset, corrupted, a
-  holdout taken out (`holdout.*`), AUM's threshold samples relabelled (`aum_threshold.set`).
-  Data given a catalog name are checked against its release (`data.releases`)."""
+def _load(config, base_dir=None) -> data.Dataset:
+  """The dataset of `config` as loaded (0 = all examples): a catalog name from local files, TFDS
+  or generated; a path, a TFDS name or a dataset function (`data.sources`)."""
   common = dict(train_subset=config.train_subset or None,
                 test_subset=config.test_subset or None, subset_seed=config.subset_seed,
                 permute_pixels_seed=permute_pixels_seed(config))
   if data.sources.kind(config.dataset) == "function":
     kwargs = config.get("dataset_kwargs")
-    dataset = data.load_function(parts.dataset_function(config, base_dir), config.dataset,
-                                 kwargs.to_dict() if kwargs is not None else {}, **common)
-  else:
-    dataset = data.load_dataset(config.dataset, config.data_dir or None,
-                                tfds_options=data.TfdsOptions(
-                                    data_dir=config.tfds.data_dir or None,
-                                    manual_dir=config.tfds.manual_dir or None,
-                                    download=bool(config.tfds.download)),
-                                check_release=True, **common)
+    return data.load_function(parts.dataset_function(config, base_dir), config.dataset,
+                              kwargs.to_dict() if kwargs is not None else {}, **common)
+  return data.load_dataset(config.dataset, config.data_dir or None,
+                           tfds_options=data.TfdsOptions(
+                               data_dir=config.tfds.data_dir or None,
+                               manual_dir=config.tfds.manual_dir or None,
+                               download=bool(config.tfds.download)),
+                           check_release=True, **common)
+
+
+def load_data(config, base_dir=None) -> data.Dataset:
+  """The dataset of `config` (`_load`) with its pixels permuted (`permute_pixels.*`; absent in
+  configs of older runs: not permuted), subset, corrupted, a holdout taken out (`holdout.*`),
+  AUM's threshold samples relabelled (`aum_threshold.set`). Data given a catalog name are
+  checked against its release (`data.releases`)."""
+  try:
+    dataset = _load(config, base_dir)
+  except data.DataError as e:
+    text = str(e)
+    if "or None for the full split" not in text:
+      raise
+    raise data.DataError(text.replace("or None for the full split", "or 0 for the full split")
+                         .replace("pass a value", "set a value")) from None
   dataset = data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
                          config.corruption.seed)
   holdout = config.holdout

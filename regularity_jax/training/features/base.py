@@ -96,4 +96,17 @@ def require_running_score(config, field: str, name: str) -> None:
 def choice(name: str, value, allowed) -> None:
   """ConfigError unless `value` is one of `allowed` (the message names the field)."""
   if value not in allowed:
-    raise ConfigError(f"unknown {name} {value!r}; set --config.{name} to one of {tuple(allowed)}")
+    raise ConfigError(f"unknown {name} {value!r}; {_did_you_mean(value, allowed)}set "
+                      f"--config.{name} to one of {tuple(allowed)}")
+
+
+def _did_you_mean(value, allowed) -> str:
+  """'did you mean "x"? ' for the allowed name closest to `value` (case aside), else ''."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  names = [str(a) for a in allowed]
+  lowered = {n.lower(): n for n in names}
+  text = str(value)
+  if text.lower() in lowered:
+    return f'did you mean "{lowered[text.lower()]}"? '
+  close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.6)
+  return f'did you mean "{lowered[close[0]]}"? ' if close else ""
