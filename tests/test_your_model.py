@@ -4,6 +4,7 @@ the margin layout, provenance, and one-line refusals before anything is written.
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import textwrap
@@ -287,9 +288,32 @@ def write_config(folder, data_dir, model, **overrides):
   return path
 
 
-def run_main(config_path, workdir, pythonpath=()):
+# experiments.main, killed (deterministically, no timing) with SIGKILL after 3 of the 6 steps of
+# epoch 2, once the step of row 3 is dispatched.
+KILLED_MAIN = """
+import os, signal, sys
+from absl import app
+from experiments import cli, main
+from regularity_jax.training import inputs
+original, calls = inputs.DeviceInput.train_rows, []
+
+def killed_in_epoch_2(self, setup, plan, num_rows):
+  calls.append(1)
+  for r, row in enumerate(original(self, setup, plan, num_rows)):
+    if len(calls) == 2 and r == 3:
+      os.kill(os.getpid(), signal.SIGKILL)
+    yield row
+
+inputs.DeviceInput.train_rows = killed_in_epoch_2
+sys.argv[0] = "experiments.main"
+app.run(main.main, flags_parser=cli.parse_flags)
+"""
+
+
+def run_main(config_path, workdir, pythonpath=(), killed=False):
   env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *map(str, pythonpath)]))
-  return subprocess.run([sys.executable, "-m", "experiments.main", f"--config={config_path}",
+  program = ["-c", KILLED_MAIN] if killed else ["-m", "experiments.main"]
+  return subprocess.run([sys.executable, *program, f"--config={config_path}",
                          f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=600)
 
@@ -309,6 +333,8 @@ def test_my_model_through_experiments_main(tiny_data, user_dir, tmp_path, how):
           "test/normalized_margin", "train/memorization_loss"} <= set(scores.files)
   assert np.any(scores["train/memorization_loss"] != 0)
   assert np.all(np.isfinite(scores["train/normalized_margin"]))
+  assert np.all(np.isfinite(scores["train/aum"])) and np.any(scores["train/aum"] != 0)
+  assert scores["train/forgetting_events"].shape == (96,)
   assert (run / "report.html").is_file()
   saved = json.loads((run / "config.json").read_text())
   assert saved["model"] == model
@@ -317,6 +343,33 @@ def test_my_model_through_experiments_main(tiny_data, user_dir, tmp_path, how):
                                                else "my_model:Net")
   assert saved["model_source"]["sha256"] == __import__("hashlib").sha256(
       source.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_my_model_sigkill_in_epoch_2_then_rerun_equals_uninterrupted(tiny_data, user_dir,
+                                                                      tmp_path):
+  """my_model.py by file path from the config's folder, turn-over on, the report: killed in the
+  middle of epoch 2 of 3, the same command resumes from checkpoint 1 and ends with the
+  uninterrupted run's scores.npz bit for bit."""
+  config = write_config(user_dir, tiny_data, "my_model.py:Net", **{
+      "num_epochs": 3, "checkpoint_every": 1, "turnover.enabled": True, "report": True})
+  reference = run_main(config, tmp_path / "reference")
+  assert reference.returncode == 0, reference.stderr[-2000:]
+  workdir = tmp_path / "killed"
+  proc = run_main(config, workdir, killed=True)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
+  assert not (workdir / "scores.npz").exists()
+  resumed = run_main(config, workdir)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+  with np.load(tmp_path / "reference" / "scores.npz") as a, np.load(workdir / "scores.npz") as b:
+    assert a.files == b.files
+    for key in a.files:
+      assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), key
+    assert np.any(b["train/memorization_loss"] != 0)
+  assert (workdir / "report.html").is_file()
 
 
 @pytest.mark.slow
