@@ -69,6 +69,24 @@ class CNN(nnx.Module):
     return x
 """
 
+# Dropout drawn from the model's own nnx.Rngs (reseeded from the step key by the engine).
+DROP_MODEL = """
+import math
+from flax import nnx
+
+
+class DropNet(nnx.Module):
+
+  def __init__(self, *, num_classes, example_shape, rngs):
+    self.hidden = nnx.Linear(math.prod(example_shape), 32, rngs=rngs)
+    self.dropout = nnx.Dropout(0.5, rngs=rngs)
+    self.head = nnx.Linear(32, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    x = nnx.relu(self.hidden(x.reshape(x.shape[0], -1)))
+    return self.head(self.dropout(x))
+"""
+
 # Models that do not fit, one reason each.
 MISFITS = """
 from flax import linen as nn
@@ -269,6 +287,10 @@ class TestOwnRngStreams:
     c = step(graphdef, params, model_state, x, train=True, key=jax.random.key(2))[0]
     np.testing.assert_array_equal(a, b)  # same key, same masks: jitted or not, any call
     assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(  # after other keys: the key alone decides
+        step(graphdef, params, model_state, x, train=True, key=jax.random.key(1))[0], a)
+    dropped = np.asarray(a) == 0
+    assert 0 < dropped.mean() < 1 and not np.array_equal(dropped, np.asarray(c) == 0)
     full = models.apply(graphdef, params, model_state, x, train=False)[0]
     assert np.all(np.asarray(full) != 0)  # eval(): no dropout
 
@@ -370,6 +392,29 @@ def test_my_model_sigkill_in_epoch_2_then_rerun_equals_uninterrupted(tiny_data, 
       assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), key
     assert np.any(b["train/memorization_loss"] != 0)
   assert (workdir / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_own_dropout_stop_and_resume_equals_uninterrupted(tiny_data, tmp_path):
+  """nnx.Dropout from the model's own Rngs: a run stopped after epoch 1 (max_wall_time_s) and
+  rerun ends with the uninterrupted run's scores bit for bit (1 vs 4 devices:
+  tests/multidevice_cases.py own_dropout_four_devices_match_one)."""
+  (tmp_path / "drop.py").write_text(DROP_MODEL)
+
+  def config(**overrides):
+    return user_config(tiny_data, f"{tmp_path}/drop.py:DropNet", num_epochs=3,
+                       **overrides)
+
+  full = train_and_evaluate(config(), tmp_path / "full")
+  stopped = train_and_evaluate(config(max_wall_time_s=1e-3), tmp_path / "resumed")
+  assert [r["epoch"] for r in stopped.metrics] == [1]
+  resumed = train_and_evaluate(config(), tmp_path / "resumed")
+  assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3]
+  assert set(full.scores) == set(resumed.scores)
+  for key, value in full.scores.items():
+    assert np.asarray(value).tobytes() == np.asarray(resumed.scores[key]).tobytes(), key
+  for a, b in zip(full.metrics, resumed.metrics):
+    assert a["train_loss"] == b["train_loss"], a["epoch"]
 
 
 @pytest.mark.slow
