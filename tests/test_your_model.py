@@ -1,7 +1,10 @@
 """Your model through the engine (docs/your_model.md): the contract, the door, turn-over sites,
 the margin layout, provenance, and one-line refusals before anything is written."""
 
+import hashlib
+import inspect
 import json
+import linecache
 import os
 import pathlib
 import signal
@@ -20,6 +23,7 @@ from regularity_jax import runs
 from regularity_jax.models import norms
 from regularity_jax.models import turnover
 from regularity_jax.training import ConfigError
+from regularity_jax.training import parts
 from regularity_jax.training import train_and_evaluate
 from tests import engine_fixtures
 
@@ -415,6 +419,114 @@ def test_own_dropout_stop_and_resume_equals_uninterrupted(tiny_data, tmp_path):
     assert np.asarray(value).tobytes() == np.asarray(resumed.scores[key]).tobytes(), key
   for a, b in zip(full.metrics, resumed.metrics):
     assert a["train_loss"] == b["train_loss"], a["epoch"]
+
+
+# A notebook cell (IPython keeps a cell's code in linecache under a name that is no file).
+CELL = """
+import math
+from flax import nnx
+from regularity_jax.models import TurnOverSite
+
+class Base(nnx.Module):
+  final_layer = "head"
+
+class CellNet(Base):
+  def __init__(self, *, num_classes, example_shape, rngs):
+    self.hidden = nnx.Linear(math.prod(example_shape), 16, rngs=rngs)
+    self.site = TurnOverSite("hidden")
+    self.head = nnx.Linear(16, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    return self.head(self.site(nnx.relu(self.hidden(x.reshape(x.shape[0], -1)))))
+"""
+
+
+def run_cell(source, name="/tmp/ipykernel_0/cell.py", cached=True):
+  """The namespace after running `source` as IPython runs a cell: module __main__, the code in
+  linecache under `name` (not cached: a source no one kept)."""
+  if cached:
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+  namespace = {"__name__": "__main__"}
+  exec(compile(source, name, "exec"), namespace)  # pylint: disable=exec-used
+  return namespace
+
+
+class TestSessionClass:
+  """A class defined in a notebook cell or a session: named 'module:QualifiedName',
+  identified by the sha256 of its class source and its bases' from the same module."""
+
+  def test_named_and_hashed_by_its_class_source(self):
+    cls = run_cell(CELL, "/tmp/ipykernel_0/a.py")["CellNet"]
+    part = parts.resolve_object(cls)
+    assert (part.spec, part.resolved, part.cls) == ("__main__:CellNet", "__main__:CellNet", cls)
+    # The reference: the two class statements cut from the cell by hand, the class first.
+    base = CELL[CELL.index("class Base"):CELL.index("class CellNet")].rstrip("\n") + "\n"
+    own = CELL[CELL.index("class CellNet"):]
+    assert part.sha256 == hashlib.sha256((own + base).encode()).hexdigest()
+    # Another cell with the same classes but other code around them: the same sha256.
+    again = run_cell("x = 1\n" + CELL + "\ny = 2\n", "/tmp/ipykernel_0/b.py")["CellNet"]
+    assert parts.resolve_object(again).sha256 == part.sha256
+    changed = run_cell(CELL.replace("nnx.relu", "nnx.gelu"), "/tmp/ipykernel_0/c.py")["CellNet"]
+    assert parts.resolve_object(changed).sha256 != part.sha256
+
+  def test_a_file_class_passed_as_object_is_its_file(self, user_dir, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_dir))
+    import my_model  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+    part = parts.resolve_object(my_model.Net)
+    assert part.resolved == "my_model:Net" == parts.resolve_model("my_model:Net").resolved
+    assert part.sha256 == hashlib.sha256((user_dir / "my_model.py").read_bytes()).hexdigest()
+
+  def test_builtin_class_passed_as_object_is_the_builtin(self):
+    assert parts.resolve_object(models.registry.constructor("mlp")).builtin
+
+  def test_no_source_refused_in_one_line_nothing_written(self, tiny_data, tmp_path):
+    cls = run_cell(CELL, "<lost>", cached=False)["CellNet"]
+    with pytest.raises(OSError):
+      inspect.getsource(cls)
+    config = user_config(tiny_data, "mlp")
+    with pytest.raises(ConfigError, match="source of 'CellNet' cannot be found.*file.py:Class") \
+        as error:
+      train_and_evaluate(config, tmp_path / "run", model=cls)
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cell_class_trains_records_and_changed_code_is_refused_or_allowed(tiny_data, tmp_path):
+  """A cell's class through train_and_evaluate(model=...): config.json names it and its
+  sha256; the class changed in a later cell is refused in one line with nothing changed, and
+  resumes with allow_changed_model_code=True, recorded in the run directory."""
+  cls = run_cell(CELL, "/tmp/ipykernel_0/d.py")["CellNet"]
+  workdir = tmp_path / "run"
+  config = user_config(tiny_data, "mlp", num_epochs=2, max_wall_time_s=1e-3,
+                       **{"turnover.enabled": True})
+  stopped = train_and_evaluate(config, workdir, model=cls)  # after epoch 1 (max_wall_time_s)
+  assert stopped.final["epoch"] == 1 and np.any(stopped.scores["train/memorization_loss"] != 0)
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["model"] == "__main__:CellNet"
+  assert saved["model_source"] == parts.resolve_object(cls).record()
+  assert config.model == "mlp"  # the caller's config is left as it was
+
+  # Other code, the same parameters (a checkpoint of the old code restores into it).
+  changed = run_cell(CELL.replace("nnx.relu", "nnx.gelu"), "/tmp/ipykernel_0/e.py")["CellNet"]
+  config.max_wall_time_s = 0.0
+  before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+  with pytest.raises(runs.RunDirectoryError, match=(
+      "trained with model code __main__:CellNet of sha256.*allow_changed_model_code=True")) as e:
+    train_and_evaluate(config, workdir, model=changed)
+  assert "\n" not in str(e.value)
+  assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
+  config.allow_changed_model_code = True
+  config.num_epochs = 3
+  with pytest.raises(runs.RunDirectoryError, match="different config.*num_epochs"):
+    train_and_evaluate(config, workdir, model=changed)  # only the code may differ
+  config.num_epochs = 2
+  resumed = train_and_evaluate(config, workdir, model=changed)
+  assert [r["epoch"] for r in resumed.metrics] == [1, 2]
+  (note,) = [json.loads(l) for l in (workdir / "model_code_changes.jsonl").read_text().splitlines()]
+  assert note["old"] == saved["model_source"]
+  assert note["new"] == parts.resolve_object(changed).record() != note["old"]
+  assert note["last_epoch_recorded"] == 1
+  assert json.loads((workdir / "config.json").read_text())["model_source"] == note["new"]
 
 
 @pytest.mark.slow
