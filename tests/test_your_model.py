@@ -7,6 +7,7 @@ import json
 import linecache
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from regularity_jax.training import train_and_evaluate
 from tests import engine_fixtures
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+RUN_05BB32C = REPO / "tests" / "data" / "run_05bb32c"  # its README.md says how it was made
 
 # An NNX model that is not in the package: BatchNorm, one turn-over site, the default normalizer.
 MY_MODEL = """
@@ -554,3 +556,63 @@ def test_changed_user_code_on_resume_is_refused(tiny_data, tmp_path):
   refused(config, tmp_path / "run", "trained with model code .*net.py:Net of sha256")
   after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
   assert after == before
+
+
+def assert_same_bits(a, b):
+  """Two scores tables: the same names, and each column's dtype, shape and bytes."""
+  assert sorted(a) == sorted(b)
+  for key in a:
+    x, y = np.asarray(a[key]), np.asarray(b[key])
+    assert (x.dtype, x.shape, x.tobytes()) == (y.dtype, y.shape, y.tobytes()), key
+
+
+@pytest.mark.slow
+def test_a_05bb32c_run_directory_is_refused_naming_the_version_its_scores_still_prune(
+    tmp_path, monkeypatch):
+  """A run directory of 05bb32c's code, cut where a SIGKILL in epoch 2 leaves it: its config
+  still matches (fields added since, at their defaults), but its state lacks issue 30's
+  first_forgotten, so it cannot go on bit for bit: refused in one line naming the version, with
+  nothing changed. Today's code on the same config gives the 05bb32c run's columns bit for bit,
+  and the 05bb32c scores.npz is a pruning.scores_path that prunes as today's file does."""
+  monkeypatch.chdir(tmp_path)  # its config.json names data_dir "data"
+  engine_fixtures.write_tiny_npz(tmp_path / "data")
+  shutil.copytree(RUN_05BB32C / "run", tmp_path / "run")
+  files = lambda: {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+  before = files()
+  config = engine_fixtures.tiny_config("data", num_epochs=2, checkpoint_every=1,
+                                       **{"turnover.enabled": True})
+  with pytest.raises(runs.CheckpointFormatError, match=(
+      "checkpoints/1 was written by a version of regularity_jax before 8a5a0b2 .*05bb32c.*"
+      "resume it with that version .* stays a valid --config.pruning.scores_path")) as error:
+    train_and_evaluate(config, tmp_path / "run")
+  assert "\n" not in str(error.value)
+  assert files() == before
+
+  today = train_and_evaluate(config, tmp_path / "today")
+  with np.load(RUN_05BB32C / "uninterrupted_scores.npz") as old, \
+      np.load(tmp_path / "today" / "scores.npz") as new:
+    old, new = dict(old), dict(new)
+  added = {k for k in new if k.endswith("first_forgotten")}  # issue 30's columns
+  assert added and set(new) - added == set(old)
+  assert_same_bits({k: v for k, v in old.items() if k != "provenance"},
+                   {k: new[k] for k in old if k != "provenance"})
+  provenance = json.loads(str(new["provenance"]))
+  assert provenance.pop("permute_pixels") is None  # issue 30's entry, off
+  old_provenance = json.loads(str(old["provenance"]))
+  for entry in (provenance, old_provenance):  # where the data was: another folder then
+    assert entry.pop("source").endswith("/data/tiny.npz")
+  assert provenance == old_provenance
+  timing = {"train_time_s", "eval_time_s"}
+  old_metrics = [{k: v for k, v in json.loads(line).items() if k not in timing} for line in
+                 (RUN_05BB32C / "uninterrupted_metrics.jsonl").read_text().splitlines()]
+  assert [{k: v for k, v in r.items() if k not in timing} for r in today.metrics] == old_metrics
+
+  pruned = {}
+  for name, path in [("old", RUN_05BB32C / "uninterrupted_scores.npz"),
+                     ("today", tmp_path / "today" / "scores.npz")]:
+    config = engine_fixtures.tiny_config("data", num_epochs=1, **{
+        "pruning.fraction_kept": 0.5, "pruning.score": "forgetting",
+        "pruning.scores_path": str(path)})
+    pruned[name] = train_and_evaluate(config, tmp_path / f"pruned_{name}")
+  assert pruned["old"].final["train_fraction_used"] == 0.5
+  assert_same_bits(pruned["old"].scores, pruned["today"].scores)
