@@ -49,6 +49,13 @@ import time
 import numpy as np
 
 TIMING_KEYS = frozenset({"train_time_s", "eval_time_s"})
+# What main gained between 05bb32c and this issue's branch point from other issues: issue 30
+# (8a5a0b2) added the first_forgotten columns and the provenance's permute_pixels entry (None
+# when off). A column or entry only the head has and that matches is listed, not a difference
+# (--strict: a difference); everything both versions have is compared. --base=8a5a0b2 (main
+# just before issue 32 was merged) has them too.
+ADDED_COLUMNS = re.compile(r"(^|/)(eval_)?first_forgotten$")
+ADDED_PROVENANCE = {"permute_pixels": None}
 QUIET = ["--config.progress_bar=False", "--config.plots=False", "--config.report=False"]
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NEW = "not in this version"  # a config or study the base does not have: nothing to compare
@@ -247,14 +254,30 @@ def _jobs(tree, side_out, data, runs, base_scores, cwd, batch):
   return jobs
 
 
-def compare_scores(a: pathlib.Path, b: pathlib.Path) -> list[str]:
-  """Differences between two scores.npz: names, then dtype, shape and bits of each column."""
+def compare_scores(a: pathlib.Path, b: pathlib.Path, strict: bool = False,
+                   added: list[str] | None = None) -> list[str]:
+  """Differences between two scores.npz: names, then dtype, shape and bits of each column.
+  Unless `strict`, head-only columns of `ADDED_COLUMNS` go to `added` instead, and the
+  provenance is compared without head-only `ADDED_PROVENANCE` entries of their value."""
+  added = [] if added is None else added
   with np.load(a, allow_pickle=False) as x, np.load(b, allow_pickle=False) as y:
     diffs = [f"only in base: {k}" for k in sorted(set(x.files) - set(y.files))]
-    diffs += [f"only in head: {k}" for k in sorted(set(y.files) - set(x.files))]
+    for k in sorted(set(y.files) - set(x.files)):
+      if not strict and ADDED_COLUMNS.search(k):
+        added.append(k)
+      else:
+        diffs.append(f"only in head: {k}")
     for k in sorted(set(x.files) & set(y.files)):
       u, v = x[k], y[k]
-      if u.dtype != v.dtype or u.shape != v.shape:
+      if k == "provenance" and not strict and u.shape == v.shape == ():
+        p, q = json.loads(str(u)), json.loads(str(v))
+        for entry, value in ADDED_PROVENANCE.items():
+          if entry not in p and entry in q and q[entry] == value:
+            del q[entry]
+            added.append(f"provenance.{entry}")
+        if p != q:
+          diffs.append("provenance: values differ")
+      elif u.dtype != v.dtype or u.shape != v.shape:
         diffs.append(f"{k}: {u.dtype}{list(u.shape)} vs {v.dtype}{list(v.shape)}")
       elif u.tobytes() != v.tobytes():
         diffs.append(f"{k}: bits differ")
@@ -276,7 +299,8 @@ def compare_metrics(a: pathlib.Path, b: pathlib.Path) -> list[str]:
   return diffs
 
 
-def compare_run(base: pathlib.Path, head: pathlib.Path) -> tuple[str, bool]:
+def compare_run(base: pathlib.Path, head: pathlib.Path, strict: bool = False
+                ) -> tuple[str, bool]:
   """(one line, differs) for one run of the matrix in both versions."""
   errors = [_marker(p, ".error") for p in (base, head)]
   if any(e.exists() for e in errors):
@@ -290,14 +314,14 @@ def compare_run(base: pathlib.Path, head: pathlib.Path) -> tuple[str, bool]:
   found = sorted(p.parent.relative_to(base) for p in base.rglob("scores.npz"))
   if not found:
     return "MISSING in base", True
-  diffs, columns, records = [], 0, 0
+  diffs, columns, records, added = [], 0, 0, []
   for rel in found:
     a, b = base / rel, head / rel
     if not (b / "scores.npz").exists():
       diffs.append(f"{rel}: no scores.npz in head")
       continue
     diffs += [f"{rel}/{d}" if str(rel) != "." else d
-              for d in compare_scores(a / "scores.npz", b / "scores.npz")
+              for d in compare_scores(a / "scores.npz", b / "scores.npz", strict, added)
               + compare_metrics(a / "metrics.jsonl", b / "metrics.jsonl")]
     with np.load(a / "scores.npz") as scores:
       columns += len(scores.files)
@@ -306,8 +330,10 @@ def compare_run(base: pathlib.Path, head: pathlib.Path) -> tuple[str, bool]:
   diffs += [f"{rel}: only in head" for rel in extra if rel not in found]
   runs = f"{len(found)} runs, " if len(found) > 1 or str(found[0]) != "." else ""
   what = f"{runs}scores.npz {columns} columns, metrics.jsonl {records} records"
-  return f"{what}: " + ("identical" if not diffs else f"DIFFERENT: {'; '.join(diffs[:6])}"), \
-      bool(diffs)
+  names = sorted({a.rsplit("/", 1)[-1] for a in added})
+  extra = f" (head adds {len(added)}: {', '.join(names)})" if added else ""
+  return (f"{what}: " + ("identical" + extra if not diffs
+                          else f"DIFFERENT: {'; '.join(diffs[:6])}"), bool(diffs))
 
 
 def main(argv=None) -> int:
@@ -323,6 +349,8 @@ def main(argv=None) -> int:
   parser.add_argument("--shared", default=str(REPO.parent / "shared"),
                       help="the folder whose data/ the configs' ../shared/data/... name")
   parser.add_argument("--list", action="store_true", help="print the run names and exit")
+  parser.add_argument("--strict", action="store_true",
+                      help="head-only columns of ADDED_COLUMNS are differences too")
   args = parser.parse_args(argv)
   patterns = args.only.split(",")
   runs = {n: r for n, r in all_runs().items() if any(fnmatch.fnmatch(n, p) for p in patterns)}
@@ -361,7 +389,7 @@ def main(argv=None) -> int:
     return 0
   failed = False
   for name in runs:
-    line, differs = compare_run(out / "base" / name, out / "head" / name)
+    line, differs = compare_run(out / "base" / name, out / "head" / name, args.strict)
     print(f"{name:60s} {line}")
     failed |= differs
   print("no difference" if not failed else "DIFFERENCES FOUND")
