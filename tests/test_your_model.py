@@ -553,9 +553,20 @@ def test_changed_user_code_on_resume_is_refused(tiny_data, tmp_path):
   before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
   (folder / "net.py").write_text(MY_MODEL + "\n# v2: the same model, other code\n")
   config = user_config(tiny_data, f"{folder}/net.py:Net", num_epochs=2)
-  refused(config, tmp_path / "run", "trained with model code .*net.py:Net of sha256")
+  refused(config, tmp_path / "run", "trained with model code .*net.py:Net of sha256.*"
+          "allow_changed_model_code=True")
   after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
   assert after == before
+  # Overridden explicitly: resumes (the run is done: nothing to train), and says so.
+  config = user_config(tiny_data, f"{folder}/net.py:Net", num_epochs=1,
+                       allow_changed_model_code=True)
+  train_and_evaluate(config, tmp_path / "run")
+  (note,) = [json.loads(line) for line in
+             (tmp_path / "run" / "model_code_changes.jsonl").read_text().splitlines()]
+  old = json.loads(before["config.json"])["model_source"]
+  new = json.loads((tmp_path / "run" / "config.json").read_text())["model_source"]
+  assert (note["old"], note["new"]) == (old, new) and old["sha256"] != new["sha256"]
+  assert new["sha256"] == hashlib.sha256((folder / "net.py").read_bytes()).hexdigest()
 
 
 def assert_same_bits(a, b):
