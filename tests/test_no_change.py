@@ -63,12 +63,15 @@ def test_the_matrix_covers_every_config_study_feature_and_axis():
   studies = {p.parent.name for p in (REPO / "experiments" / "studies").glob("*/config.py")}
   assert {n.split("/")[1] for n in runs if n.startswith("smoke/")} == configs
   assert {n.split("/")[1] for n in runs if n.startswith("study/")} == studies
-  grouped = [f for group in no_change.GROUPS.values() for f in group]
+  grouped = [f for name, group in no_change.GROUPS.items() for f in group
+             if name not in no_change.GROUP_SEEDS]
   assert sorted(grouped) == sorted(no_change.FEATURES)
   from regularity_jax.training.features import prioritization  # pylint: disable=g-import-not-at-top
   methods = {v["prioritization"] for v in no_change.FEATURES.values() if "prioritization" in v}
   assert methods | {"uniform"} == set(prioritization.METHODS)
   matrix = [n for n in runs if n.startswith("matrix/")]
-  assert len(matrix) == len(no_change.GROUPS) * 2 * 2 * 2
+  assert len(matrix) == sum(2 * len(no_change.GROUP_SEEDS.get(g, (1, 2))) * 2
+                            for g in no_change.GROUPS)
+  assert any(n.endswith("-s2-d4") and "turnover" in n for n in matrix)
   assert no_change._smoke_flags(REPO / "experiments/configs/noise_prioritization.py") == [
       "--config.data_dir=../shared/data/mnist", "--config.prioritization=infobatch"]
