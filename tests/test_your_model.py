@@ -471,6 +471,17 @@ class TestSessionClass:
     changed = run_cell(CELL.replace("nnx.relu", "nnx.gelu"), "/tmp/ipykernel_0/c.py")["CellNet"]
     assert parts.resolve_object(changed).sha256 != part.sha256
 
+  def test_a_base_without_methods_in_another_cell(self):
+    base_cell = CELL[:CELL.index("class CellNet")]
+    namespace = run_cell(base_cell, "/tmp/ipykernel_0/base.py")
+    own_cell = CELL[CELL.index("class CellNet"):]
+    linecache.cache["/tmp/ipykernel_0/own.py"] = (0, None, own_cell.splitlines(True),
+                                                  "/tmp/ipykernel_0/own.py")
+    exec(compile(own_cell, "/tmp/ipykernel_0/own.py", "exec"), namespace)  # pylint: disable=exec-used
+    alone = parts.resolve_object(namespace["CellNet"])
+    together = parts.resolve_object(run_cell(CELL, "/tmp/ipykernel_0/f.py")["CellNet"])
+    assert alone.sha256 == together.sha256
+
   def test_a_file_class_passed_as_object_is_its_file(self, user_dir, monkeypatch):
     monkeypatch.syspath_prepend(str(user_dir))
     import my_model  # pylint: disable=g-import-not-at-top,import-outside-toplevel

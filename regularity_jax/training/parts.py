@@ -122,7 +122,8 @@ def _one_source(klass, hints: tuple[str, ...] = ()) -> str | None:
   """The source of one class (or function): inspect's, else the class block found above its
   methods' code in the lines Python or IPython keeps for them (`linecache`: a cell's code has
   no file, and before Python 3.13 `inspect.getsource` cannot find a class defined in one). A
-  class without methods is looked for in the `hints` (its subclass's cells), last match."""
+  class without methods is looked for in the `hints` (its subclass's cells), then in the other
+  code kept for no file on disk (cells), the last run first."""
   try:
     return inspect.getsource(klass)
   except (OSError, TypeError):
@@ -132,7 +133,11 @@ def _one_source(klass, hints: tuple[str, ...] = ()) -> str | None:
   header = re.compile(rf"\s*class\s+{re.escape(klass.__name__)}\b")
   places = [(c.co_filename, c.co_firstlineno)
             for c in sorted(_code_objects(klass), key=lambda c: c.co_firstlineno)]
-  for filename, line in places or [(h, None) for h in hints]:
+  if not places:
+    cells = [name for name in reversed(list(linecache.cache))
+             if name not in hints and not os.path.exists(name)]
+    places = [(name, None) for name in (*hints, *cells)]
+  for filename, line in places:
     lines = linecache.getlines(filename)
     for start in range(min(line or len(lines), len(lines)) - 1, -1, -1):
       if header.match(lines[start]):
