@@ -229,6 +229,9 @@ def _jobs(tree, side_out, data, runs, base_scores, cwd, batch):
   jobs = []
   for name, run in runs.items():
     workdir = side_out / name
+    base_error = _marker(side_out.parent / "base" / name, ".error")
+    if base_error.exists() and base_error.read_text() == NEW:
+      continue  # nothing to compare it with
     if run["kind"] in ("main", "study") and not _marker(workdir, ".done").exists():
       module = "experiments.main" if run["kind"] == "main" else "experiments.study"
       args = ["-m", module, f"--config={tree / run['config']}:smoke", f"--workdir={workdir}",
