@@ -266,10 +266,13 @@ def _jobs(tree, side_out, data, runs, base_scores, cwd, batch):
 
 
 def compare_scores(a: pathlib.Path, b: pathlib.Path, strict: bool = False,
-                   added: list[str] | None = None) -> list[str]:
+                   added: list[str] | None = None, roots: tuple[str, str] = ("", "")
+                   ) -> list[str]:
   """Differences between two scores.npz: names, then dtype, shape and bits of each column.
   Unless `strict`, head-only columns of `ADDED_COLUMNS` go to `added` instead, and the
-  provenance is compared without head-only `ADDED_PROVENANCE` entries of their value."""
+  provenance is compared without head-only `ADDED_PROVENANCE` entries of their value. The
+  provenance's paths under the runs' own folders (`roots`: a study writes derived data there)
+  are compared relative to them."""
   added = [] if added is None else added
   with np.load(a, allow_pickle=False) as x, np.load(b, allow_pickle=False) as y:
     diffs = [f"only in base: {k}" for k in sorted(set(x.files) - set(y.files))]
@@ -281,7 +284,8 @@ def compare_scores(a: pathlib.Path, b: pathlib.Path, strict: bool = False,
     for k in sorted(set(x.files) & set(y.files)):
       u, v = x[k], y[k]
       if k == "provenance" and not strict and u.shape == v.shape == ():
-        p, q = json.loads(str(u)), json.loads(str(v))
+        p, q = (json.loads(str(w).replace(r, "<run>") if r else str(w))
+                for w, r in ((u, roots[0]), (v, roots[1])))
         for entry, value in ADDED_PROVENANCE.items():
           if entry not in p and entry in q and q[entry] == value:
             del q[entry]
@@ -297,8 +301,9 @@ def compare_scores(a: pathlib.Path, b: pathlib.Path, strict: bool = False,
 
 def compare_metrics(a: pathlib.Path, b: pathlib.Path) -> list[str]:
   """Differences between two metrics.jsonl, record by record, timing keys left out."""
-  def records(path):
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS}
+  def records(path):  # NaN as a string: NaN == NaN here
+    return [{k: "NaN" if isinstance(v, float) and v != v else v
+             for k, v in json.loads(line).items() if k not in TIMING_KEYS}
             for line in path.read_text().splitlines() if line.strip()]
   x, y = records(a), records(b)
   if len(x) != len(y):
@@ -332,7 +337,8 @@ def compare_run(base: pathlib.Path, head: pathlib.Path, strict: bool = False
       diffs.append(f"{rel}: no scores.npz in head")
       continue
     diffs += [f"{rel}/{d}" if str(rel) != "." else d
-              for d in compare_scores(a / "scores.npz", b / "scores.npz", strict, added)
+              for d in compare_scores(a / "scores.npz", b / "scores.npz", strict, added,
+                                      (str(base), str(head)))
               + compare_metrics(a / "metrics.jsonl", b / "metrics.jsonl")]
     with np.load(a / "scores.npz") as scores:
       columns += len(scores.files)
