@@ -21,9 +21,9 @@ def write(folder, scores, records):
 
 def test_compare_bits_dtypes_names_and_timing(tmp_path):
   base = {"train/aum": np.float32([0.5, -0.0]), "provenance": np.array(json.dumps({"a": 1}))}
-  record = {"epoch": 1, "train_loss": 0.25, "train_time_s": 3.0}
+  record = {"epoch": 1, "train_loss": 0.25, "train_time_s": 3.0,
+            "test_margin": float("nan")}  # NaN equals NaN here
   a = write(tmp_path / "base" / "r", base, [record])
-  record["test_margin"] = float("nan")  # NaN equals NaN here
   same = write(tmp_path / "same" / "r", base, [{**record, "train_time_s": 9.0}])
   assert no_change.compare_run(a, same) == (
       "scores.npz 2 columns, metrics.jsonl 1 records: identical", False)
