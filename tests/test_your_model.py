@@ -1,9 +1,14 @@
 """Your model through the engine (docs/your_model.md): the contract, the door, turn-over sites,
 the margin layout, provenance, and one-line refusals before anything is written."""
 
+import hashlib
+import inspect
 import json
+import linecache
 import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,10 +24,12 @@ from regularity_jax import runs
 from regularity_jax.models import norms
 from regularity_jax.models import turnover
 from regularity_jax.training import ConfigError
+from regularity_jax.training import parts
 from regularity_jax.training import train_and_evaluate
 from tests import engine_fixtures
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+RUN_05BB32C = REPO / "tests" / "data" / "run_05bb32c"  # its README.md says how it was made
 
 # An NNX model that is not in the package: BatchNorm, one turn-over site, the default normalizer.
 MY_MODEL = """
@@ -66,6 +73,24 @@ class CNN(nnx.Module):
     x = nnx.relu(self.linear1(x))
     x = self.linear2(x)
     return x
+"""
+
+# Dropout drawn from the model's own nnx.Rngs (reseeded from the step key by the engine).
+DROP_MODEL = """
+import math
+from flax import nnx
+
+
+class DropNet(nnx.Module):
+
+  def __init__(self, *, num_classes, example_shape, rngs):
+    self.hidden = nnx.Linear(math.prod(example_shape), 32, rngs=rngs)
+    self.dropout = nnx.Dropout(0.5, rngs=rngs)
+    self.head = nnx.Linear(32, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    x = nnx.relu(self.hidden(x.reshape(x.shape[0], -1)))
+    return self.head(self.dropout(x))
 """
 
 # Models that do not fit, one reason each.
@@ -268,6 +293,10 @@ class TestOwnRngStreams:
     c = step(graphdef, params, model_state, x, train=True, key=jax.random.key(2))[0]
     np.testing.assert_array_equal(a, b)  # same key, same masks: jitted or not, any call
     assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(  # after other keys: the key alone decides
+        step(graphdef, params, model_state, x, train=True, key=jax.random.key(1))[0], a)
+    dropped = np.asarray(a) == 0
+    assert 0 < dropped.mean() < 1 and not np.array_equal(dropped, np.asarray(c) == 0)
     full = models.apply(graphdef, params, model_state, x, train=False)[0]
     assert np.all(np.asarray(full) != 0)  # eval(): no dropout
 
@@ -287,9 +316,32 @@ def write_config(folder, data_dir, model, **overrides):
   return path
 
 
-def run_main(config_path, workdir, pythonpath=()):
+# experiments.main, killed (deterministically, no timing) with SIGKILL after 3 of the 6 steps of
+# epoch 2, once the step of row 3 is dispatched.
+KILLED_MAIN = """
+import os, signal, sys
+from absl import app
+from experiments import cli, main
+from regularity_jax.training import inputs
+original, calls = inputs.DeviceInput.train_rows, []
+
+def killed_in_epoch_2(self, setup, plan, num_rows):
+  calls.append(1)
+  for r, row in enumerate(original(self, setup, plan, num_rows)):
+    if len(calls) == 2 and r == 3:
+      os.kill(os.getpid(), signal.SIGKILL)
+    yield row
+
+inputs.DeviceInput.train_rows = killed_in_epoch_2
+sys.argv[0] = "experiments.main"
+app.run(main.main, flags_parser=cli.parse_flags)
+"""
+
+
+def run_main(config_path, workdir, pythonpath=(), killed=False):
   env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *map(str, pythonpath)]))
-  return subprocess.run([sys.executable, "-m", "experiments.main", f"--config={config_path}",
+  program = ["-c", KILLED_MAIN] if killed else ["-m", "experiments.main"]
+  return subprocess.run([sys.executable, *program, f"--config={config_path}",
                          f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=600)
 
@@ -309,6 +361,8 @@ def test_my_model_through_experiments_main(tiny_data, user_dir, tmp_path, how):
           "test/normalized_margin", "train/memorization_loss"} <= set(scores.files)
   assert np.any(scores["train/memorization_loss"] != 0)
   assert np.all(np.isfinite(scores["train/normalized_margin"]))
+  assert np.all(np.isfinite(scores["train/aum"])) and np.any(scores["train/aum"] != 0)
+  assert scores["train/forgetting_events"].shape == (96,)
   assert (run / "report.html").is_file()
   saved = json.loads((run / "config.json").read_text())
   assert saved["model"] == model
@@ -317,6 +371,175 @@ def test_my_model_through_experiments_main(tiny_data, user_dir, tmp_path, how):
                                                else "my_model:Net")
   assert saved["model_source"]["sha256"] == __import__("hashlib").sha256(
       source.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_my_model_sigkill_in_epoch_2_then_rerun_equals_uninterrupted(tiny_data, user_dir,
+                                                                      tmp_path):
+  """my_model.py by file path from the config's folder, turn-over on, the report: killed in the
+  middle of epoch 2 of 3, the same command resumes from checkpoint 1 and ends with the
+  uninterrupted run's scores.npz bit for bit."""
+  config = write_config(user_dir, tiny_data, "my_model.py:Net", **{
+      "num_epochs": 3, "checkpoint_every": 1, "turnover.enabled": True, "report": True})
+  reference = run_main(config, tmp_path / "reference")
+  assert reference.returncode == 0, reference.stderr[-2000:]
+  workdir = tmp_path / "killed"
+  proc = run_main(config, workdir, killed=True)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
+  assert not (workdir / "scores.npz").exists()
+  resumed = run_main(config, workdir)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+  with np.load(tmp_path / "reference" / "scores.npz") as a, np.load(workdir / "scores.npz") as b:
+    assert a.files == b.files
+    for key in a.files:
+      assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), key
+    assert np.any(b["train/memorization_loss"] != 0)
+  assert (workdir / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_own_dropout_stop_and_resume_equals_uninterrupted(tiny_data, tmp_path):
+  """nnx.Dropout from the model's own Rngs: a run stopped after epoch 1 (max_wall_time_s) and
+  rerun ends with the uninterrupted run's scores bit for bit (1 vs 4 devices:
+  tests/multidevice_cases.py own_dropout_four_devices_match_one)."""
+  (tmp_path / "drop.py").write_text(DROP_MODEL)
+
+  def config(**overrides):
+    return user_config(tiny_data, f"{tmp_path}/drop.py:DropNet", num_epochs=3,
+                       **overrides)
+
+  full = train_and_evaluate(config(), tmp_path / "full")
+  stopped = train_and_evaluate(config(max_wall_time_s=1e-3), tmp_path / "resumed")
+  assert [r["epoch"] for r in stopped.metrics] == [1]
+  resumed = train_and_evaluate(config(), tmp_path / "resumed")
+  assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3]
+  assert set(full.scores) == set(resumed.scores)
+  for key, value in full.scores.items():
+    assert np.asarray(value).tobytes() == np.asarray(resumed.scores[key]).tobytes(), key
+  for a, b in zip(full.metrics, resumed.metrics):
+    assert a["train_loss"] == b["train_loss"], a["epoch"]
+
+
+# A notebook cell (IPython keeps a cell's code in linecache under a name that is no file).
+CELL = """
+import math
+from flax import nnx
+from regularity_jax.models import TurnOverSite
+
+class Base(nnx.Module):
+  final_layer = "head"
+
+class CellNet(Base):
+  def __init__(self, *, num_classes, example_shape, rngs):
+    self.hidden = nnx.Linear(math.prod(example_shape), 16, rngs=rngs)
+    self.site = TurnOverSite("hidden")
+    self.head = nnx.Linear(16, num_classes, rngs=rngs)
+
+  def __call__(self, x):
+    return self.head(self.site(nnx.relu(self.hidden(x.reshape(x.shape[0], -1)))))
+"""
+
+
+def run_cell(source, name="/tmp/ipykernel_0/cell.py", cached=True):
+  """The namespace after running `source` as IPython runs a cell: module __main__, the code in
+  linecache under `name` (not cached: a source no one kept)."""
+  if cached:
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+  namespace = {"__name__": "__main__"}
+  exec(compile(source, name, "exec"), namespace)  # pylint: disable=exec-used
+  return namespace
+
+
+class TestSessionClass:
+  """A class defined in a notebook cell or a session: named 'module:QualifiedName',
+  identified by the sha256 of its class source and its bases' from the same module."""
+
+  def test_named_and_hashed_by_its_class_source(self):
+    cls = run_cell(CELL, "/tmp/ipykernel_0/a.py")["CellNet"]
+    part = parts.resolve_object(cls)
+    assert (part.spec, part.resolved, part.cls) == ("__main__:CellNet", "__main__:CellNet", cls)
+    # The reference: the two class statements cut from the cell by hand, the class first.
+    base = CELL[CELL.index("class Base"):CELL.index("class CellNet")].rstrip("\n") + "\n"
+    own = CELL[CELL.index("class CellNet"):]
+    assert part.sha256 == hashlib.sha256((own + base).encode()).hexdigest()
+    # Another cell with the same classes but other code around them: the same sha256.
+    again = run_cell("x = 1\n" + CELL + "\ny = 2\n", "/tmp/ipykernel_0/b.py")["CellNet"]
+    assert parts.resolve_object(again).sha256 == part.sha256
+    changed = run_cell(CELL.replace("nnx.relu", "nnx.gelu"), "/tmp/ipykernel_0/c.py")["CellNet"]
+    assert parts.resolve_object(changed).sha256 != part.sha256
+
+  def test_a_base_without_methods_in_another_cell(self):
+    base_cell = CELL[:CELL.index("class CellNet")]
+    namespace = run_cell(base_cell, "/tmp/ipykernel_0/base.py")
+    own_cell = CELL[CELL.index("class CellNet"):]
+    linecache.cache["/tmp/ipykernel_0/own.py"] = (0, None, own_cell.splitlines(True),
+                                                  "/tmp/ipykernel_0/own.py")
+    exec(compile(own_cell, "/tmp/ipykernel_0/own.py", "exec"), namespace)  # pylint: disable=exec-used
+    alone = parts.resolve_object(namespace["CellNet"])
+    together = parts.resolve_object(run_cell(CELL, "/tmp/ipykernel_0/f.py")["CellNet"])
+    assert alone.sha256 == together.sha256
+
+  def test_a_file_class_passed_as_object_is_its_file(self, user_dir, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_dir))
+    import my_model  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+    part = parts.resolve_object(my_model.Net)
+    assert part.resolved == "my_model:Net" == parts.resolve_model("my_model:Net").resolved
+    assert part.sha256 == hashlib.sha256((user_dir / "my_model.py").read_bytes()).hexdigest()
+
+  def test_builtin_class_passed_as_object_is_the_builtin(self):
+    assert parts.resolve_object(models.registry.constructor("mlp")).builtin
+
+  def test_no_source_refused_in_one_line_nothing_written(self, tiny_data, tmp_path):
+    cls = run_cell(CELL, "<lost>", cached=False)["CellNet"]
+    with pytest.raises(OSError):
+      inspect.getsource(cls)
+    config = user_config(tiny_data, "mlp")
+    with pytest.raises(ConfigError, match="source of 'CellNet' cannot be found.*file.py:Class") \
+        as error:
+      train_and_evaluate(config, tmp_path / "run", model=cls)
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cell_class_trains_records_and_changed_code_is_refused_or_allowed(tiny_data, tmp_path):
+  """A cell's class through train_and_evaluate(model=...): config.json names it and its
+  sha256; the class changed in a later cell is refused in one line with nothing changed, and
+  resumes with allow_changed_model_code=True, recorded in the run directory."""
+  cls = run_cell(CELL, "/tmp/ipykernel_0/d.py")["CellNet"]
+  workdir = tmp_path / "run"
+  config = user_config(tiny_data, "mlp", num_epochs=2, max_wall_time_s=1e-3,
+                       **{"turnover.enabled": True})
+  stopped = train_and_evaluate(config, workdir, model=cls)  # after epoch 1 (max_wall_time_s)
+  assert stopped.final["epoch"] == 1 and np.any(stopped.scores["train/memorization_loss"] != 0)
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["model"] == "__main__:CellNet"
+  assert saved["model_source"] == parts.resolve_object(cls).record()
+  assert config.model == "mlp"  # the caller's config is left as it was
+
+  # Other code, the same parameters (a checkpoint of the old code restores into it).
+  changed = run_cell(CELL.replace("nnx.relu", "nnx.gelu"), "/tmp/ipykernel_0/e.py")["CellNet"]
+  config.max_wall_time_s = 0.0
+  before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+  with pytest.raises(runs.RunDirectoryError, match=(
+      "trained with model code __main__:CellNet of sha256.*allow_changed_model_code=True")) as e:
+    train_and_evaluate(config, workdir, model=changed)
+  assert "\n" not in str(e.value)
+  assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
+  config.allow_changed_model_code = True
+  config.num_epochs = 3
+  with pytest.raises(runs.RunDirectoryError, match="different config.*num_epochs"):
+    train_and_evaluate(config, workdir, model=changed)  # only the code may differ
+  config.num_epochs = 2
+  resumed = train_and_evaluate(config, workdir, model=changed)
+  assert [r["epoch"] for r in resumed.metrics] == [1, 2]
+  (note,) = [json.loads(l) for l in (workdir / "model_code_changes.jsonl").read_text().splitlines()]
+  assert note["old"] == saved["model_source"]
+  assert note["new"] == parts.resolve_object(changed).record() != note["old"]
+  assert note["last_epoch_recorded"] == 1
+  assert json.loads((workdir / "config.json").read_text())["model_source"] == note["new"]
 
 
 @pytest.mark.slow
@@ -341,6 +564,77 @@ def test_changed_user_code_on_resume_is_refused(tiny_data, tmp_path):
   before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
   (folder / "net.py").write_text(MY_MODEL + "\n# v2: the same model, other code\n")
   config = user_config(tiny_data, f"{folder}/net.py:Net", num_epochs=2)
-  refused(config, tmp_path / "run", "trained with model code .*net.py:Net of sha256")
+  refused(config, tmp_path / "run", "trained with model code .*net.py:Net of sha256.*"
+          "allow_changed_model_code=True")
   after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
   assert after == before
+  # Overridden explicitly: resumes (the run is done: nothing to train), and says so.
+  config = user_config(tiny_data, f"{folder}/net.py:Net", num_epochs=1,
+                       allow_changed_model_code=True)
+  train_and_evaluate(config, tmp_path / "run")
+  (note,) = [json.loads(line) for line in
+             (tmp_path / "run" / "model_code_changes.jsonl").read_text().splitlines()]
+  old = json.loads(before["config.json"])["model_source"]
+  new = json.loads((tmp_path / "run" / "config.json").read_text())["model_source"]
+  assert (note["old"], note["new"]) == (old, new) and old["sha256"] != new["sha256"]
+  assert new["sha256"] == hashlib.sha256((folder / "net.py").read_bytes()).hexdigest()
+
+
+def assert_same_bits(a, b):
+  """Two scores tables: the same names, and each column's dtype, shape and bytes."""
+  assert sorted(a) == sorted(b)
+  for key in a:
+    x, y = np.asarray(a[key]), np.asarray(b[key])
+    assert (x.dtype, x.shape, x.tobytes()) == (y.dtype, y.shape, y.tobytes()), key
+
+
+@pytest.mark.slow
+def test_a_05bb32c_run_directory_is_refused_naming_the_version_its_scores_still_prune(
+    tmp_path, monkeypatch):
+  """A run directory of 05bb32c's code, cut where a SIGKILL in epoch 2 leaves it: its config
+  still matches (fields added since, at their defaults), but its state lacks issue 30's
+  first_forgotten, so it cannot go on bit for bit: refused in one line naming the version, with
+  nothing changed. Today's code on the same config gives the 05bb32c run's columns bit for bit,
+  and the 05bb32c scores.npz is a pruning.scores_path that prunes as today's file does."""
+  monkeypatch.chdir(tmp_path)  # its config.json names data_dir "data"
+  engine_fixtures.write_tiny_npz(tmp_path / "data")
+  shutil.copytree(RUN_05BB32C / "run", tmp_path / "run")
+  files = lambda: {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+  before = files()
+  config = engine_fixtures.tiny_config("data", num_epochs=2, checkpoint_every=1,
+                                       **{"turnover.enabled": True})
+  with pytest.raises(runs.CheckpointFormatError, match=(
+      "checkpoints/1 was written by a version of regularity_jax before 8a5a0b2 .*05bb32c.*"
+      "resume it with that version .* stays a valid --config.pruning.scores_path")) as error:
+    train_and_evaluate(config, tmp_path / "run")
+  assert "\n" not in str(error.value)
+  assert files() == before
+
+  today = train_and_evaluate(config, tmp_path / "today")
+  with np.load(RUN_05BB32C / "uninterrupted_scores.npz") as old, \
+      np.load(tmp_path / "today" / "scores.npz") as new:
+    old, new = dict(old), dict(new)
+  added = {k for k in new if k.endswith("first_forgotten")}  # issue 30's columns
+  assert added and set(new) - added == set(old)
+  assert_same_bits({k: v for k, v in old.items() if k != "provenance"},
+                   {k: new[k] for k in old if k != "provenance"})
+  provenance = json.loads(str(new["provenance"]))
+  assert provenance.pop("permute_pixels") is None  # issue 30's entry, off
+  old_provenance = json.loads(str(old["provenance"]))
+  for entry in (provenance, old_provenance):  # where the data was: another folder then
+    assert entry.pop("source").endswith("/data/tiny.npz")
+  assert provenance == old_provenance
+  timing = {"train_time_s", "eval_time_s"}
+  old_metrics = [{k: v for k, v in json.loads(line).items() if k not in timing} for line in
+                 (RUN_05BB32C / "uninterrupted_metrics.jsonl").read_text().splitlines()]
+  assert [{k: v for k, v in r.items() if k not in timing} for r in today.metrics] == old_metrics
+
+  pruned = {}
+  for name, path in [("old", RUN_05BB32C / "uninterrupted_scores.npz"),
+                     ("today", tmp_path / "today" / "scores.npz")]:
+    config = engine_fixtures.tiny_config("data", num_epochs=1, **{
+        "pruning.fraction_kept": 0.5, "pruning.score": "forgetting",
+        "pruning.scores_path": str(path)})
+    pruned[name] = train_and_evaluate(config, tmp_path / f"pruned_{name}")
+  assert pruned["old"].final["train_fraction_used"] == 0.5
+  assert_same_bits(pruned["old"].scores, pruned["today"].scores)

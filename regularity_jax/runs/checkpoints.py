@@ -34,6 +34,27 @@ class CheckpointFormatError(ValueError):
   """A checkpoint holds another state format than this version's TrainState."""
 
 
+# The state's leaves each version added, newest first: (the suffix of the leaves' paths, the
+# version that added them, what it added): a checkpoint without them was written by a version
+# before it, and its refusal names that version.
+FORMAT_CHANGES = (
+    ("first_forgotten", "8a5a0b2",
+     "issue 30 added forgetting.first_forgotten to the state; e.g. 05bb32c, today's main of "
+     "issue 32"),
+)
+
+
+def _older_version(only_saved, only_here) -> str:
+  """'written by a version before X (...)' if the missing leaves are those X added, else ''."""
+  for suffix, version, what in FORMAT_CHANGES:
+    if only_here and not only_saved and all(p[-1] == suffix for p in only_here):
+      return (f"was written by a version of regularity_jax before {version} ({what}), whose "
+              f"scores cannot be continued bit for bit; resume it with that version (git "
+              f"worktree add DIR <its commit>) or pass a new --workdir to start again; its "
+              f"scores.npz stays a valid --config.pruning.scores_path")
+  return ""
+
+
 def _primary() -> bool:
   return jax.process_index() == 0
 
@@ -139,6 +160,9 @@ class Checkpointer:
     saved = _layout(self._manager.item_metadata(epoch).tree)
     expected = _layout(target)
     if saved != expected:
+      older = _older_version(set(saved) - set(expected), set(expected) - set(saved))
+      if older:
+        raise CheckpointFormatError(f"{self.directory / str(epoch)} {older}")
       only_saved = sorted(".".join(p) for p in set(saved) - set(expected))[:3]
       only_here = sorted(".".join(p) for p in set(expected) - set(saved))[:3]
       reshaped = sorted(".".join(p) for p in set(saved) & set(expected)

@@ -54,7 +54,17 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
                             "distributed.coordinator_address",
                             "distributed.num_processes", "distributed.process_id",
                             "distributed.enabled", "distributed.initialization_timeout",
-                            "take_over_lock", "sigterm_grace_s"})
+                            "allow_changed_model_code", "take_over_lock",
+                            "sigterm_grace_s"})
+
+# Fields added to the config after runs were made whose directories must still resume (today's
+# main of issue 32, 05bb32c, has none of these), each with the value that reproduces the older
+# code's behaviour: a config.json without the field holds the same run as a config with it at
+# that value (tests/test_your_model.py resumes a 05bb32c run directory).
+ADDED_FIELDS = {"max_wall_time_s": 0.0, "permute_pixels.enabled": False,
+                "permute_pixels.seed": 0, "allow_changed_model_code": False}
+
+MODEL_CODE_CHANGES = "model_code_changes.jsonl"
 
 
 LOCK_NAME = "run.lock"
@@ -203,7 +213,14 @@ class RunDirectory:
     if lock:
       self.lock()
     try:
-      if not self.resumed:
+      if self.resumed and self._model_code_change:  # allowed: recorded, config.json names the new
+        old = self._model_code_change
+        note = {"time": datetime.datetime.now().isoformat(timespec="seconds"),
+                "last_epoch_recorded": max([r["epoch"] for r in self.read_metrics()], default=0),
+                "old": old, "new": self.config.get("model_source", {})}
+        with open(self.path / MODEL_CODE_CHANGES, "a") as f:
+          f.write(json.dumps(note, sort_keys=True) + "\n")
+      if not self.resumed or self._model_code_change:
         _atomic_write(self.path / "config.json",
                       lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
       self.plots_dir.mkdir(exist_ok=True)
@@ -221,6 +238,7 @@ class RunDirectory:
     return probe._check()
 
   def _check(self) -> bool:
+    self._model_code_change = None
     config_path = self.path / "config.json"
     check_run_path(self.path)
     if self.path.exists() and not self.path.is_dir():
@@ -315,13 +333,21 @@ class RunDirectory:
     old = traverse_util.flatten_dict(saved, sep=".")
     new = traverse_util.flatten_dict(self.config, sep=".")
     diff = sorted(k for k in set(old) | set(new)
-                  if k not in RESUME_NEUTRAL and old.get(k, "<unset>") != new.get(k, "<unset>"))
+                  if k not in RESUME_NEUTRAL
+                  and old.get(k, ADDED_FIELDS.get(k, "<unset>")) != new.get(k, "<unset>"))
     if "model_source.sha256" in diff and "model_source.sha256" in old:
-      raise RunDirectoryError(
-          f"workdir {self.path} was trained with model code {old.get('model_source.resolved')} "
-          f"of sha256 {str(old['model_source.sha256'])[:12]}, which is now "
-          f"{str(new.get('model_source.sha256', '<none>'))[:12]} ({new.get('model_source.resolved', new.get('model'))}); "
-          "nothing was changed: restore that code to resume, or pass a new --workdir")
+      if not new.get("allow_changed_model_code"):
+        raise RunDirectoryError(
+            f"workdir {self.path} was trained with model code "
+            f"{old.get('model_source.resolved')} of sha256 "
+            f"{str(old['model_source.sha256'])[:12]}, which is now "
+            f"{str(new.get('model_source.sha256', '<none>'))[:12]} "
+            f"({new.get('model_source.resolved', new.get('model'))}); nothing was changed: "
+            "restore that code to resume, pass a new --workdir, or set "
+            "--config.allow_changed_model_code=True to go on with the new code (recorded in "
+            f"{MODEL_CODE_CHANGES})")
+      self._model_code_change = saved.get("model_source")
+      diff = [k for k in diff if not k.startswith("model_source.")]
     if diff:
       shown = ", ".join(f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}"
                         for k in diff[:4])

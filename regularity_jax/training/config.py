@@ -28,7 +28,13 @@ Fields:
                     'package.module:Class' or 'path/to/file.py:Class' (relative: from the config
                     file's folder; docs/your_model.md). A run records where such a model was
                     found and the sha256 of its file in config.json (model_source), and a
-                    resume with changed code is refused
+                    resume with changed code is refused. From Python a class object (e.g. one
+                    defined in a notebook cell) goes to train_and_evaluate(config, workdir,
+                    model=Class): config.model becomes 'module:QualifiedName' ('__main__:Net'
+                    for a cell's) and model_source the sha256 of its class source
+  allow_changed_model_code  resume a run whose model code (model_source.sha256) changed; the
+                    change is recorded in the run directory (model_code_changes.jsonl, and
+                    config.json then names the new code). Resume-neutral; default False
   model_kwargs      keyword arguments of that model (e.g. hidden=(256, 256) for mlp)
   dtype             compute dtype, 'float32' or 'bfloat16' (parameters stay float32)
   num_epochs        epochs of training
@@ -226,6 +232,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_seeds = 1
   c.eval_every = 1
   c.max_wall_time_s = 0.0
+  c.allow_changed_model_code = False
   c.checkpoint_every = 1
   c.keep_checkpoints = 2
   c.num_devices = 0

@@ -56,7 +56,7 @@ class RunResult:
     return self.metrics[-1] if self.metrics else {}
 
 
-def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
+def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResult:
   """Trains `config`'s model while tracking every example; writes the run directory.
 
   Resumes from the last checkpoint when `workdir` already holds this config's run. Inputs
@@ -68,6 +68,9 @@ def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
     workdir: the run directory (created if missing; never deleted).
     base_dir: the folder a relative `config.model` file path is taken from (experiments.main:
       the config file's); None: the current directory.
+    model: a model class object (e.g. defined in a notebook cell), used instead of
+      `config.model`, which becomes its 'module:QualifiedName'; config.json records that name
+      and the sha256 of its source (`parts.resolve_object`), which a resume must match.
 
   Returns:
     RunResult with the per-epoch records and the per-example scores written to scores.npz.
@@ -76,6 +79,8 @@ def train_and_evaluate(config, workdir, *, base_dir=None) -> RunResult:
   config = copy.deepcopy(config)
   if hasattr(config, "to_dict"):  # else validate says what get_config must return
     config_lib.expand_paths(config)
+  if model is not None:
+    parts.use_object(config, model)
   config_lib.validate(config)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
