@@ -124,3 +124,12 @@ def killed(self, setup, plan, num_rows):
 inputs.{pipeline}.train_rows = killed
 {then}
 """
+
+
+def user_folder(tmp_path_factory, **files: str):
+  """A folder outside the repository holding a user's files (`name=text`: name.py)."""
+  folder = tmp_path_factory.mktemp("user")
+  for name, text in files.items():
+    (folder / f"{name}.py").write_text(text)
+  assert pathlib.Path(__file__).resolve().parents[1] not in folder.parents
+  return folder

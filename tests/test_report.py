@@ -152,9 +152,9 @@ class TestReportOfARun:
   @pytest.mark.slow
   def test_data_that_do_not_match_are_refused(self, tmp_path):
     result = _run(tmp_path, report=False)
-    engine_fixtures.write_tiny_npz(tmp_path / "other", n_train=64)
+    engine_fixtures.write_tiny_npz(tmp_path / "data", n_train=64)  # the run's file, replaced
     with pytest.raises(report.ReportError, match="are not the rows of its scores.npz"):
-      report.write(result.workdir, data_dir=str(tmp_path / "other"))
+      report.write(result.workdir)
     assert not (result.workdir / "report.html").exists()
 
   @pytest.mark.slow

@@ -285,7 +285,8 @@ class TestEngineIntegration:
 
   @pytest.mark.slow
   def test_weighting_from_running_state_and_from_file(self, tmp_path):
-    engine_fixtures.write_tiny_npz(tmp_path / "d")
+    # 10 named classes (4 used), the head these numbers were measured with
+    engine_fixtures.write_tiny_npz(tmp_path / "d", class_names=[str(c) for c in range(10)])
     base = engine_fixtures.tiny_config(tmp_path / "d", num_epochs=2)
     first = train_and_evaluate(base, tmp_path / "first")
     np.testing.assert_array_equal(first.scores["train/weight"], 1.0)

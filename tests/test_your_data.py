@@ -91,11 +91,8 @@ class BagOfWords(nnx.Module):
 @pytest.fixture(scope="module")
 def outside(tmp_path_factory):
   """A folder outside the repository with the user's files."""
-  root = tmp_path_factory.mktemp("user")
-  (root / "my_data.py").write_text(MY_DATA)
-  (root / "my_text.py").write_text(MY_TEXT)
-  (root / "my_text_model.py").write_text(MY_TEXT_MODEL)
-  return root
+  return engine_fixtures.user_folder(tmp_path_factory, my_data=MY_DATA, my_text=MY_TEXT,
+                                    my_text_model=MY_TEXT_MODEL)
 
 
 def _my_arrays(outside):

@@ -152,12 +152,8 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory):
   """A folder outside the repository with the user's files."""
-  folder = tmp_path_factory.mktemp("user")
-  (folder / "my_model.py").write_text(MY_MODEL)
-  (folder / "misfits.py").write_text(MISFITS)
-  (folder / "tutorial_cnn.py").write_text(TUTORIAL_CNN)
-  assert REPO not in folder.parents
-  return folder
+  return engine_fixtures.user_folder(tmp_path_factory, my_model=MY_MODEL, misfits=MISFITS,
+                                    tutorial_cnn=TUTORIAL_CNN)
 
 
 def user_config(data_dir, model, **overrides):
@@ -601,8 +597,12 @@ def test_a_05bb32c_run_directory_is_refused_naming_the_version_its_scores_still_
   shutil.copytree(RUN_05BB32C / "run", tmp_path / "run")
   files = lambda: {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
   before = files()
-  config = engine_fixtures.tiny_config("data", num_epochs=2, checkpoint_every=1,
-                                       **{"turnover.enabled": True})
+  def as_05bb32c(**overrides):  # its tiny fixture named the data "mnist", in data_dir "data"
+    config = engine_fixtures.tiny_config("data", **overrides)
+    config.dataset, config.data_dir = "mnist", "data"
+    return config
+
+  config = as_05bb32c(num_epochs=2, checkpoint_every=1, **{"turnover.enabled": True})
   with pytest.raises(runs.CheckpointFormatError, match=(
       "checkpoints/1 was written by a version of regularity_jax before 8a5a0b2 .*05bb32c.*"
       "resume it with that version .* stays a valid --config.pruning.scores_path")) as error:
@@ -620,6 +620,7 @@ def test_a_05bb32c_run_directory_is_refused_naming_the_version_its_scores_still_
                    {k: new[k] for k in old if k != "provenance"})
   provenance = json.loads(str(new["provenance"]))
   assert provenance.pop("permute_pixels") is None  # issue 30's entry, off
+  assert provenance.pop("data_identity")["sizes"] == [96, 48]  # issue 33's: train, test
   old_provenance = json.loads(str(old["provenance"]))
   for entry in (provenance, old_provenance):  # where the data was: another folder then
     assert entry.pop("source").endswith("/data/tiny.npz")
@@ -632,7 +633,7 @@ def test_a_05bb32c_run_directory_is_refused_naming_the_version_its_scores_still_
   pruned = {}
   for name, path in [("old", RUN_05BB32C / "uninterrupted_scores.npz"),
                      ("today", tmp_path / "today" / "scores.npz")]:
-    config = engine_fixtures.tiny_config("data", num_epochs=1, **{
+    config = as_05bb32c(num_epochs=1, **{
         "pruning.fraction_kept": 0.5, "pruning.score": "forgetting",
         "pruning.scores_path": str(path)})
     pruned[name] = train_and_evaluate(config, tmp_path / f"pruned_{name}")
