@@ -61,7 +61,8 @@ ADDED_COLUMNS = re.compile(r"(^|/)(eval_)?first_forgotten$")
 ANY = object()
 ADDED_PROVENANCE = {"permute_pixels": None, "data_identity": ANY}
 # Provenance entries that name the dataset as the tiny fixture gives it: "mnist" on 05bb32c, the
-# .npz's path since "Your data" (tiny/ and matrix/ runs only; the built-in datasets keep theirs).
+# .npz's path since "Your data". The tiny runs name it "mnist" in its folder on both sides (the
+# same config); a base side whose fixture named it by path would differ only here.
 FIXTURE_NAMING = frozenset({"dataset"})
 QUIET = ["--config.progress_bar=False", "--config.plots=False", "--config.report=False"]
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -142,6 +143,7 @@ for workdir, overrides in json.loads(sys.argv[2]):
   kwargs = overrides.pop("model_kwargs", {})
   try:
     config = engine_fixtures.tiny_config(data, **overrides)
+    config.dataset, config.data_dir = "mnist", data  # as 05bb32c's fixture named it, on both
     if config.model != "mlp":
       del config.model_kwargs["hidden"]  # the fixture's mlp width
     config.model_kwargs.update({k: tuple(v) if isinstance(v, list) else v
