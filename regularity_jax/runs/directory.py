@@ -62,7 +62,7 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
 # code's behaviour: a config.json without the field holds the same run as a config with it at
 # that value (tests/test_your_model.py resumes a 05bb32c run directory).
 ADDED_FIELDS = {"max_wall_time_s": 0.0, "permute_pixels.enabled": False,
-                "permute_pixels.seed": 0, "allow_changed_model_code": False}
+                "permute_pixels.seed": 0, "allow_changed_model_code": False, "features": []}
 
 MODEL_CODE_CHANGES = "model_code_changes.jsonl"
 
@@ -330,6 +330,8 @@ class RunDirectory:
         pass
 
   def _check_same_config(self, saved: Mapping[str, Any]) -> None:
+    from regularity_jax.training import migration  # pylint: disable=g-import-not-at-top
+    saved = migration.translate_saved(dict(saved))  # old spellings read as today's
     old = traverse_util.flatten_dict(saved, sep=".")
     new = traverse_util.flatten_dict(self.config, sep=".")
     diff = sorted(k for k in set(old) | set(new)

@@ -19,6 +19,7 @@ from regularity_jax.training import hosts
 from regularity_jax.training import optimizers
 from regularity_jax.training import signals
 from regularity_jax.training import steps
+from regularity_jax.training import features as features_lib
 from regularity_jax.training.errors import TrainingDiverged
 
 
@@ -38,7 +39,7 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
   """
   t0 = time.perf_counter()
   config, replicas = setup.config, setup.replicas
-  method = features[-1]  # the prioritization method (`features.enabled_features`)
+  method = features_lib.method_of(features)  # the part of phase "prioritization"
   split = setup.train_split
   for feature in features:
     split = feature.epoch_split(setup, state, epoch, split)

@@ -314,6 +314,7 @@ class Setup:
         model_state=model_state, opt_state=self.tx.init(params),
         clock=optimizers.init_clock(self.config, self.steps_per_epoch, self.n_train),
         key=jax.random.key_data(run_key), active=jnp.asarray(self.initial_active),
-        train_stats=self.tracker.init(),
-        eval_stats={"train": self.tracker.init(), "test": self.tracker.init()},
+        train_stats=self.tracker.init("presentations"),
+        eval_stats={"train": self.tracker.init("eval_train"),
+                    "test": self.tracker.init("eval_test")},
         features=features)

@@ -40,6 +40,9 @@ from regularity_jax.training.features.base import Feature
 
 class AumThreshold(Feature):
   name = "aum_threshold"
+  phase = "data"
+  block = "aum_threshold"
+  reads = ("tracking",)
   switch = "aum_threshold.set"
 
   @classmethod

@@ -1,9 +1,15 @@
 """The interface every feature of a run implements: a few hooks, each a no-op by default.
 
 A feature is one optional behaviour (turn-over dropout, static pruning, dynamic reduction,
-difficulty weighting, a prioritization method). The loop calls the hooks of the enabled
-features in order; a feature keeps its running state in `TrainState.features[name]` (a typed
-pytree only its module touches) and builds its jitted programs with `programs.jit`.
+difficulty weighting, a prioritization method): a part (`regularity_jax.registry`,
+docs/parts.md). It is built from its VIEW of the config (`view`): its own block (`block`), the
+run-wide fields (`registry.RUN_WIDE`) and the few other fields it declares in `reads`, nothing
+else; `self.config` is that view, and its `validate` and `enabled` see only that view too.
+The loop calls the hooks of the enabled features in the order of their declared `phase`
+(`registry.FEATURE_PHASES`), never in config order; a feature keeps its running state in
+`TrainState.features[name]` (a typed pytree only its module touches), builds its jitted
+programs with `programs.jit`, may bring evaluators (`evaluators`) and options of the core
+programs (`program_options`).
 
   hook              when                                   returns
   validate          before anything runs                   None, or raises ConfigError
@@ -23,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from regularity_jax import registry
 from regularity_jax.metrics import difficulty
 from regularity_jax.training.errors import ConfigError
 
@@ -30,10 +37,27 @@ from regularity_jax.training.errors import ConfigError
 class Feature:
   """Base class: every hook does nothing."""
   name = ""
+  phase = ""  # one of registry.FEATURE_PHASES
+  block = ""  # its own config block, e.g. "reduction"
+  reads: tuple[str, ...] = ()  # top-level fields outside its block it reads (docs/parts.md)
   switch = ""  # the boolean config field that turns the feature on, e.g. "reduction.enabled"
 
   def __init__(self, config):
-    self.config = config
+    self.config = config  # its view (`view`)
+
+  @classmethod
+  def view(cls, config, strict: bool = False):
+    """The part of `config` this feature may read: its block, `reads`, the run-wide fields."""
+    return registry.block_view(config, *((cls.block,) if cls.block else ()), *cls.reads,
+                               strict=strict)
+
+  @classmethod
+  def from_config(cls, config) -> "Feature":
+    return cls(cls.view(config))
+
+  def program_options(self) -> dict[str, Any]:
+    """Keyword options of the core programs (`programs.Programs.build`) this feature needs."""
+    return {}
 
   @classmethod
   def enabled(cls, config) -> bool:
@@ -100,13 +124,4 @@ def choice(name: str, value, allowed) -> None:
                       f"--config.{name} to one of {tuple(allowed)}")
 
 
-def _did_you_mean(value, allowed) -> str:
-  """'did you mean "x"? ' for the allowed name closest to `value` (case aside), else ''."""
-  import difflib  # pylint: disable=g-import-not-at-top
-  names = [str(a) for a in allowed]
-  lowered = {n.lower(): n for n in names}
-  text = str(value)
-  if text.lower() in lowered:
-    return f'did you mean "{lowered[text.lower()]}"? '
-  close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.6)
-  return f'did you mean "{lowered[close[0]]}"? ' if close else ""
+_did_you_mean = registry.did_you_mean

@@ -28,6 +28,9 @@ def holdout_enabled(config) -> bool:
 
 class Holdout(Feature):
   name = "holdout"
+  phase = "data"
+  block = "holdout"
+  reads = ("eval_batch_size",)
 
   @classmethod
   def enabled(cls, config) -> bool:
@@ -36,7 +39,7 @@ class Holdout(Feature):
   def _probs(self, setup, state) -> np.ndarray:
     split = setup.dataset.holdout
     logits = irreducible.logits_in_batches(setup.graphdef, state.params, state.model_state,
-                                           split.images, int(setup.config.eval_batch_size),
+                                           split.images, int(self.config.eval_batch_size),
                                            setup.pipeline.transfer_batches)
     return np.asarray(jax.nn.softmax(logits, axis=-1), np.float32)
 

@@ -20,6 +20,8 @@ from regularity_jax.training.features.base import choice
 
 class Pruning(Feature):
   name = "pruning"
+  phase = "selection"
+  block = "pruning"
 
   @classmethod
   def enabled(cls, config) -> bool:

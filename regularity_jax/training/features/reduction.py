@@ -38,6 +38,9 @@ def select_lowest_margin(margins: jnp.ndarray, count: jnp.ndarray, key: jax.Arra
 
 class Reduction(Feature):
   name = "reduction"
+  phase = "reduction"
+  block = "reduction"
+  reads = ("eval_every", "tracking")
   switch = "reduction.enabled"
 
   @classmethod

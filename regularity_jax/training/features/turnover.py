@@ -30,6 +30,8 @@ from regularity_jax.training.state import STREAM_TURNOVER
 
 class TurnOver(Feature):
   name = "turnover"
+  phase = "model"
+  block = "turnover"
   switch = "turnover.enabled"
 
   @classmethod
@@ -51,6 +53,9 @@ class TurnOver(Feature):
   def replica_clash(cls, config) -> str | None:
     return ("turnover.influence_targets" if config.turnover.influence_targets != "none"
             else None)
+
+  def program_options(self):
+    return {"turnover": True}  # each example trains its own sub-network (steps.make_train_step)
 
   def init_state(self, setup):
     return turnover_estimator.init(setup.id_space, setup.dataset.num_classes)

@@ -30,6 +30,9 @@ def scheme_weights(config, ranks, progress):
 
 class Weighting(Feature):
   name = "weighting"
+  phase = "weighting"
+  block = "weighting"
+  reads = ("turnover", "tracking")
 
   @classmethod
   def enabled(cls, config) -> bool:

@@ -21,6 +21,7 @@ from regularity_jax.training.features.prioritization.base import last_losses
 
 class Importance(Prioritization):
   name = "importance"
+  reads = ("prioritization", "tracking")
 
   @classmethod
   def validate(cls, config) -> None:
@@ -29,7 +30,7 @@ class Importance(Prioritization):
                         "--config.tracking.kernels")
 
   def plan(self, setup, state, epoch) -> dict:
-    options, batch = setup.config.prioritization_options, setup.config.batch_size
+    options, batch = self.config.prioritization_options, self.config.batch_size
     last_loss, _ = last_losses(setup, state)
     steps_ = batching.num_steps(setup.n_train, batch)
     probs = online.importance_probabilities(last_loss, options.is_smoothing, mask=state.active)

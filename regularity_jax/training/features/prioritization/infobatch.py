@@ -20,6 +20,7 @@ from regularity_jax.training.features.prioritization.base import last_losses
 
 class InfoBatch(Prioritization):
   name = "infobatch"
+  reads = ("prioritization", "tracking")
   uses_example_weights = True
 
   replicas_differ = True
@@ -36,7 +37,7 @@ class InfoBatch(Prioritization):
     return state.active
 
   def plan(self, setup, state, epoch) -> dict:
-    config = setup.config
+    config = self.config
     options = config.prioritization_options
     key = epoch_key(state, epoch)
     last_loss, seen = last_losses(setup, state)

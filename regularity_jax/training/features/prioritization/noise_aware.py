@@ -27,7 +27,7 @@ class NoiseAware(InfoBatch):
                                    config.prioritization_options.noise_score)
 
   def allowed(self, setup, state, epoch) -> jnp.ndarray:
-    options = setup.config.prioritization_options
+    options = self.config.prioritization_options
     table = setup.tracker.summarize(state.train_stats)
     if "turnover" in state.features:
       table = {**table, **turnover_estimator.summarize(state.features["turnover"])}
