@@ -157,7 +157,8 @@ def check_turnover(config, graphdef, params, model_state, dataset: data.Dataset)
 def margin_layout(config, graphdef, params, model_state, dataset: data.Dataset):
   """The margin normalizer's `models.norms.Layout` of the model (derived from its layers, or
   declared on its class); ConfigError naming what to declare when neither tells."""
-  if "margins" not in config.tracking.kernels or config.margins.normalizer == "none":
+  if ("margins" not in config.tracking.kernels
+      or config.margins.normalizer not in ("frobenius_product", "last_layer")):  # none, a user's
     return models.norms.Layout(last_layer=(), bn_epsilon=None, folds=())
   try:
     return models.norms.derive_layout(models.merge(graphdef, params, model_state), params,

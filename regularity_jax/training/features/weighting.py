@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from regularity_jax import registry
 from regularity_jax import weighting as weighting_lib
 from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.metrics import difficulty
 from regularity_jax.runs import scores_file
 from regularity_jax.training import programs
+from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
 from regularity_jax.training.features.base import choice
 from regularity_jax.training.features.base import require_running_score
@@ -44,8 +46,11 @@ class Weighting(Feature):
 
   @classmethod
   def validate(cls, config) -> None:
-    choice("weighting.scheme", config.weighting.scheme, weighting_lib.SCHEMES)
-    choice("weighting.score", config.weighting.score, weighting_lib.SCORES)
+    try:
+      weighting_lib.schemes.SCHEME_REGISTRY.get(config.weighting.scheme)
+    except registry.PartError as e:
+      raise ConfigError(str(e)) from None
+    choice("weighting.score", config.weighting.score, difficulty.TRAIN_SCORES)
     if cls.running(config):
       require_running_score(config, "weighting.score", config.weighting.score)
 
