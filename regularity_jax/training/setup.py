@@ -54,8 +54,9 @@ def _load(config, base_dir=None) -> data.Dataset:
 
 def load_data(config, base_dir=None) -> data.Dataset:
   """The dataset of `config` (`_load`) with its pixels permuted (`permute_pixels.*`; absent in
-  configs of older runs: not permuted), subset, corrupted, a holdout taken out (`holdout.*`),
-  AUM's threshold samples relabelled (`aum_threshold.set`). Data given a catalog name are
+  configs of older runs: not permuted), subset, corrupted, then changed by the enabled
+  features' `change_dataset` in phase order: a holdout taken out (`holdout.*`), AUM's
+  threshold samples relabelled (`aum_threshold.set`). Data given a catalog name are
   checked against its release (`data.releases`)."""
   try:
     dataset = _load(config, base_dir)
@@ -67,12 +68,9 @@ def load_data(config, base_dir=None) -> data.Dataset:
                          .replace("pass a value", "set a value")) from None
   dataset = data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
                          config.corruption.seed)
-  holdout = config.holdout
-  dataset = data.hold_out(dataset, fraction=float(holdout.fraction), folds=int(holdout.folds),
-                          fold=int(holdout.fold), seed=int(holdout.seed))
-  if int(config.aum_threshold.set):
-    dataset = data.add_threshold_samples(dataset, int(config.aum_threshold.set),
-                                         int(config.aum_threshold.seed))
+  from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
+  for feature in features.data_features(config):  # in phase order: holdout, AUM's samples
+    dataset = feature.change_dataset(dataset)
   return dataset
 
 

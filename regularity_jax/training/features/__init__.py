@@ -82,6 +82,14 @@ def enabled_features(config, base_dir=None) -> list[Feature]:
   return registry.phase_order(parts, registry.FEATURE_PHASES, _ORDER)
 
 
+def data_features(config, base_dir=None) -> list[Feature]:
+  """The enabled features of phase "data" (those that change the dataset), in order."""
+  user = [FEATURES.get(s, base_dir) for s in config.get("features", ())]
+  parts = [cls.from_config(config) for cls in (*BUILTINS, *user)
+           if cls.phase == "data" and cls.enabled(cls.view(config))]
+  return registry.phase_order(parts, registry.FEATURE_PHASES, _ORDER)
+
+
 def method_of(features) -> prioritization.Prioritization:
   """The prioritization method among `features` (the one part of phase 'prioritization')."""
   methods = [f for f in features if f.phase == "prioritization"]
@@ -90,5 +98,6 @@ def method_of(features) -> prioritization.Prioritization:
   return methods[0]
 
 
-__all__ = ["FEATURES", "Feature", "all_classes", "enabled_features", "enabled_classes",
+__all__ = ["FEATURES", "Feature", "all_classes", "data_features", "enabled_features",
+           "enabled_classes",
            "method_of", "prioritization", "validate"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from regularity_jax import data
 from regularity_jax.data import partitions
 from regularity_jax.estimators import aum_threshold as estimator
 from regularity_jax.runs import scores_file
@@ -44,6 +45,10 @@ class AumThreshold(Feature):
   block = "aum_threshold"
   reads = ("tracking",)
   switch = "aum_threshold.set"
+
+  def change_dataset(self, dataset):
+    return data.add_threshold_samples(dataset, int(self.config.aum_threshold.set),
+                                      int(self.config.aum_threshold.seed))
 
   @classmethod
   def validate(cls, config) -> None:

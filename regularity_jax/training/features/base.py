@@ -13,6 +13,7 @@ programs (`program_options`).
 
   hook              when                                   returns
   validate          before anything runs                   None, or raises ConfigError
+  change_dataset    loading the data (subset, corrupted)   the dataset the run trains on
   initial_active    data loaded, run directory not claimed the rows epochs may draw from
   initial_weights   likewise                               the per-example loss weights
   init_state        building each replica's state          its typed state, or None
@@ -70,6 +71,10 @@ class Feature:
   @classmethod
   def validate(cls, config) -> None:
     """Raises ConfigError (one line: the problem and the fix) for unusable fields."""
+
+  def change_dataset(self, dataset):
+    """The dataset this feature trains on (`training.setup.load_data`, phase order)."""
+    return dataset
 
   def initial_active(self, dataset, active: np.ndarray) -> np.ndarray:
     return active
