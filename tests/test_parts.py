@@ -190,8 +190,9 @@ class TestBlocks:
     cls.replica_clash(view)
     part = cls(view)
     assert part.phase in registry.FEATURE_PHASES and part.block
-    assert set(cls.reads) <= {"prioritization", "tracking", "turnover", "eval_every",
-                              "eval_batch_size", "augment", "crop_padding", "holdout"}
+    cls.needs(view)  # what it needs of other parts: checked on the whole config
+    assert set(cls.reads) <= {"prioritization", "eval_every", "eval_batch_size", "augment",
+                              "crop_padding", "holdout"}
 
   @pytest.mark.parametrize("cls", evaluators_lib.BUILTINS, ids=lambda c: c.name)
   def test_evaluator_built_from_its_block(self, cls):
@@ -274,6 +275,11 @@ class TestUserStatistic:
     config.weighting.score = "entropy"
     config.weighting.scheme = "easy_first"
     config_lib.validate(config)
+    config.tracking.kernels = ("forgetting",)
+    with pytest.raises(ConfigError) as e:
+      config_lib.validate(config)
+    assert_one_line(e.value, "weighting.score='entropy' needs the", "my_stat.py:EntropyMean")
+    config.tracking.kernels = ("forgetting", spec)
     from regularity_jax import metrics  # pylint: disable=g-import-not-at-top
     tracker = metrics.Tracker(8, kernels=config.tracking.kernels)
     assert "entropy" not in tracker.init("eval_test") and spec not in tracker.init("eval_test")

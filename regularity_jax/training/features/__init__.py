@@ -73,6 +73,15 @@ def validate(config, base_dir=None) -> None:
   user = [FEATURES.get(s, base_dir) for s in config.get("features", ())]
   for cls in (*BUILTINS, *user, method):
     cls.validate(cls.view(config))
+  kernels = tuple(config.tracking.kernels)
+  for cls in enabled_classes(config, base_dir):  # what each needs of the other parts
+    for kind, name, message in cls.needs(cls.view(config)):
+      if kind == "statistic" and name not in kernels:
+        raise ConfigError(message)
+      if kind == "feature":
+        other = FEATURES.get(name, base_dir)
+        if not other.enabled(other.view(config)):
+          raise ConfigError(message)
 
 
 def enabled_features(config, base_dir=None) -> list[Feature]:

@@ -101,25 +101,37 @@ class Feature:
     pass
 
   @classmethod
+  def needs(cls, config) -> list[tuple[str, str, str]]:
+    """What this feature, when enabled, needs of other parts: (kind, name, one-line message)
+    with kind "statistic" (a `tracking.kernels` entry) or "feature" (an enabled feature's
+    name); `features.validate` checks them on the assembled config."""
+    return []
+
+  @classmethod
   def replica_clash(cls, config) -> str | None:
     """The field that makes this feature unusable with num_seeds > 1 (per-replica step
     counts or weights would differ), or None."""
     return None
 
 
-def require_running_score(config, field: str, name: str) -> None:
-  """ConfigError unless score `name` can be computed from this run's running state."""
+def running_score_needs(field: str, name: str) -> list[tuple[str, str, str]]:
+  """What score `name` needs to be computed from this run's running state (`Feature.needs`);
+  ConfigError when no running state has it."""
   spec = difficulty.get(name, "train")
   if not spec.running:
     raise ConfigError(f"{field}={name!r} exists only in a finished run's scores.npz, not in the "
                       "running state; pass that file (weighting.scores_path) or choose one of "
                       f"{tuple(s for s in difficulty.TRAIN_SCORES if difficulty.SCORES[s].running)}")
-  if spec.source == "turnover" and not config.turnover.enabled:
-    raise ConfigError(f"{field}={name!r} needs turn-over dropout: set "
-                      "--config.turnover.enabled=True")
-  if spec.source != "turnover" and spec.source not in config.tracking.kernels:
-    raise ConfigError(f"{field}={name!r} needs the {spec.source!r} kernel: add it to "
-                      "--config.tracking.kernels")
+  if spec.source == "turnover":
+    return [("feature", "turnover", f"{field}={name!r} needs turn-over dropout: set "
+             "--config.turnover.enabled=True")]
+  return [statistic_need(spec.source, f"{field}={name!r}")]
+
+
+def statistic_need(kernel: str, who: str, what: str = "") -> tuple[str, str, str]:
+  """A `Feature.needs` entry: `who` needs the statistic `kernel` tracked."""
+  return ("statistic", kernel, f"{who} needs {what}the {kernel!r} kernel: add it to "
+          "--config.tracking.kernels")
 
 
 def choice(name: str, value, allowed) -> None:

@@ -21,7 +21,7 @@ from regularity_jax.training import programs
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
 from regularity_jax.training.features.base import choice
-from regularity_jax.training.features.base import require_running_score
+from regularity_jax.training.features.base import running_score_needs
 
 
 def scheme_weights(config, ranks, progress):
@@ -34,7 +34,7 @@ class Weighting(Feature):
   name = "weighting"
   phase = "weighting"
   block = "weighting"
-  reads = ("turnover", "tracking")
+  # (the statistic or feature its score needs: `needs`)
 
   @classmethod
   def enabled(cls, config) -> bool:
@@ -52,7 +52,13 @@ class Weighting(Feature):
       raise ConfigError(str(e)) from None
     choice("weighting.score", config.weighting.score, difficulty.TRAIN_SCORES)
     if cls.running(config):
-      require_running_score(config, "weighting.score", config.weighting.score)
+      running_score_needs("weighting.score", config.weighting.score)
+
+  @classmethod
+  def needs(cls, config):
+    if not cls.running(config):
+      return []
+    return running_score_needs("weighting.score", config.weighting.score)
 
   @classmethod
   def replica_clash(cls, config) -> str | None:
