@@ -386,7 +386,8 @@ class TestMigration:
 
 
 @pytest.mark.slow
-def test_user_statistic_model_and_data_prune_and_weight_a_second_run(tmp_path_factory, tmp_path):
+def test_user_statistic_model_and_data_prune_and_weight_a_second_run(tmp_path_factory,
+                                                                    tmp_path):
   """The issue's acceptance run: a user statistic (running mean of the softmax entropy), a
   user model and a user dataset, all outside the repository; the statistic lands in
   scores.npz and has its grids in the report; a second run prunes by the first run's
@@ -412,6 +413,10 @@ def test_user_statistic_model_and_data_prune_and_weight_a_second_run(tmp_path_fa
   assert np.all(first.scores["train/entropy_count"] == 2)
   prov = scores_file.load(first.workdir / "scores.npz").provenance
   assert prov["statistics"]["entropy"]["spec"] == stat
+  import hashlib, json  # pylint: disable=g-import-not-at-top,multiple-imports
+  recorded = json.loads((first.workdir / "config.json").read_text())["tracking_sources"]
+  assert [r["sha256"] for r in recorded.values()] == [
+      hashlib.sha256((outside / "my_stat.py").read_bytes()).hexdigest()]
   html = (first.workdir / "report.html").read_text()
   assert "entropy" in html
   assert (first.workdir / "plots" / "grids" / "train_entropy.png").is_file()

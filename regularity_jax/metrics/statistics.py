@@ -252,6 +252,27 @@ def register_declared(name: str, declared: Mapping[str, Any]) -> None:
 
 def register_score(stat: Statistic, spec: str) -> None:
   register_declared(stat.name, declaration(stat, spec))
+  if stat.score_key and stat.seeds == "sum":
+    from regularity_jax.metrics import seeds  # pylint: disable=g-import-not-at-top
+    seeds.USER_SUMMED.add(stat.score_key)
+
+
+def record_sources(config, base_dir=None) -> None:
+  """Records where each user statistic of `config.tracking.kernels` was found and the sha256
+  of its file in the config (`tracking_sources`, so in config.json): a resume with other
+  statistic code is refused as a changed config."""
+  sources = {}
+  for spec in config.tracking.kernels:
+    if spec in KERNEL_MODULES:
+      continue
+    from regularity_jax.training import parts  # pylint: disable=g-import-not-at-top
+    _, resolved, sha = parts.import_attr(spec, base_dir, what="statistic",
+                                         field="tracking.kernels")
+    sources[spec.replace(".", "_").replace("/", "_").replace(":", "_")] = {
+        "spec": spec, "resolved": resolved, "sha256": sha}
+  if sources:
+    with config.unlocked():
+      config.tracking_sources = sources
 
 
 def declared(kernels) -> dict[str, dict[str, Any]]:

@@ -85,6 +85,7 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
   config_lib.validate(config, base_dir)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
+  statistics.record_sources(config, base_dir)
   hosts.initialize(config)
   features = enabled_features(config, base_dir)
   hosts.check_supported(config, [f.name for f in features])
