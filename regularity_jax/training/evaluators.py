@@ -33,8 +33,6 @@ with `num_seeds > 1`; the plain key is then the mean over replicas unless said o
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,47 +40,12 @@ import numpy as np
 from regularity_jax import metrics
 from regularity_jax import models
 from regularity_jax import registry
-from regularity_jax.estimators import detection
-from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.training import hosts
 from regularity_jax.training import programs
 from regularity_jax.metrics import seeds
-from regularity_jax.training import steps
 from regularity_jax.training.errors import ConfigError
-from regularity_jax.training.state import STREAM_TURNOVER
-
-
-class Evaluator:
-  """Base class: built from its block (`Evaluator(block, run)`); `applies`, `build`,
-  `__call__` (and `scores`)."""
-  name = ""
-  phase = "passes"  # registry.EVALUATOR_PHASES
-  block = ""  # its config block ('' = none)
-  every_epoch = False  # False: only at evaluation epochs
-  requires = ""  # why it may not apply, for the one-line refusal
-
-  def __init__(self, block=None, run=None):
-    self.block_config, self.run = block, run
-
-  @classmethod
-  def from_config(cls, config) -> "Evaluator":
-    """Built from `config[cls.block]` and the run-wide fields only."""
-    view = registry.block_view(config, *((cls.block,) if cls.block else ()))
-    return cls(view[cls.block] if cls.block else None, view)
-
-  @classmethod
-  def applies(cls, config) -> bool:
-    return True
-
-  def build(self, setup, core) -> None:
-    pass
-
-  def __call__(self, setup, core, state, record: dict) -> Any:
-    raise NotImplementedError
-
-  def scores(self, setup, state, columns: dict) -> dict[str, np.ndarray]:
-    """Extra scores.npz columns of one replica (`columns`: those collected so far)."""
-    return {}
+from regularity_jax.training.evaluator_base import Evaluator
+from regularity_jax.training.features.turnover import TurnOverPass  # turn-over's own
 
 
 class Splits(Evaluator):
@@ -101,51 +64,6 @@ class Splits(Evaluator):
       record[f"{prefix}accuracy"] = float(np.mean(sums[:, 1] / sums[:, 2]))
       if setup.replicas.on:
         record[f"{prefix}accuracy_per_seed"] = (sums[:, 1] / sums[:, 2]).tolist()
-    return state
-
-
-class TurnOverPass(Evaluator):
-  """Brought by the turn-over feature (`features.turnover.TurnOver.evaluators`)."""
-  name = "turnover"
-  requires = "turn-over dropout: set --config.turnover.enabled=True"
-
-  @classmethod
-  def applies(cls, config) -> bool:
-    return bool(config.turnover.enabled)
-
-  def build(self, setup, core) -> None:
-    pass_ = steps.make_turnover_evaluate(setup.graphdef)
-
-    def evaluate_turnover(state, split, positions, mask, rows=None):
-      return pass_(state.params, state.model_state, state.rng(STREAM_TURNOVER),
-                   state.features["turnover"], split, positions, mask, rows)
-
-    self._pass = programs.jit("evaluate_turnover", setup.replicas.lift(
-        evaluate_turnover, shared=("split", "positions", "mask", "rows")))
-
-  def __call__(self, setup, core, state, record):
-    for chunk in setup.pipeline.eval_chunks(setup, "train", setup.train_split):
-      state = state.replace(features={**state.features, "turnover": self._pass(state, *chunk)})
-    stats = state.features["turnover"]
-    summarize = (turnover_estimator.summarize if not setup.replicas.on
-                 else jax.vmap(turnover_estimator.summarize))
-    table = hosts.fetch(summarize(stats))
-    if setup.replicas.on:
-      table = seeds.combine(table)
-    train = setup.dataset.train
-    record.update({
-        "train_memorization_mean": float(np.nanmean(table["memorization"][train.ids])),
-        "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][train.ids])),
-        "train_generalization_error_mean": float(np.nanmean(
-            table["generalization_error"][train.ids]))})
-    # Label corruptions: what a detector can find is a changed label (random_labels redraws
-    # from all classes, so about 1/C keep theirs); image corruptions: the corrupted flag.
-    flags = train.labels != train.original_labels
-    if not flags.any():
-      flags = train.corrupted
-    if flags.any() and not flags.all():
-      record["memorization_auroc_corrupted"] = detection.auroc(
-          table["memorization_loss"][train.ids], flags)
     return state
 
 
