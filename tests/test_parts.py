@@ -3,7 +3,6 @@ tracker statistics, weighting schemes, pruning rules and margin normalizers, bui
 import path; hooks in phase order; old spellings translated (docs/migration.md)."""
 
 import math
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +111,7 @@ MY_PARTS = '''
 import jax.numpy as jnp
 import numpy as np
 
+from regularity_jax.training.evaluators import Evaluator
 from regularity_jax.training.features import Feature
 from regularity_jax.training.features.prioritization.uniform import Uniform
 
@@ -148,7 +148,32 @@ class Note(Feature):
 
 class NoPhase(Feature):
   name = "no_phase"
+
+
+class Steps(Evaluator):
+  """Writes the run's step count under its own key (its block: `steps_eval`)."""
+  name = "steps_eval"
+  phase = "estimates"
+  block = "steps_eval"
+
+  def __call__(self, setup, core, state, record):
+    record[self.block_config.key] = int(state.step)
+    return state
 '''
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+  """User scores registered by a test leave with it (other test files see the built-ins)."""
+  from regularity_jax.metrics import seeds  # pylint: disable=g-import-not-at-top
+  saved = (dict(difficulty.SCORES), difficulty.NAMES, difficulty.TRAIN_SCORES,
+           difficulty.TEST_SCORES, set(seeds.USER_SUMMED))
+  yield
+  difficulty.SCORES.clear()
+  difficulty.SCORES.update(saved[0])
+  difficulty.NAMES, difficulty.TRAIN_SCORES, difficulty.TEST_SCORES = saved[1:4]
+  seeds.USER_SUMMED.clear()
+  seeds.USER_SUMMED.update(saved[4])
 
 
 @pytest.fixture(scope="module")
@@ -363,6 +388,20 @@ class TestOrder:
     config_lib.validate(config)
     names = [e.name for e in evaluators_lib.enabled_evaluators(config)]
     assert names == ["splits", "turnover", "margins", "summaries"]
+
+
+  def test_user_evaluator_from_its_block_in_phase_order(self, outside):
+    config = config_lib.default_config()
+    spec = f"{outside}/my_parts.py:Steps"
+    with config.unlocked():
+      config.steps_eval = ml_collections.ConfigDict({"key": "my_steps"})
+    config.evaluators = (spec, "splits", "summaries")
+    config_lib.validate(config)
+    parts = evaluators_lib.enabled_evaluators(config)
+    assert [e.name for e in parts] == ["splits", "margins", "steps_eval", "summaries"]
+    record = {}
+    parts[2](None, None, type("State", (), {"step": 7})(), record)
+    assert record == {"my_steps": 7}
 
 
 class TestMigration:
