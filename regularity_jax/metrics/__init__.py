@@ -3,7 +3,8 @@
 Every statistic family is a module with `init(num_examples)`, `update(state, ids, logits,
 labels, mask=None)` and `summarize(state)`; state is a NamedTuple of [num_examples] arrays,
 updated with `.at[ids]` scatters, so it runs inside a jitted (and sharded) training step with
-no host sync. This package imports nothing else from regularity_jax: copy it into any project.
+no host sync. This package imports nothing else from regularity_jax but `regularity_jax.registry`
+(a leaf module: the one door for parts by import path): copy both into any project.
 
   forgetting  forgetting/learning events, first_learned, first_forgotten, unforgettable, never_learned
   cumulative  cumulative_correct (CBTL on the training stream, CBGL on the evaluation stream)
