@@ -468,3 +468,27 @@ def test_user_statistic_model_and_data_prune_and_weight_a_second_run(tmp_path_fa
   np.testing.assert_array_equal(kept, np.sort(np.argsort(-entropy, kind="stable")[:35]))
   weights = second.scores["train/weight"]
   assert not np.allclose(weights, 1.0) and math.isclose(float(weights.mean()), 1.0, rel_tol=1e-5)
+
+
+def _shipped_configs():
+  import importlib  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+  names = [f"experiments.configs.{p.stem}" for p in sorted((root / "configs").glob("*.py"))
+           if not p.stem.startswith("_")]
+  names += [f"experiments.studies.{p.parent.name}.config"
+            for p in sorted((root / "studies").glob("*/config.py"))]
+  for name in names:
+    for arg in ("", "smoke"):
+      config = importlib.import_module(name).get_config(arg)
+      label = f"{name.split('.')[-2 if name.endswith('.config') else -1]}:{arg}"
+      yield pytest.param(label, config.base if "base" in config else config, id=label)
+
+
+@pytest.mark.parametrize("name, config", list(_shipped_configs()))
+def test_every_shipped_config_and_study_validates_as_today(name, config):
+  """Their spellings keep working (docs/migration.md): each validates and names its parts."""
+  config = config.copy_and_resolve_references()
+  config_lib.validate(config)
+  assert features_lib.method_of(features_lib.enabled_features(config)), name
+  assert evaluators_lib.enabled_evaluators(config), name
