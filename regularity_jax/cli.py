@@ -22,6 +22,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _config_files() -> list[str]:
   found = glob.glob(os.path.join(_ROOT, "experiments", "configs", "*.py"))
   found += glob.glob(os.path.join(_ROOT, "experiments", "studies", "*", "config.py"))
+  found += glob.glob(os.path.join(_ROOT, "regularity_jax", "configs", "*.py"))
+  found += glob.glob(os.path.join(_ROOT, "regularity_jax", "studies", "*", "config.py"))
   return sorted(os.path.relpath(p, _ROOT) for p in found if not p.endswith("__init__.py"))
 
 

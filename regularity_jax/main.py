@@ -1,7 +1,7 @@
 r"""The main job: train a model while tracking every training and test example.
 
-  python -m experiments.main --config=experiments/configs/quickstart.py --workdir=runs/quickstart
-  python -m experiments.main --config=experiments/configs/mnist_toneva.py:smoke \
+  python -m regularity_jax.main --config=regularity_jax/configs/quickstart.py --workdir=runs/quickstart
+  python -m regularity_jax.main --config=regularity_jax/configs/mnist_toneva.py:smoke \
       --config.data_dir=../shared/data/mnist --workdir=runs/toneva_smoke
 
 Any config field can be overridden with --config.<field>=<value>. Rerunning the same command
@@ -15,7 +15,7 @@ import os
 from absl import app
 from absl import flags
 
-from experiments import cli
+from regularity_jax import cli
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:arg]).",

@@ -1,9 +1,9 @@
 r"""Prepares a dataset with tensorflow-datasets as array_record, for machines without network.
 
   pip install -e '.[tfds]'          # preparing needs TensorFlow
-  python -m experiments.prepare_tfds --dataset=mnist --tfds_data_dir=/data/tfds
+  python -m regularity_jax.prepare_tfds --dataset=mnist --tfds_data_dir=/data/tfds
   # copy /data/tfds to the offline machine, then there (TensorFlow not needed):
-  python -m experiments.main --config=experiments/configs/mnist_toneva.py \
+  python -m regularity_jax.main --config=regularity_jax/configs/mnist_toneva.py \
       --config.tfds.data_dir=/data/tfds --config.tfds.download=False --workdir=runs/toneva
 
 Everything happens in regularity_jax.data.tfds_source.prepare_tfds; this file only parses flags.
@@ -12,7 +12,7 @@ Everything happens in regularity_jax.data.tfds_source.prepare_tfds; this file on
 from absl import app
 from absl import flags
 
-from experiments import cli
+from regularity_jax import cli
 
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset name (regularity_jax.data.DATASETS).")
 _DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory to prepare into.")

@@ -1,9 +1,9 @@
 r"""A study: several training runs and a Markdown report.
 
-  python -m experiments.study --config=experiments/studies/turnover_labels/config.py:smoke \
+  python -m regularity_jax.study --config=regularity_jax/studies/turnover_labels/config.py:smoke \
       --workdir=runs/turnover_labels_smoke
 
-Each study is experiments/studies/<name>/: config.py (its `get_config`, whose `study` field is
+Each study is regularity_jax/studies/<name>/: config.py (its `get_config`, whose `study` field is
 <name>) and study.py (check, sweep, measure, report; regularity_jax.sweeps runs them).
 
 The config names the study (`study`), the template of its training runs (`base`, any field
@@ -16,7 +16,7 @@ deleted), and the report is written to WORKDIR/report.md. This file only parses 
 from absl import app
 from absl import flags
 
-from experiments import cli
+from regularity_jax import cli
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file (path[:arg]).",
@@ -29,7 +29,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   # Imported here so that --help answers before JAX starts.
-  from experiments import studies  # pylint: disable=g-import-not-at-top
+  from regularity_jax import studies  # pylint: disable=g-import-not-at-top
   from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top
   result = entrypoints.run(studies.run, _CONFIG.value, _WORKDIR.value,
                            quiet_logs=not flags.FLAGS["verbosity"].present)

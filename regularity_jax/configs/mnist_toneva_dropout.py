@@ -14,7 +14,7 @@ with it (per seed 49.4-53.4%, test accuracy 0.953). Use it to study that effect,
 compare with the paper's 91.7%.
 """
 
-from experiments.configs import mnist_toneva
+from regularity_jax.configs import mnist_toneva
 
 
 def get_config(arg: str = ""):

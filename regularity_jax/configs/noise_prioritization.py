@@ -58,7 +58,7 @@ sampling; with 25-50% corrupted examples that advantage shrinks or reverses.
 
 import ml_collections
 
-from experiments.configs import mnist_toneva
+from regularity_jax.configs import mnist_toneva
 
 
 def get_config(arg: str = ""):

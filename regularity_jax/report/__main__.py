@@ -1,7 +1,7 @@
 r"""Writes report.html (and plots/grids/*.png) for a finished run directory.
 
-  python -m experiments.report --workdir=runs/quickstart
-  python -m experiments.report --workdir=runs/mnist_toneva --data_dir=../shared/data/mnist --k=32
+  python -m regularity_jax.report --workdir=runs/quickstart
+  python -m regularity_jax.report --workdir=runs/mnist_toneva --data_dir=../shared/data/mnist --k=32
 
 Every run writes its report when it ends (--config.report, on by default); this command writes
 it again for any run directory, for example one made before reports existed or with other k.
@@ -12,7 +12,7 @@ was relative to another working directory). regularity_jax.report does the work.
 from absl import app
 from absl import flags
 
-from experiments import cli
+from regularity_jax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished run directory.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the run's dataset is (default: the "

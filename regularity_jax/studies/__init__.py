@@ -1,4 +1,4 @@
-"""The studies: experiments/studies/<name>/{config.py, study.py}, run by experiments/study.py.
+"""The studies: regularity_jax/studies/<name>/{config.py, study.py}, run by regularity_jax/study.py.
 
   turnover_labels, turnover_informative, turnover_weighting, turnover_influence
       turn-over dropout (idea C) and difficulty weighting (idea D)
@@ -24,10 +24,10 @@ STUDIES = tuple(sorted(p.name for p in pathlib.Path(__file__).parent.iterdir()
 
 
 def load(name):
-  """The study module experiments/studies/<name>/study.py."""
+  """The study module regularity_jax/studies/<name>/study.py."""
   if name not in STUDIES:
     raise StudyError(f"unknown study {name!r}; set --config.study to one of {STUDIES}")
-  return importlib.import_module(f"experiments.studies.{name}.study")
+  return importlib.import_module(f"regularity_jax.studies.{name}.study")
 
 
 def run(config, workdir) -> sweeps.StudyResult:

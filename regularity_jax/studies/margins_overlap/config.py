@@ -23,7 +23,7 @@ Hardware and result of `:cpu`: the reduction study's (2 Intel Xeon CPU cores, ja
 Expected (Banburski et al. 2021): the kept subset differs from run to run.
 """
 
-from experiments.studies.margins_reduction import config as margins_reduction
+from regularity_jax.studies.margins_reduction import config as margins_reduction
 
 
 def get_config(arg: str = ""):

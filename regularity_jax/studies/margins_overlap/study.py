@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from regularity_jax.sweeps import figures
-from experiments.studies.margins_reduction import study as margin_reduction
+from regularity_jax.studies.margins_reduction import study as margin_reduction
 from regularity_jax.sweeps.errors import StudyError
 from regularity_jax.sweeps.report import Report
 

@@ -31,7 +31,7 @@ backprops to the target) and lose that advantage, or final accuracy, with noise.
 
 import ml_collections
 
-from experiments.configs import noise_prioritization
+from regularity_jax.configs import noise_prioritization
 
 
 def get_config(arg: str = ""):

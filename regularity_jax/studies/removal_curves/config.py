@@ -34,8 +34,8 @@ beats removing at random.
 
 import ml_collections
 
-from experiments.configs import cifar10_resnet18
-from experiments.configs import mnist_toneva
+from regularity_jax.configs import cifar10_resnet18
+from regularity_jax.configs import mnist_toneva
 
 SCORES = ("forgetting", "cbtl", "aum", "el2n", "grand", "memorization_loss", "random")
 

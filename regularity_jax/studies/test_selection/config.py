@@ -30,7 +30,7 @@ are far less accurate and worse calibrated than regular ones, also for an indepe
 
 import ml_collections
 
-from experiments.configs import mnist_toneva
+from regularity_jax.configs import mnist_toneva
 
 
 def get_config(arg: str = ""):

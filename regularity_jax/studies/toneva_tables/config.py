@@ -59,7 +59,7 @@ combined fraction is within 1 point, and gives issue 30's checklist for one that
 
 import ml_collections
 
-from experiments.configs import mnist_toneva
+from regularity_jax.configs import mnist_toneva
 
 DATASETS = ("mnist", "permuted_mnist")
 

@@ -30,7 +30,7 @@ paired over 3 seeds); at k = 400 the difference is within seed noise.
 
 import ml_collections
 
-from experiments.studies.turnover_labels import config as turnover_labels
+from regularity_jax.studies.turnover_labels import config as turnover_labels
 
 
 def base_config():

@@ -32,7 +32,7 @@ vs hard_first 0.779 (uniform 0.784).
 
 import ml_collections
 
-from experiments.studies.turnover_labels import config as turnover_labels
+from regularity_jax.studies.turnover_labels import config as turnover_labels
 
 
 def base_config():

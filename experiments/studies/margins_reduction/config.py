@@ -1,0 +1,3 @@
+"""--config=experiments/studies/margins_reduction/config.py: the old path of regularity_jax/studies/margins_reduction/config.py."""
+from regularity_jax.studies.margins_reduction.config import *  # pylint: disable=wildcard-import,unused-wildcard-import
+from regularity_jax.studies.margins_reduction.config import __doc__, get_config  # pylint: disable=unused-import

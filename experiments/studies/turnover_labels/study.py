@@ -1,0 +1,5 @@
+"""The old name of regularity_jax.studies.turnover_labels.study (moved there)."""
+import importlib
+import sys
+
+sys.modules[__name__] = importlib.import_module("regularity_jax.studies.turnover_labels.study")
