@@ -3,13 +3,18 @@
   .venv/bin/python colabs/_build_03.py && .venv/bin/python -m pytest tests/test_colabs.py -q -k 03
 
 The notebook calls library functions (regularity_jax.training, regularity_jax.sweeps) and the
-turnover_labels study's measurement helpers (experiments/studies/turnover_labels/study.py).
+turnover_labels study's measurement helpers (regularity_jax/studies/turnover_labels/study.py).
 """
 
 import pathlib
 
+import sys
+
 import nbformat
 from nbformat import v4
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _colab_cell import INSTALL_CELL  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CELLS = [
     ("md", """# Memorization through turn-over dropout
@@ -21,17 +26,17 @@ L(i; 1 - m_i) - L(i; m_i) (loss form) and correct(i; m_i) - correct(i; 1 - m_i) 
 
 Here: train with 20% random labels, see that the randomized examples are the memorized ones
 (histogram, AUROC), and look at the most and least memorized examples. The studies behind this
-(`python -m experiments.study --config=experiments/studies/turnover_labels/config.py:cpu ...`) run the
+(`python -m regularity_jax.study --config=regularity_jax/studies/turnover_labels/config.py:cpu ...`) run the
 same functions at more noise levels; their reports are in `experiments/results/turnover/`.
 
-**In Colab**: run `!git clone <this repository> && cd regularity_jax && pip install -e .` first,
-then `%cd regularity_jax`. Locally, start Jupyter from the repository root."""),
+**Run it**: locally, `pip install -e '.[notebooks]'` from the repository root, then open this notebook (from any folder). In Colab, set `REPO_URL` in the first code cell to this repository's git address and run all."""),
+    ("code", INSTALL_CELL),
     ("code", """import os, pathlib, tempfile
 import numpy as np
 from IPython.display import display, Markdown
 
-from experiments.studies.turnover_labels import config as labels_config
-from experiments.studies.turnover_labels import study as labels_study
+from regularity_jax.studies.turnover_labels import config as labels_config
+from regularity_jax.studies.turnover_labels import study as labels_study
 from regularity_jax.sweeps import figures, subruns
 from regularity_jax.sweeps.report import markdown_table
 from regularity_jax.training import load_data, train_and_evaluate
