@@ -6,6 +6,7 @@ from regularity_jax import cli
 from regularity_jax.report import __main__ as _command
 
 __doc__ = _command.__doc__  # --help shows the command's own text
+main = _command.main
 
 if __name__ == "__main__":
   app.run(_command.main, flags_parser=cli.parse_flags)
