@@ -68,8 +68,9 @@ class Tracker:
     return tuple(keys)
 
   def init(self, stream: str | None = None) -> dict[str, Any]:
-    """The state of `stream` ("presentations", "eval_train", "eval_test"; None: every
-    statistic): {name: state} of the statistics that stream feeds."""
+    """The initial state of `stream` ("presentations", "eval_train", "eval_test"; None: every
+    statistic): {name: its state of [num_examples] arrays} of the statistics that stream feeds,
+    every field its own buffer (a jitted step may donate it)."""
     return {name: self.statistic(name).init(self.num_examples) for name in self.kernels
             if statistics_lib.feeds(self.statistic(name), stream)}
 
