@@ -28,8 +28,6 @@ import difflib
 import os
 from typing import Any, Callable, Iterator, Mapping
 
-import ml_collections
-
 # The run-wide fields every part may read besides its own block: the one list.
 RUN_WIDE = ("seed", "num_epochs", "batch_size", "dataset", "model")
 
@@ -154,6 +152,7 @@ def block_view(config, *blocks: str, strict: bool = False):
   """A ConfigDict holding only `blocks` (top-level fields of `config`) and `RUN_WIDE`, each a
   copy: what a part is built from. `strict`: a view that raises AssertionError on any other
   field (the tests' check that a part reads nothing else)."""
+  import ml_collections  # pylint: disable=g-import-not-at-top  (the metrics need only jax)
   fields = tuple(dict.fromkeys((*blocks, *RUN_WIDE)))
   out = ml_collections.ConfigDict()
   for name in fields:

@@ -37,7 +37,6 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from regularity_jax import registry
@@ -72,8 +71,8 @@ class Statistic:
   never_seen = math.nan
 
   def __init__(self, block=None, run=None):
-    self.block = block if block is not None else ml_collections.ConfigDict()
-    self.run = run if run is not None else ml_collections.ConfigDict()
+    self.block = block if block is not None else {}
+    self.run = run if run is not None else {}
 
   def init(self, num_examples: int) -> Any:
     raise NotImplementedError
@@ -127,6 +126,7 @@ def build(spec: str, config=None, base_dir=None) -> Statistic:
   found = STATISTICS.get(spec, base_dir)
   if isinstance(found, KernelStatistic):
     return found
+  import ml_collections  # pylint: disable=g-import-not-at-top  (the kernels need only jax)
   block = ml_collections.ConfigDict()
   if config is not None:
     tracking = config.get("tracking") or {}

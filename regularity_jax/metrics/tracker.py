@@ -57,6 +57,8 @@ class Tracker:
       raise ValueError(f"num_examples must be >= 0, got {self.num_examples}")
 
   def statistic(self, name: str) -> statistics_lib.Statistic:
+    """The statistic `name` (a built-in kernel, or a user statistic as built in this
+    process: `metrics.statistics.get`)."""
     return statistics_lib.get(name)
 
   @property
