@@ -471,12 +471,13 @@ def test_user_statistic_model_and_data_prune_and_weight_a_second_run(tmp_path_fa
 
 
 def _shipped_configs():
+  """(label, engine config) of every shipped config and study (`:smoke` too)."""
   import importlib  # pylint: disable=g-import-not-at-top
   import pathlib  # pylint: disable=g-import-not-at-top
-  root = pathlib.Path(__file__).resolve().parents[1] / "experiments"
-  names = [f"experiments.configs.{p.stem}" for p in sorted((root / "configs").glob("*.py"))
+  root = pathlib.Path(__file__).resolve().parents[1] / "regularity_jax"
+  names = [f"regularity_jax.configs.{p.stem}" for p in sorted((root / "configs").glob("*.py"))
            if not p.stem.startswith("_")]
-  names += [f"experiments.studies.{p.parent.name}.config"
+  names += [f"regularity_jax.studies.{p.parent.name}.config"
             for p in sorted((root / "studies").glob("*/config.py"))]
   for name in names:
     for arg in ("", "smoke"):
