@@ -117,7 +117,7 @@ class DataIdentity:
       out.append("other inputs at the sampled ids")
     if list(other.get("transforms", [])) != list(self.transforms):
       out.append(f"transforms {other.get('transforms')} vs {list(self.transforms)}")
-    return out or ["another digest"]
+    return out or ([] if labels_only else ["another digest"])
 
 
 LABELS_ONLY = ""  # the content of an identity known from ids and labels alone
