@@ -181,8 +181,7 @@ def _tables(value, tracker, stream: str) -> list[dict[str, np.ndarray]]:
     if not isinstance(v, Mapping):
       raise RecorderError(f"{stream}= holds a {type(v).__name__}; pass a Tracker.summarize "
                           "table, or tracker states with tracker=")
-    if tracker is None and set(v) & {"forgetting", "cumulative", "margins", "confidence",
-                                     "losses"}:
+    if tracker is None and any(isinstance(x, tuple) for x in v.values()):  # kernel states
       raise RecorderError(f"{stream}= holds a tracker state (keys {sorted(v)[:3]}...); pass "
                           "tracker= as well, or the tables of tracker.summarize")
     out.append({k: np.asarray(x) for k, x in v.items()})

@@ -59,6 +59,9 @@ def score_logs(logs: str, workdir: str, *, name: str = "custom", model: str = "l
     raise logs_lib.LogError(f"{read.directory} holds no training split (split='train'); log "
                             "the training steps (stream='presentation')")
   drawn = None
+  if examples and not pathlib.Path(examples).expanduser().is_file():
+    raise RecorderError(f"--examples={examples} is not a file; pass an .npz with x_train (and "
+                        "x_test), row i = example id i, or leave --examples out")
   if examples:
     with np.load(pathlib.Path(examples).expanduser()) as z:
       drawn = {}

@@ -325,7 +325,7 @@ def test_pytorch_loop_logs_scores_and_reports(tmp_path):
                                     for k in keys})
   _assert_tables_equal({k: scores[f"train/{k}"] for k in keys}, combined, keys)
   assert scores.provenance["seeds"] == [0, 1]
-  assert scores.provenance["logs"]["rows"] == 2 * 3 * (512 + 8 + 200)
+  assert scores.provenance["logs"]["rows"] == 2 * 3 * (512 + 200)  # padding is not written
   records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
   assert [r["epoch"] for r in records] == [1, 2, 3] and records[-1]["test_accuracy"] > 0.6
   assert (run / "report.html").stat().st_size > 50_000
@@ -335,3 +335,28 @@ def test_pytorch_loop_logs_scores_and_reports(tmp_path):
       env={**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"})
   assert again.returncode == 2 and again.stderr.count("\n") == 1
   assert "already exists; nothing was changed" in again.stderr
+
+
+def _doc_blocks(language):
+  text = (REPO / "docs" / "any_loop.md").read_text()
+  return [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(language + "\n")]
+
+
+def test_docs_examples_run_as_written(tmp_path, capsys):
+  """docs/any_loop.md: the JAX loop with the Recorder, the PyTorch loop with the Logger (when
+  PyTorch is installed) and the score_logs command, with /tmp/ moved under tmp_path."""
+  from regularity_jax import score_logs  # pylint: disable=import-outside-toplevel
+  jax_loop, torch_loop = _doc_blocks("python")
+  (command,) = _doc_blocks("bash")[:1]
+  here = lambda text: text.replace("/tmp/", f"{tmp_path}/")
+  exec(compile(here(jax_loop), "docs/any_loop.md (JAX)", "exec"), {})  # pylint: disable=exec-used
+  assert capsys.readouterr().out.strip() == f"{tmp_path}/any_loop_jax/report.html"
+  assert scores_file.load(tmp_path / "any_loop_jax" / "scores.npz")["train/aum"].shape == (256,)
+  _torch()  # skips (or fails where CI requires PyTorch) without it
+  exec(compile(here(torch_loop), "docs/any_loop.md (PyTorch)", "exec"), {})  # pylint: disable=exec-used
+  flags = dict(arg.split("=", 1) for arg in here(command).split() if arg.startswith("--"))
+  assert command.startswith("python -m regularity_jax.score_logs ")
+  run = score_logs.score_logs(flags["--logs"], flags["--workdir"])
+  scores = scores_file.load(run / "scores.npz")
+  assert scores["train/forgetting_events"].shape == (256,)
+  assert scores.provenance["logs"]["rows"] == 5 * 256
