@@ -19,23 +19,7 @@ import pathlib
 import sys
 from typing import Sequence
 
-from absl import app
-from absl import flags
-
-_LOGS = flags.DEFINE_string("logs", None, "The log directory (regularity_jax.logs.Logger).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "The new run directory.")
-_NAME = flags.DEFINE_string("name", "custom", "The dataset's name (config.json, provenance).")
-_MODEL = flags.DEFINE_string("model", "logged", "What trained (config.json, the report title).")
-_CLASS_NAMES = flags.DEFINE_list("class_names", None, "C class names, comma-separated.")
-_EXAMPLES = flags.DEFINE_string("examples", None, "An .npz with x_train (and x_test): row i is "
-                                "example id i; drawn in the report.")
-_KERNELS = flags.DEFINE_list("kernels", None, "Tracker kernels (default: all).")
-_STATISTICS = flags.DEFINE_list("statistics", [], "User statistics by import path "
-                                "('package.module:name', the kernel interface).")
-_K = flags.DEFINE_integer("k", 16, "Examples per report grid.")
-_REPORT = flags.DEFINE_bool("report", True, "Write plots and report.html.")
-flags.mark_flags_as_required(["logs", "workdir"])
-
+import argparse
 
 def score_logs(logs: str, workdir: str, *, name: str = "custom", model: str = "logged",
                class_names: Sequence[str] | None = None, examples: str | None = None,
@@ -87,17 +71,39 @@ def score_logs(logs: str, workdir: str, *, name: str = "custom", model: str = "l
                            "bytes": read.bytes, "replay_rows_per_s": round(rate)}})
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def parser() -> argparse.ArgumentParser:
+  """The command's flags (argparse: importing this module defines no global absl flags)."""
+  p = argparse.ArgumentParser(prog="python -m regularity_jax.score_logs",
+                              description=__doc__.split("\n\n", 1)[0])
+  p.add_argument("--logs", required=True, help="The log directory (regularity_jax.logs.Logger).")
+  p.add_argument("--workdir", required=True, help="The new run directory.")
+  p.add_argument("--name", default="custom", help="The dataset's name (config.json, provenance).")
+  p.add_argument("--model", default="logged", help="What trained (config.json, report title).")
+  p.add_argument("--class_names", type=lambda t: t.split(","), default=None,
+                 help="C class names, comma-separated.")
+  p.add_argument("--examples", default=None, help="An .npz with x_train (and x_test): row i is "
+                 "example id i; drawn in the report.")
+  p.add_argument("--kernels", type=lambda t: t.split(","), default=None,
+                 help="Tracker kernels, comma-separated (default: all).")
+  p.add_argument("--statistics", type=lambda t: [x for x in t.split(",") if x], default=[],
+                 help="User statistics by import path ('package.module:name', the kernel "
+                 "interface), comma-separated.")
+  p.add_argument("--k", type=int, default=16, help="Examples per report grid.")
+  p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                 help="Write plots and report.html (--no-report: scores.npz only).")
+  return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  args = parser().parse_args(argv)
   from regularity_jax import entrypoints  # pylint: disable=g-import-not-at-top
   entrypoints.guard_streams()
   path = entrypoints.run(lambda: score_logs(
-      _LOGS.value, _WORKDIR.value, name=_NAME.value, model=_MODEL.value,
-      class_names=_CLASS_NAMES.value, examples=_EXAMPLES.value, kernels=_KERNELS.value,
-      statistics=_STATISTICS.value, k=_K.value, report=_REPORT.value))
+      args.logs, args.workdir, name=args.name, model=args.model, class_names=args.class_names,
+      examples=args.examples, kernels=args.kernels, statistics=args.statistics, k=args.k,
+      report=args.report))
   print(f"run directory: {path}", file=sys.stdout)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()

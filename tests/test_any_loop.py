@@ -329,12 +329,19 @@ def test_pytorch_loop_logs_scores_and_reports(tmp_path):
   records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
   assert [r["epoch"] for r in records] == [1, 2, 3] and records[-1]["test_accuracy"] > 0.6
   assert (run / "report.html").stat().st_size > 50_000
-  again = subprocess.run(
-      [sys.executable, "-m", "regularity_jax.score_logs", f"--logs={log_dir}",
-       f"--workdir={run}"], capture_output=True, text=True, cwd=REPO, check=False,
-      env={**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"})
-  assert again.returncode == 2 and again.stderr.count("\n") == 1
-  assert "already exists; nothing was changed" in again.stderr
+
+def test_score_logs_refuses_an_existing_workdir_in_one_line(tmp_path, capsys):
+  from regularity_jax import score_logs  # pylint: disable=import-outside-toplevel
+  with logs.Logger(tmp_path / "logs", num_examples=4, num_classes=2) as logger:
+    logger.log([0, 1], np.zeros((2, 2)), [0, 1], epoch=0)
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "mine.txt").write_text("kept")
+  with pytest.raises(SystemExit) as e:
+    score_logs.main([f"--logs={tmp_path / 'logs'}", f"--workdir={tmp_path / 'run'}"])
+  err = capsys.readouterr().err
+  assert e.value.code == 2 and err.count("\n") == 1
+  assert "already exists; nothing was changed" in err
+  assert [p.name for p in (tmp_path / "run").iterdir()] == ["mine.txt"]
 
 
 def _doc_blocks(language):
