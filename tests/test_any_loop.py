@@ -367,3 +367,61 @@ def test_docs_examples_run_as_written(tmp_path, capsys):
   scores = scores_file.load(run / "scores.npz")
   assert scores["train/forgetting_events"].shape == (256,)
   assert scores.provenance["logs"]["rows"] == 5 * 256
+
+
+USER_STATISTIC = '''
+"""A user statistic with the kernel interface: the running mean of the softmax entropy."""
+from typing import NamedTuple
+import jax
+import jax.numpy as jnp
+from regularity_jax.metrics import indexing
+
+
+class State(NamedTuple):
+  total: jnp.ndarray
+  count: jnp.ndarray
+  dropped: jnp.ndarray
+
+
+def init(num_examples):
+  return State(jnp.zeros(num_examples), jnp.zeros(num_examples, jnp.int32), indexing.no_drops())
+
+
+def update(state, ids, logits, labels, mask=None):
+  rows = indexing.select_rows(ids, mask, state.total.shape[0])
+  p = jax.nn.softmax(logits)
+  entropy = -jnp.sum(p * jnp.log(p + 1e-12), axis=-1)
+  return State(indexing.scatter_add(state.total, rows.ids, entropy),
+               indexing.scatter_add(state.count, rows.ids, jnp.ones_like(rows.ids)),
+               state.dropped + rows.dropped)
+
+
+def summarize(state):
+  return {"mean_entropy": indexing.safe_divide(state.total, state.count),
+          "dropped": state.dropped}
+'''
+
+
+def test_a_user_statistic_by_import_path_lands_in_scores(tmp_path, monkeypatch):
+  from regularity_jax import score_logs  # pylint: disable=import-outside-toplevel
+  (tmp_path / "my_stats.py").write_text(USER_STATISTIC)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  rng = np.random.default_rng(5)
+  batches = _batches(rng, epochs=2)
+  _log_and_track(tmp_path / "logs", batches, num_examples={"train": 40, "test": 24},
+                 num_classes=5)
+  run = score_logs.score_logs(tmp_path / "logs", tmp_path / "run", statistics=["my_stats"],
+                              kernels=["forgetting"], report=False)
+  scores = scores_file.load(run / "scores.npz")
+  import my_stats  # pylint: disable=import-outside-toplevel,import-error
+  for seed in (0, 1):
+    state = my_stats.init(40)
+    for s, split, _, _, ids, z, y, mask in batches:
+      if s == seed and split == "train":
+        state = my_stats.update(state, ids, z, y, mask)
+    want = np.asarray(my_stats.summarize(state)["mean_entropy"])
+    np.testing.assert_allclose(scores[f"train/seed{seed}/mean_entropy"], want, rtol=2e-6)
+  assert "train/aum" not in scores and "train/forgetting_events" in scores
+  with pytest.raises(logs.LogError, match="cannot be imported") as e:
+    score_logs.score_logs(tmp_path / "logs", tmp_path / "run2", statistics=["no_such:thing"])
+  assert "\n" not in str(e.value)
