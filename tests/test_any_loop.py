@@ -102,6 +102,13 @@ def test_jax_loop_recorder_then_an_engine_run_prunes_by_its_scores(tmp_path):
   config = engine_fixtures.tiny_config(tmp_path / "data", num_epochs=1, **{
       "pruning.fraction_kept": 0.5, "pruning.score": "forgetting",
       "pruning.scores_path": str(run / "scores.npz")})
+  # dataset=: the engine's own Dataset, whose DataIdentity (pixels included) is recorded as is.
+  from regularity_jax.training import setup  # pylint: disable=import-outside-toplevel
+  engine_data = setup.load_data(config)
+  full = Recorder(tmp_path / "full", dataset=engine_data).write(
+      tracker=tracker, train=state, test=test_state, plots=False, report=False)
+  assert (scores_file.load(full / "scores.npz").provenance["data_identity"]
+          == engine_data.identity.record())
   result = train_and_evaluate(config, tmp_path / "pruned")
   assert result.metrics[-1]["examples_presented"] == 48
 

@@ -102,6 +102,12 @@ def test_ranks_write_their_own_files_and_merge_step_by_step(tmp_path):
   np.testing.assert_array_equal(epoch.logits, np.concatenate([b[1] for s in steps for b in s]))
 
 
+def test_float16_refuses_logits_beyond_its_range(tmp_path):
+  with logs.Logger(tmp_path, num_examples=10, num_classes=2, float16=True) as logger:
+    with pytest.raises(logs.LogError, match="beyond float16's range"):
+      logger.log([0], [[7e4, 0.0]], [0], epoch=0)
+
+
 @pytest.mark.parametrize("call,message", [
     (lambda g: g.log([0, 12], np.zeros((2, 3)), [0, 1], epoch=0),
      "1 train ids outside [0, 10) (first 12)"),

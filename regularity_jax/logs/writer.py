@@ -128,6 +128,11 @@ class Logger:
     if bad.any():
       raise LogError(f"{int(bad.sum())} labels outside [0, {self.num_classes}) (first "
                      f"{int(labels[bad][0])}); pass the class indices the loop trains with")
+    if self.logit_dtype.itemsize == 2 and logits.size:
+      top = float(np.max(np.abs(logits)))
+      if top > float(np.finfo(np.float16).max):
+        raise LogError(f"logits reach {top:.4g}, beyond float16's range (65504), in "
+                       f"{self.path}; log float32 (float16=False)")
     key = (int(seed), split, stream, int(epoch))
     if key != self._key:
       self.flush()
