@@ -4,8 +4,9 @@
     prunes by its scores, and an engine run on other data is refused in one line;
   - `regularity_jax.logs.Logger` imports without JAX;
   - logs replayed (`logs.replay`) equal the kernels fed the same logits directly;
-  - a PyTorch loop on an MNIST subset logs, `python -m regularity_jax.score_logs` scores it,
-    and scores.npz equals the kernels fed the same logits.
+  - a PyTorch loop on an MNIST subset logs, the command `python -m regularity_jax.score_logs`
+    (its `main`, in this process) scores it, and scores.npz equals the kernels fed the same
+    logits.
 
 Each trains, compiles or starts a process: the slow tier.
 """
@@ -256,7 +257,7 @@ def _torch():
   return torch
 
 
-def test_pytorch_loop_logs_scores_and_reports(tmp_path):
+def test_pytorch_loop_logs_scores_and_reports(tmp_path, capsys):
   torch = _torch()
   if not (MNIST / "train-images-idx3-ubyte.gz").is_file():
     pytest.skip(f"no MNIST files in {MNIST}")
@@ -315,13 +316,10 @@ def test_pytorch_loop_logs_scores_and_reports(tmp_path):
       direct[(seed, split)] = jax.device_get(tracker.summarize(state[split]))
 
   run = tmp_path / "run"
-  out = subprocess.run(
-      [sys.executable, "-m", "regularity_jax.score_logs", f"--logs={log_dir}",
-       f"--workdir={run}", "--name=mnist512", "--model=torch_cnn", "--k=4",
-       f"--examples={tmp_path / 'examples.npz'}"],
-      capture_output=True, text=True, cwd=REPO, check=False,
-      env={**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"})
-  assert out.returncode == 0, out.stderr[-3000:]
+  from regularity_jax import score_logs  # pylint: disable=import-outside-toplevel
+  score_logs.main([f"--logs={log_dir}", f"--workdir={run}", "--name=mnist512",
+                   "--model=torch_cnn", "--k=4", f"--examples={tmp_path / 'examples.npz'}"])
+  assert capsys.readouterr().out.strip().endswith(f"run directory: {run}")
   scores = scores_file.load(run / "scores.npz")
   keys = metrics.Tracker(1).summary_keys
   for seed in (0, 1):

@@ -3,7 +3,7 @@
 Each logged update (a step's batch, merged over ranks) is one kernel update, in logged order
 and in increasing epoch order, so an id counts once per update exactly as in the loop. The
 updates of an epoch run as a `lax.scan` over chunks of K padded batches ([K, B] ids, labels and
-mask, [K, B, C] logits as logged, float16 or float32, cast to float32 inside): one jitted call
+mask, [K, B, C] float32 logits, float16 logs cast on the host): one jitted call
 and no host round trip per chunk; the state stays on the device and is fetched once per stream.
 
 Imports JAX (unlike `regularity_jax.logs` itself).
@@ -136,17 +136,18 @@ def _chunks(epoch: reader_lib.Epoch):
     last = min(first + k, len(sizes))
     lo, hi = starts[first], starts[last]
     chunk = sizes[first:last]
-    if last - first == k and np.all(chunk == width):  # full batches: views, no copy
+    # One dtype for every log (i32 labels, f32 logits): one compilation per chunk shape.
+    if last - first == k and np.all(chunk == width):  # full batches: reshaped, cast
       ids = epoch.ids[lo:hi].reshape(k, width)
-      labels = epoch.labels[lo:hi].reshape(k, width)
-      logits = epoch.logits[lo:hi].reshape(k, width, -1)
+      labels = epoch.labels[lo:hi].reshape(k, width).astype(np.int32)
+      logits = epoch.logits[lo:hi].reshape(k, width, -1).astype(np.float32)
       mask = np.ones((k, width), bool)
     else:
       batch = np.repeat(np.arange(last - first), chunk)
       pos = np.arange(hi - lo) - (starts[first:last] - lo)[batch]
       ids = np.zeros((k, width), np.int32)
-      labels = np.zeros((k, width), epoch.labels.dtype)
-      logits = np.zeros((k, width, epoch.logits.shape[1]), epoch.logits.dtype)
+      labels = np.zeros((k, width), np.int32)
+      logits = np.zeros((k, width, epoch.logits.shape[1]), np.float32)
       mask = np.zeros((k, width), bool)
       ids[batch, pos], labels[batch, pos] = epoch.ids[lo:hi], epoch.labels[lo:hi]
       logits[batch, pos], mask[batch, pos] = epoch.logits[lo:hi], True
