@@ -170,9 +170,10 @@ Fields:
                     A dead holder on this host, this scheduler job requeued, or a heartbeat
                     older than 15 minutes is taken over without it (runs.directory)
   sigterm_grace_s   SIGTERM (a scheduler's preemption notice) stops the run at the next step
-                    boundary, releases the lock and exits 143 naming the epoch a rerun resumes
-                    from; the run stops at once if the step boundary is not reached in this
-                    many seconds (0 = no limit)
+                    boundary, saves a mid-epoch checkpoint there (a rerun resumes from that
+                    step, bit-identically), releases the lock and exits 143; if the boundary
+                    and the save are not done in this many seconds, the run stops at once and
+                    its line names the epoch a rerun resumes from (0 = no limit)
 """
 
 from __future__ import annotations
