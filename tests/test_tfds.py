@@ -124,6 +124,21 @@ class TestPrepared:
       load(tmp_path / "tfds")
     assert_one_line(e, "could not read the prepared regjax_tiny", "prepare it again")
 
+  @pytest.mark.parametrize("damaged", ["dataset_info.json", "features.json"])
+  @pytest.mark.parametrize("name", ["mnist", "regjax_tiny"])  # a catalog name, a TFDS name
+  def test_damaged_build_metadata_is_named_not_the_tfds_version(self, tiny_mnist, tmp_path,
+                                                                 damaged, name):
+    shutil.copytree(FIXTURES / "array_record", tmp_path / "tfds")
+    version = tmp_path / "tfds" / "regjax_tiny" / "1.0.0"
+    (version / damaged).write_text('{"name": "regjax_ti')  # cut mid-write
+    with pytest.raises(DataError) as e:
+      data.load_dataset(name, tfds_options=data.TfdsOptions(data_dir=str(tmp_path / "tfds"),
+                                                            download=False))
+    assert_one_line(e, f"the prepared TFDS build of regjax_tiny in {version} cannot be read",
+                    "a damaged build, not a TFDS version problem", "delete that folder",
+                    f"experiments.prepare_tfds --dataset={name}")
+    assert "upgrade" not in str(e.value)
+
   @pytest.mark.slow
   def test_a_run_through_tfds_records_the_source(self, tiny_mnist, tmp_path):
     from regularity_jax.runs import scores_file
@@ -163,6 +178,27 @@ class TestNotPrepared:
       assert_one_line(e, "preparing TFDS data needs TensorFlow",
                       "No module named 'tensorflow'", "pip install -e '.[tfds]'")
     assert time.monotonic() - start < 60
+
+  @pytest.mark.slow  # prepares a TFDS build (TensorFlow)
+  def test_offline_with_downloads_in_the_cache_prepares_from_them(self, tiny_mnist, tmp_path,
+                                                                  monkeypatch):
+    from tests import tfds_builders  # registers the builder, as TFDS's own are
+    del tfds_builders
+    monkeypatch.setattr(tfds_source, "NETWORK_PROBE", ("regularity-jax-offline.invalid", 443))
+    with pytest.raises(DataError) as e:  # an empty download cache: the probe's line at once
+      load(tmp_path)
+    if HAS_TF:
+      assert_one_line(e, "the network is not reachable", "nor are its downloads in TFDS's "
+                      f"download cache ({tmp_path / 'downloads'})")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "regjax_tiny_source.bin").write_bytes(b"fetched before")
+    if not HAS_TF:
+      with pytest.raises(DataError) as e:
+        load(tmp_path)
+      assert_one_line(e, "preparing TFDS data needs TensorFlow")
+      return
+    check_tiny(load(tmp_path))  # TFDS prepared it offline, from its cache (none needed here)
+    assert (tmp_path / "regjax_tiny" / "1.0.0" / "dataset_info.json").exists()
 
   def test_a_missing_importlib_resources_is_named(self, tmp_path, monkeypatch):
     monkeypatch.setattr(tfds_source, "_importable", lambda module: module != "importlib_resources")

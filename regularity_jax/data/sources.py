@@ -40,6 +40,7 @@ import numpy as np
 from regularity_jax.data import catalog
 from regularity_jax.data import image_folders
 from regularity_jax.data import local_files
+from regularity_jax.data import tfds_source
 from regularity_jax.data.catalog import DatasetInfo
 from regularity_jax.data.raw import RawData, RawSplit, in_memory
 from regularity_jax.data.types import DataError
@@ -140,6 +141,9 @@ def tfds_info(name: str, options=None) -> DatasetInfo:
   try:
     builder = tfds.builder(name, **kwargs)
   except Exception as e:  # pylint: disable=broad-except
+    damaged = tfds_source.damaged_build(name, options, e)
+    if damaged:
+      raise DataError(damaged) from None
     raise DataError(f"unknown dataset {name!r}: {close_hint(name)}not a catalog name "
                     f"({', '.join(catalog.DATASETS)}) nor a TFDS builder "
                     f"({type(e).__name__}); set --config.dataset to one of those, a path to an "

@@ -11,7 +11,12 @@ What happens for a dataset name with `data_dir=None`:
 3. Data that are not prepared are downloaded and prepared (as array_record, which both readers
    read) only if `options.download` allows it; preparing needs TensorFlow and
    importlib_resources (`pip install -e '.[tfds]'`). The network is probed first (a few
-   seconds), so a machine without network fails at once instead of after TFDS's retries.
+   seconds), so a machine without network fails at once instead of after TFDS's retries,
+   unless TFDS's download cache (<data dir>/downloads) or the manual dir holds files: then
+   TFDS prepares offline from them (a file they lack fails in one line).
+
+A prepared build whose dataset_info.json or features.json is damaged is named as such (delete
+that version folder and prepare it again), not blamed on the TFDS version.
 
 Every failure is one `DataError` line that keeps the cause and names the fix: install the
 extra, the offline recipe (prepare elsewhere with `python -m experiments.prepare_tfds
@@ -33,6 +38,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import pathlib
 import socket
 
 import numpy as np
@@ -206,9 +212,39 @@ def _builder(tfds, info: DatasetInfo, options: TfdsOptions, **kwargs):
   try:
     return tfds.builder(info.tfds_name, **kwargs)
   except Exception as e:
+    damaged = damaged_build(info.tfds_name, options, e, info)
+    if damaged:
+      raise DataError(damaged) from e
     raise DataError(
         f"tensorflow_datasets has no builder for {info.tfds_name} ({_first_line(e)}); "
         f"upgrade tensorflow-datasets, {_local_fix(info)}") from e
+
+
+def prepared_dirs(tfds_name: str, options: TfdsOptions | None) -> list[str]:
+  """The version folders of `tfds_name` prepared in TFDS's data dir (those holding a
+  dataset_info.json or features.json), e.g. [".../mnist/3.0.1"]."""
+  base, _, version = tfds_name.partition(":")
+  root = pathlib.Path(_default_data_dir(options or TfdsOptions())).expanduser() / base
+  if not root.is_dir():
+    return []
+  found = {p.parent for name in ("dataset_info.json", "features.json")
+           for p in root.rglob(name)}
+  return sorted(str(p) for p in found if not version or p.name == version)
+
+
+def damaged_build(tfds_name: str, options: TfdsOptions | None, error: BaseException,
+                  info: DatasetInfo | None = None) -> str:
+  """The one line for a builder TFDS cannot make although `tfds_name` is prepared in the data
+  dir (its dataset_info.json or features.json damaged), else ""."""
+  found = prepared_dirs(tfds_name, options)
+  if not found:
+    return ""
+  fix = (_offline_recipe(info) if info is not None else
+         f"prepare it again (python -m experiments.prepare_tfds --dataset={tfds_name} "
+         "--tfds_data_dir=DIR) and pass --config.tfds.data_dir=DIR")
+  return (f"the prepared TFDS build of {tfds_name} in {found[-1]} cannot be read "
+          f"({_first_line(error, 160)}): a damaged build, not a TFDS version problem; delete "
+          f"that folder and {fix[0].lower()}{fix[1:]}")
 
 
 def _default_data_dir(options: TfdsOptions) -> str:
@@ -228,16 +264,37 @@ def _prepare(tfds, builder, info: DatasetInfo, options: TfdsOptions) -> None:
       raise DataError(f"{missing}: {why} (No module named {module!r}); "
                       f"pip install -e '.[tfds]', {_local_fix(info)}")
   unreachable = network_reachable()
-  if unreachable is not None:
-    raise DataError(f"{missing} and the network is not reachable ({unreachable}); "
+  cached = _download_cache(options)
+  if unreachable is not None and not cached:
+    raise DataError(f"{missing} and the network is not reachable ({unreachable}), nor are its "
+                    f"downloads in TFDS's download cache ({_download_dir(options)}); "
                     f"{_offline_recipe(info)}, {_local_fix(info)}")
-  config = tfds.download.DownloadConfig(manual_dir=options.manual_dir or None)
+  # Offline with downloads in TFDS's cache (or a manual dir): TFDS prepares from them; a file
+  # they lack fails in TFDS's download, whose cause the line below keeps.
+  config = tfds.download.DownloadConfig(manual_dir=options.manual_dir or None,
+                                        try_download_gcs=unreachable is None)
   try:
     builder.download_and_prepare(download_config=config)
   except Exception as e:
     raise DataError(
         f"tensorflow_datasets could not download and prepare {info.tfds_name} in {where} "
         f"({_first_line(e)}); {_offline_recipe(info)}, {_local_fix(info)}") from e
+
+
+def _download_dir(options: TfdsOptions) -> str:
+  """TFDS's download cache: <data dir>/downloads."""
+  return os.path.join(os.path.expanduser(_default_data_dir(options)), "downloads")
+
+
+def _download_cache(options: TfdsOptions) -> bool:
+  """Whether TFDS's download cache or the manual dir holds any file (then TFDS may prepare
+  without network)."""
+  folders = [_download_dir(options)] + ([options.manual_dir] if options.manual_dir else [])
+  for folder in folders:
+    for _, _, files in os.walk(os.path.expanduser(folder)):
+      if files:
+        return True
+  return False
 
 
 def _file_format(builder) -> str:
