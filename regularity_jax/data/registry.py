@@ -187,6 +187,7 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
   ident = identity_lib.data_identity(raw)
   if check_release:  # first: other data under a catalog name end here, in one line
     ident = dataclasses.replace(ident, release=releases.check(info.name, raw, ident))
+  _check_same_scaling(raw)
   for split_name, split in (("train", raw.train), ("test", raw.test)):
     _check_labels(split, split_name, info, raw.source)
     _check_finite(split, split_name, raw.source)
@@ -246,6 +247,19 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
                  pixel_std=tuple(float(s) for s in std),
                  full_sizes=(len(raw.train), len(raw.test)), pixel_permutation=perm,
                  identity=ident, draw=draw, vocabulary=tuple(raw.vocabulary))
+
+
+def _check_same_scaling(raw: RawData) -> None:
+  """uint8 pixels are scaled by 1/255 and float ones taken as they are (`normalization`): a
+  split of each would be scaled differently (uint8 training pixels beside float 0-255 test
+  pixels), so they are refused."""
+  first = np.zeros(1, np.int64)
+  dtypes = [np.asarray(split.read(first)).dtype for split in (raw.train, raw.test)]
+  if (dtypes[0] == np.uint8) != (dtypes[1] == np.uint8):
+    raise DataError(
+        f"{raw.source} holds {dtypes[0]} train images but {dtypes[1]} test images: uint8 pixels "
+        "are scaled by 1/255 and float pixels taken as they are, so the splits would be scaled "
+        "differently; store both splits as uint8 (0-255) or both as float")
 
 
 def _check_labels(split: RawSplit, split_name: str,
