@@ -49,7 +49,9 @@ And of "Every door, part 4" (issue 36):
 | report: cut metrics.jsonl, empty wall_time.json, another     | F TestReportCommand                        |
 | tool's directory, two at once                                |                                           |
 | stdout a closed pipe (exit 1), stderr closed (tqdm dies)     | F TestReportCommand (parts; a command: slow) |
-| uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | not here: the data layer's rework (wt33)  |
+| relative paths recorded only as typed in config.json         | F TestPaths (relative_paths_...; resume)  |
+| uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | test_your_data TestDataFaults (its table),|
+| damaged build / offline download cache                       | test_tfds                                 |
 """
 
 import errno
@@ -540,6 +542,34 @@ class TestPaths:
     assert config.data_dir == "/home/u36/data/mnist"
     assert config.pruning.scores_path == "/home/u36/runs/a/scores.npz"
     assert config.weighting.scores_path == "relative/scores.npz"
+
+  def test_relative_paths_are_recorded_resolved(self, tmp_path, monkeypatch):
+    from regularity_jax.training import config as config_lib
+    monkeypatch.chdir(tmp_path)
+    config = config_lib.default_config()
+    config.dataset = "./data/mine.npz"
+    config.data_dir = "shared/../data"
+    config.pruning.scores_path = "runs/a/scores.npz"
+    config.weighting.scores_path = "/abs/scores.npz"
+    config_lib.record_resolved_paths(config)
+    assert config.data_dir == "shared/../data"  # as typed: a resume compares config.json
+    assert config.resolved_paths.to_dict() == {
+        "dataset": str(tmp_path / "data" / "mine.npz"), "data_dir": str(tmp_path / "data"),
+        "pruning_scores_path": str(tmp_path / "runs" / "a" / "scores.npz")}
+    absolute = config_lib.default_config()
+    absolute.data_dir = str(tmp_path)
+    config_lib.record_resolved_paths(absolute)
+    assert "resolved_paths" not in absolute  # nothing relative: the config as it was
+
+  def test_a_resume_whose_relative_path_names_other_files_is_refused(self, tmp_path):
+    here = {"data_dir": "data", "resolved_paths": {"data_dir": str(tmp_path / "a" / "data")}}
+    RunDirectory(tmp_path / "w", here)
+    elsewhere = {"data_dir": "data", "resolved_paths": {"data_dir": str(tmp_path / "b/data")}}
+    with pytest.raises(RunDirectoryError, match="resolved_paths.data_dir"):
+      RunDirectory.check(tmp_path / "w", elsewhere)
+    assert RunDirectory.check(tmp_path / "w", here) is not None
+    RunDirectory(tmp_path / "old", {"data_dir": "data"})  # a version without resolved_paths
+    RunDirectory.check(tmp_path / "old", elsewhere)  # resumes: the paths as typed decide
 
   @pytest.mark.parametrize("case", ["parent_is_a_file", "dangling_symlink", "long_name",
                                     "not_utf8"])

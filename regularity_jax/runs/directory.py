@@ -335,6 +335,9 @@ class RunDirectory:
     diff = sorted(k for k in set(old) | set(new)
                   if k not in RESUME_NEUTRAL
                   and old.get(k, ADDED_FIELDS.get(k, "<unset>")) != new.get(k, "<unset>"))
+    if not any(k.startswith("resolved_paths.") for k in old):
+      # a run of a version that did not record resolved paths: the paths as typed decide
+      diff = [k for k in diff if not k.startswith("resolved_paths.")]
     if "model_source.sha256" in diff and "model_source.sha256" in old:
       if not new.get("allow_changed_model_code"):
         raise RunDirectoryError(

@@ -387,6 +387,36 @@ def expand_paths(config) -> None:
         raise ConfigError(str(e).replace("pass the path", f"pass --config.{dotted}")) from None
 
 
+def record_resolved_paths(config, cwd=None) -> None:
+  """Records the absolute path of every relative path field (and of a dataset given by a
+  relative path) in `config.resolved_paths` ({field with "_" for ".": absolute path}, so in
+  config.json), beside the path as typed: the run says which files it read, and a resume from
+  another directory, where the same relative path names other files, is refused. Nothing is
+  added when every path is absolute or empty (those configs stay as they were)."""
+  import os  # pylint: disable=g-import-not-at-top
+  from regularity_jax import data  # pylint: disable=g-import-not-at-top
+  cwd = os.getcwd() if cwd is None else os.fspath(cwd)
+  resolved = {}
+  fields = list(PATH_FIELDS)
+  try:
+    if data.sources.kind(config.dataset) == "path":
+      fields.insert(0, "dataset")
+  except data.DataError:
+    pass  # validate's line
+  for dotted in fields:
+    parent, _, name = dotted.rpartition(".")
+    try:
+      holder = _get(config, parent) if parent else config
+      value = holder[name]
+    except (KeyError, AttributeError, TypeError):
+      continue
+    if isinstance(value, str) and value and not os.path.isabs(value):
+      resolved[dotted.replace(".", "_")] = os.path.normpath(os.path.join(cwd, value))
+  if resolved:
+    with config.unlocked():
+      config.resolved_paths = resolved
+
+
 def _check_shape(config) -> None:
   """A config file's get_config must return default_config() with overrides."""
   if not isinstance(config, ml_collections.ConfigDict):

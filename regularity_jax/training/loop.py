@@ -85,6 +85,7 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
   config_lib.validate(config)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
+  config_lib.record_resolved_paths(config)
   hosts.initialize(config)
   features = enabled_features(config)
   hosts.check_supported(config, [f.name for f in features])
