@@ -245,6 +245,74 @@ class TestOfflineRecipe:
     assert ("network is not reachable" if HAS_TF else "needs TensorFlow") in lines[0]
 
 
+class TestVaryingSizes:
+  """A TFDS image-classification builder whose images vary in size (`RegjaxVaried`: key k is
+  (8 + k) x (10 + 2k) x 3, every pixel 20 k): refused without tfds.image_size, resized with it."""
+
+  def options(self, **kwargs):
+    from tests import tfds_builders  # registers the builders
+    del tfds_builders
+    return data.TfdsOptions(data_dir=str(FIXTURES / "array_record"), download=False, **kwargs)
+
+  def test_refused_without_a_resize(self):
+    with pytest.raises(DataError) as e:
+      data.load_dataset("regjax_varied", tfds_options=self.options())
+    assert_one_line(e, "'regjax_varied' has images of varying size (None, None, 3)",
+                    "--config.tfds.image_size='(H, W)'")
+
+  def test_resized_as_read(self):
+    from regularity_jax.data import sources
+    options = self.options(image_size=(12, 7))
+    info = sources.tfds_info("regjax_varied", options)
+    assert info.spatial_shape == (12, 7) and info.class_names == ("even", "odd")
+    raw = tfds_source.load_tfds(info, options)
+    for split, keys in ((raw.train, range(6)), (raw.test, range(10, 13))):
+      images = split.read()
+      assert images.shape == (len(keys), 12, 7, 3) and images.dtype == np.uint8
+      flat = images.reshape(len(images), -1)
+      assert (flat == flat[:, :1]).all()  # a constant image stays constant when resized
+      assert sorted(flat[:, 0] // 20) == list(keys)
+      np.testing.assert_array_equal(split.labels, flat[:, 0] // 20 % 2)
+    ds = data.load_dataset("regjax_varied", tfds_options=options)
+    assert ds.example_shape == (12, 7, 3) and ds.num_classes == 2
+
+  @needs_tf
+  @pytest.mark.slow  # prepares a TFDS build
+  def test_tfrecord_resized_equals_array_record(self, tmp_path):
+    from regularity_jax.data import sources
+    from tests import tfds_builders
+    options = self.options(image_size=(12, 7))
+    fresh = data.TfdsOptions(data_dir=tfds_builders.prepare(tmp_path, "tfrecord",
+                                                            tfds_builders.RegjaxVaried),
+                             download=False, image_size=(12, 7))
+    a = tfds_source.load_tfds(sources.tfds_info("regjax_varied", options), options)
+    b = tfds_source.load_tfds(sources.tfds_info("regjax_varied", fresh), fresh)
+    for x, y in ((a.train, b.train), (a.test, b.test)):
+      np.testing.assert_array_equal(x.read(), y.read())
+      np.testing.assert_array_equal(x.labels, y.labels)
+
+  def test_resize_is_pillows_bilinear(self):
+    from PIL import Image
+    image = np.random.default_rng(0).integers(0, 256, (9, 13, 3), np.uint8)
+    expected = np.asarray(Image.fromarray(image).resize((5, 4), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(tfds_source.resize(image, (4, 5)), expected)
+
+  @pytest.mark.parametrize("size", [(0, 5), (5,), (2.5, 3)])
+  def test_a_bad_size_is_one_line(self, size):
+    with pytest.raises(DataError) as e:
+      data.sources.tfds_info("regjax_varied", self.options(image_size=size))
+    assert_one_line(e, "must be (height, width) in pixels")
+
+  def test_refused_for_other_datasets(self, tmp_path):
+    from regularity_jax.training import setup as setup_lib
+    engine_fixtures.write_tiny_npz(tmp_path)
+    config = engine_fixtures.tiny_config(tmp_path, **{"tfds.image_size": (8, 8)})
+    with pytest.raises(DataError) as e:
+      setup_lib.load_data(config)
+    assert_one_line(e, "resizes the images of a TFDS builder given by name",
+                    "is a path dataset", "--config.tfds.image_size='()'")
+
+
 def test_the_fixture_builds_are_what_they_say():
   for fmt in ("array_record", "tfrecord"):
     info = json.loads((FIXTURES / fmt / "regjax_tiny" / "1.0.0" / "dataset_info.json").read_text())

@@ -68,6 +68,23 @@ class TfdsOptions:
   data_dir: str | None = None
   manual_dir: str | None = None
   download: bool = True
+  image_size: tuple = ()
+
+
+def resize(image: np.ndarray, size) -> np.ndarray:
+  """u8[H, W, C] -> u8[size[0], size[1], C] with Pillow's bilinear filter (antialiased when
+  shrinking, as big_vision's `resize` and tf.image.resize(antialias=True) are)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  image = np.asarray(image)
+  if tuple(image.shape[:2]) == tuple(size):
+    return image
+  if image.dtype != np.uint8:
+    raise DataError(f"tfds.image_size resizes uint8 images; these are {image.dtype}: set "
+                    "--config.tfds.image_size=() and save them resized as an .npz")
+  out = [np.asarray(Image.fromarray(image[..., c]).resize((int(size[1]), int(size[0])),
+                                                          Image.Resampling.BILINEAR))
+         for c in range(image.shape[-1])]
+  return np.stack(out, axis=-1)
 
 
 def _local_fix(info: DatasetInfo) -> str:
@@ -145,7 +162,7 @@ def load_tfds(info: DatasetInfo, options: TfdsOptions | None = None) -> RawData:
   options = options or TfdsOptions()
   tfds = _import_tfds(info)
   with _quiet_tfds():
-    return _read(tfds, _prepared_builder(tfds, info, options), info)
+    return _read(tfds, _prepared_builder(tfds, info, options), info, tuple(options.image_size))
 
 
 def _import_tfds(info: DatasetInfo):
@@ -168,14 +185,15 @@ def _prepared_builder(tfds, info: DatasetInfo, options: TfdsOptions):
   return builder
 
 
-def _read(tfds, builder, info: DatasetInfo) -> RawData:
-  """Both splits of a prepared `builder`, by the reader of its file format."""
+def _read(tfds, builder, info: DatasetInfo, size=()) -> RawData:
+  """Both splits of a prepared `builder`, by the reader of its file format; every image resized
+  to `size` (H, W) when given."""
   file_format = _file_format(builder)
   try:
     if file_format == "tfrecord":
-      splits = _via_tf_data(tfds, builder, info)
+      splits = _via_tf_data(tfds, builder, info, size)
     else:
-      splits = _via_data_source(tfds, builder)
+      splits = _via_data_source(tfds, builder, size)
   except DataError:
     raise
   except Exception as e:  # a damaged or partial build: TFDS raises many kinds
@@ -314,28 +332,36 @@ def _supervised_keys(builder) -> tuple[str, str]:
   return str(keys[0]), str(keys[1])
 
 
-def _via_tf_data(tfds, builder, info: DatasetInfo):
+def _via_tf_data(tfds, builder, info: DatasetInfo, size=()):
   if not _importable("tensorflow"):
     raise DataError(
         f"{info.tfds_name} in {builder.data_dir} is prepared as tfrecord, which only "
         "TensorFlow reads; pip install -e '.[tfds]', or prepare it again as array_record in "
         f"another DIR (python -m experiments.prepare_tfds --dataset={info.name} "
         f"--tfds_data_dir=DIR), {_local_fix(info)}")
+  splits = {}
+  if size:  # example by example: images of varying size do not batch
+    for split in _SPLITS:
+      pairs = list(tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True,
+                                                    shuffle_files=False)))
+      splits[split] = (np.stack([resize(image, size) for image, _ in pairs]),
+                       np.asarray([label for _, label in pairs]))
+    return splits
   loaded = builder.as_dataset(split=list(_SPLITS), batch_size=-1, as_supervised=True,
                               shuffle_files=False)
-  splits = {}
   for split, batch in zip(_SPLITS, loaded):
     images, labels = tfds.as_numpy(batch)
     splits[split] = (np.asarray(images), np.asarray(labels))
   return splits
 
 
-def _via_data_source(tfds, builder):
+def _via_data_source(tfds, builder, size=()):
   image_key, label_key = _supervised_keys(builder)
   splits = {}
   for split in _SPLITS:
     source = builder.as_data_source(split=split)
     records = source.__getitems__(list(range(len(source))))
-    splits[split] = (np.stack([np.asarray(r[image_key]) for r in records]),
+    splits[split] = (np.stack([resize(r[image_key], size) if size else np.asarray(r[image_key])
+                               for r in records]),
                      np.asarray([r[label_key] for r in records]))
   return splits

@@ -21,6 +21,9 @@ Fields:
   tfds.manual_dir   TFDS's manual-download directory ('' = TFDS's default)
   tfds.download     let TFDS download and prepare data not prepared yet (needs network and
                     TensorFlow: pip install -e '.[tfds]'); offline, a one-line error at once
+  tfds.image_size   (H, W): resize every image of a TFDS builder given by name to H x W as it
+                    is read (Pillow's bilinear filter, antialiased when shrinking); needed for
+                    builders whose images vary in size, refused for other datasets; () = as is
   train_subset      0 = all; n = a seeded class-stratified subset of n training examples
   test_subset       0 = all; likewise for the test split
   subset_seed       seed of the subset choice
@@ -208,6 +211,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.tfds.data_dir = ""
   c.tfds.manual_dir = ""
   c.tfds.download = True
+  c.tfds.image_size = ()
   c.train_subset = 0
   c.test_subset = 0
   c.subset_seed = 0
