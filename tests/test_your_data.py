@@ -324,6 +324,27 @@ class TestIdentity:
     assert len(err) == 1 and err[0].startswith("warning: ") and "JPEG q75" in err[0]
     assert "pixels differ" in cifar.identity.release and "lossy" in cifar.identity.release
 
+  def test_the_release_sizes_in_another_shape_are_refused(self, tmp_path, monkeypatch):
+    """Data of a catalog name's release sizes must have its shape (32x32 or 3-channel data
+    under "mnist" are other data); here a release of the tiny set's sizes stands in for MNIST's
+    60000/10000 (the check is the same)."""
+    monkeypatch.setitem(releases.RELEASES, "mnist", releases.Release((96, 48)))
+    names = [str(c) for c in range(10)]
+    for shape, fragment in (((32, 32, 1), "images of shape 32x32 but mnist's are 28x28"),
+                            ((28, 28, 3), "with 3 channel(s) but mnist has 1")):
+      folder = tmp_path / "x".join(map(str, shape))
+      engine_fixtures.write_tiny_npz(folder, shape=shape, class_names=names)
+      with pytest.raises(data.DataError) as e:
+        data.load_dataset("mnist", folder, check_release=True)
+      assert fragment in str(e.value) and "\n" not in str(e.value)
+      assert "--config.dataset=/path/to/data.npz" in str(e.value) or "channel" in fragment
+    engine_fixtures.write_tiny_npz(tmp_path / "ok", shape=(28, 28, 1), class_names=names)
+    assert data.load_dataset("mnist", tmp_path / "ok", check_release=True).example_shape == (
+        28, 28, 1)
+    # other sizes: a part or a stand-in (the studies' and the tests' tiny data), any shape
+    monkeypatch.setitem(releases.RELEASES, "mnist", releases.Release((60000, 10000)))
+    assert data.load_dataset("mnist", tmp_path / "32x32x1", check_release=True)
+
   def test_a_part_of_the_release_is_not_refused(self, tmp_path):
     """Studies retrain on subsets written as NAME.npz under the catalog name: unchecked."""
     engine_fixtures.write_tiny_npz(tmp_path, class_names=[str(c) for c in range(10)])
