@@ -203,6 +203,8 @@ GRADIENT_REDUCTIONS = ("all_reduce", "fixed_order")
 
 
 def default_config() -> ml_collections.ConfigDict:
+  """Every field of the main job with its default (the module docstring documents each); a
+  config file's `get_config()` starts from it and overrides fields."""
   c = ml_collections.ConfigDict()
   c.dataset = "mnist1d"
   c.dataset_kwargs = ml_collections.ConfigDict()
