@@ -2,6 +2,8 @@
 Python reference of the same Feistel rounds, a permutation at odd N, the same order however its
 columns are split over devices, and its config rules."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,8 @@ import pytest
 
 from regularity_jax.data import batching
 from regularity_jax.data import bijection
+from regularity_jax.runs.directory import RunDirectory
+from regularity_jax.runs.directory import RunDirectoryError
 from regularity_jax.training import ConfigError
 from regularity_jax.training import default_config
 from regularity_jax.training.config import validate
@@ -161,3 +165,33 @@ class TestConfig:
     config.epoch_plan, config.prioritization = "bijection", method
     config.holdout.fraction = 0.1  # rho_loss's irreducible-loss model trains on it
     validate(config)
+
+
+class TestResume:
+  """A run resumes with the plan it started with (`runs.directory`'s same-config rule)."""
+
+  @staticmethod
+  def saved(tmp_path, config, drop_plan=False):
+    saved = config.to_dict()
+    if drop_plan:  # a run directory from before the field existed
+      del saved["epoch_plan"]
+    (tmp_path / "config.json").write_text(json.dumps(saved, default=list))
+    return tmp_path
+
+  def test_another_plan_is_refused_in_one_line(self, tmp_path):
+    config = default_config()
+    config.epoch_plan = "bijection"
+    workdir = self.saved(tmp_path, config)
+    assert RunDirectory.check(workdir, config)  # the same plan resumes
+    config.epoch_plan = "permutation"
+    with pytest.raises(RunDirectoryError, match="different config.*epoch_plan") as e:
+      RunDirectory.check(workdir, config)
+    assert "\n" not in str(e.value)
+
+  def test_older_run_directories_resume_with_todays_plan(self, tmp_path):
+    config = default_config()
+    workdir = self.saved(tmp_path, config, drop_plan=True)
+    assert RunDirectory.check(workdir, config)
+    config.epoch_plan = "bijection"
+    with pytest.raises(RunDirectoryError, match="epoch_plan: '<unset>' -> 'bijection'"):
+      RunDirectory.check(workdir, config)
