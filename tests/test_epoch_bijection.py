@@ -136,6 +136,31 @@ class TestBijectionBatches:
     assert sorted(np.asarray(positions)[np.asarray(mask)].tolist()) == [2, 5, 96]
 
 
+class TestShuffledPlan:
+  """`prioritization.base.shuffled_plan` (uniform, Selective-Backprop, RHO-LOSS) follows
+  config.epoch_plan: the default draws today's permutation, "bijection" the new plan."""
+
+  @staticmethod
+  def plan_of(epoch_plan):
+    import types  # pylint: disable=g-import-not-at-top
+    from regularity_jax.training.features.prioritization import base  # pylint: disable=g-import-not-at-top
+    config = default_config()
+    config.epoch_plan = epoch_plan
+    setup = types.SimpleNamespace(config=config, n_train=97)
+    state = types.SimpleNamespace(rng=lambda stream: jax.random.key(7), active=jnp.ones(97, bool))
+    return base.shuffled_plan(setup, state, 3, 8), base.epoch_key(state, 3)
+
+  @pytest.mark.slow  # two plans traced op by op: seconds
+  def test_each_plan_is_its_own(self):
+    bijective, key = self.plan_of("bijection")
+    np.testing.assert_array_equal(bijective["positions"],
+                                  plan(key, 97, 8, jnp.ones(97, bool))[0])
+    assert int(bijective["num_active"]) == 97
+    default, _ = self.plan_of("permutation")
+    np.testing.assert_array_equal(default["positions"], batching.epoch_batches(key, 97, 8)[0])
+    assert not np.array_equal(default["positions"], bijective["positions"])
+
+
 class TestConfig:
 
   def test_default_is_todays_plan(self):
