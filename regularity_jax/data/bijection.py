@@ -12,8 +12,11 @@ permutes [0, M), and cycle-walking turns it into a permutation of [0, n) (Black 
 
 Cost per position: ROUNDS (8) half-rounds of about a dozen 32-bit integer operations (a
 multiply-xorshift hash) per pass through the network, and M / n < 2 passes on average; the
-vectorized loop (`lax.while_loop`) runs until its slowest position has landed, about
-log(P) / log(M / (M - n)) passes for P positions (around 20 for a million).
+vectorized loop (`lax.while_loop`, each pass over all P positions a device holds, then one
+boolean all-reduce across devices) runs until its slowest position has landed, about
+1 + log(P) / log(M / (M - n)) passes: ~6 for N = 10**6 (M = 2**20), ~21 when N is just above a
+power of two. Memory: the positions themselves and a few arrays of their size, nothing of size
+N (docs/scaling.md measures both).
 
 The family is uniform-ish, not exactly uniform: 8 alternating half-rounds (4 full Luby-Rackoff
 rounds) of a fixed hash keyed by 32-bit round keys reach a tiny share of the n! orders, and
