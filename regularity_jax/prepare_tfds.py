@@ -14,7 +14,8 @@ from absl import flags
 
 from regularity_jax import cli
 
-_DATASET = flags.DEFINE_string("dataset", None, "Dataset name (regularity_jax.data.DATASETS).")
+_DATASET = flags.DEFINE_string("dataset", None, "Dataset name (regularity_jax.data.DATASETS) or "
+                                "any TFDS builder's name.")
 _DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory to prepare into.")
 _MANUAL_DIR = flags.DEFINE_string("tfds_manual_dir", None, "TFDS manual-download directory.")
 flags.mark_flags_as_required(["dataset", "tfds_data_dir"])
@@ -28,7 +29,11 @@ def main(argv):
   from regularity_jax.data import tfds_source  # pylint: disable=g-import-not-at-top
 
   def prepare():
-    info = registry.dataset_info(_DATASET.value)
+    name = _DATASET.value
+    if name in registry.DATASETS:
+      info = registry.dataset_info(name)
+    else:  # any TFDS builder by name (classes and shapes are read from it when a run loads it)
+      info = registry.catalog.DatasetInfo(name, (), 0, name, "its own files")
     return tfds_source.prepare_tfds(info, tfds_source.TfdsOptions(
         data_dir=_DATA_DIR.value, manual_dir=_MANUAL_DIR.value, download=True))
 

@@ -7,8 +7,6 @@ import re
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 KERNELS = (REPO / "docs" / "kernels.md").read_text()
-# Pages another issue's branch adds (linked here before it lands); remove once they exist.
-PENDING = {"docs/any_loop.md"}
 
 
 def _code_blocks(lang, text=README):
@@ -40,7 +38,7 @@ def test_relative_links_name_files():
       if "://" in target:
         continue
       path = (base / target).resolve()
-      assert path.exists() or str(path.relative_to(REPO)) in PENDING, target
+      assert path.exists(), target
 
 
 def test_kernel_example_runs_as_written(capsys):

@@ -183,8 +183,13 @@ def _load_dataset(config: dict[str, Any], data_dir: str | None, workdir: pathlib
   from regularity_jax import data  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import setup  # pylint: disable=g-import-not-at-top
   cfg = ml_collections.ConfigDict(config)
+  resolved = config.get("resolved_paths") or {}
+  if "dataset" in resolved:  # a relative path as typed; the run's cwd is not the report's
+    cfg.dataset = resolved["dataset"]
   if data_dir is not None:
     cfg.data_dir = data_dir
+  elif "data_dir" in resolved:
+    cfg.data_dir = resolved["data_dir"]
   try:
     return setup.load_data(cfg)
   except (AttributeError, KeyError) as e:  # a config.json of another version or tool

@@ -63,7 +63,7 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
 # that value (tests/test_your_model.py resumes a 05bb32c run directory).
 ADDED_FIELDS = {"max_wall_time_s": 0.0, "permute_pixels.enabled": False,
                 "permute_pixels.seed": 0, "allow_changed_model_code": False,
-                "epoch_plan": "permutation"}
+                "tfds.image_size": [], "epoch_plan": "permutation"}
 
 MODEL_CODE_CHANGES = "model_code_changes.jsonl"
 
@@ -336,6 +336,9 @@ class RunDirectory:
     diff = sorted(k for k in set(old) | set(new)
                   if k not in RESUME_NEUTRAL
                   and old.get(k, ADDED_FIELDS.get(k, "<unset>")) != new.get(k, "<unset>"))
+    if not any(k.startswith("resolved_paths.") for k in old):
+      # a run of a version that did not record resolved paths: the paths as typed decide
+      diff = [k for k in diff if not k.startswith("resolved_paths.")]
     if "model_source.sha256" in diff and "model_source.sha256" in old:
       if not new.get("allow_changed_model_code"):
         raise RunDirectoryError(

@@ -32,6 +32,7 @@ from regularity_jax.runs import RunDirectory
 from regularity_jax.runs import plots
 from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
+from regularity_jax.training import epoch as epoch_lib
 from regularity_jax.training import evaluators as evaluators_lib
 from regularity_jax.training import hosts
 from regularity_jax.training import parts
@@ -84,6 +85,7 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
   config_lib.validate(config)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
+  config_lib.record_resolved_paths(config)
   hosts.initialize(config)
   features = enabled_features(config)
   hosts.check_supported(config, [f.name for f in features])
@@ -117,8 +119,15 @@ def _train(config, setup, features, run, t0, progress) -> RunResult:
     part.build(setup, core)
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
   recorded = run.read_metrics()
-  state, start_epoch = checkpointer.restore_or(
-      setup.initial_state(), at_most=recorded[-1]["epoch"] if recorded else 0)
+  last = recorded[-1]["epoch"] if recorded else 0
+  state, start_epoch = checkpointer.restore_or(setup.initial_state(), at_most=last)
+  whole = start_epoch  # the newest whole-epoch checkpoint
+  resume = None  # a SIGTERM's mid-epoch checkpoint of the epoch after `last`
+  if not hosts.multiprocess() and last < config.num_epochs:
+    resume = checkpointer.restore_partial(
+        last, lambda: epoch_lib.partial_template(setup, features, state, last))
+    if resume is not None:
+      start_epoch, state = last, resume["state"]
   records = run.keep_metrics_through(start_epoch, recorded)  # later epochs are rerun
   split = setup.train_split
   bar = tqdm.tqdm(total=config.num_epochs * setup.steps_per_epoch,
@@ -126,17 +135,26 @@ def _train(config, setup, features, run, t0, progress) -> RunResult:
                   desc=f"{config.dataset}/{config.model}", file=sys.stderr,
                   disable=not config.progress_bar or not run.writer, mininterval=0.5,
                   dynamic_ncols=True)
-  progress.update(epoch=start_epoch + 1, checkpoint=start_epoch)
+  progress.update(epoch=start_epoch + 1, checkpoint=whole)
   eval_seconds = 0.0  # the last evaluation's, for max_wall_time_s
   for epoch in range(start_epoch, config.num_epochs):
     progress["epoch"] = epoch + 1
     if terminate_requested():  # a SIGTERM during the last epoch's evaluation or files
-      if progress["checkpoint"] < epoch:  # its state is whole: kept, so nothing is lost
+      if resume is not None:  # the state is mid-epoch: its mid-epoch checkpoint stays
+        progress["partial"] = (int(resume["rows"]), int(resume["num_rows"]))
+      elif progress["checkpoint"] < epoch:  # its state is whole: kept, so nothing is lost
         checkpointer.save(epoch, state)
         progress["checkpoint"] = epoch
       raise signals.Terminated
+
+    def save_partial(tree, epoch=epoch):  # SIGTERM between two steps of this epoch
+      checkpointer.save_partial(epoch, int(tree["rows"]), tree)
+      progress["partial"] = (int(tree["rows"]), int(tree["num_rows"]))
+
     state, record, split = train_epoch(setup, core, features, state, epoch, bar,
-                                       last_good=progress["checkpoint"], run=run)
+                                       last_good=progress["checkpoint"], run=run,
+                                       resume=resume, save_partial=save_partial)
+    resume = None
     stop = epoch + 1 < config.num_epochs and out_of_time(config, t0, epoch, record,
                                                          eval_seconds)
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs or stop:
@@ -207,9 +225,13 @@ def _where(progress: dict[str, Any], config) -> str:
             "(nothing is trained again)")
   if not progress.get("epoch"):
     return ("before training started (nothing was trained); rerun the same command")
+  del config
+  if progress.get("partial"):
+    rows, num_rows = progress["partial"]
+    return (f"at epoch {progress['epoch']} after {rows} of its {num_rows} steps (checkpointed "
+            "there); rerun the same command to resume from that step")
   resume = (f"from the checkpoint of epoch {progress['checkpoint']}" if progress["checkpoint"]
             else "from the start: no checkpoint had been written yet")
-  del config
   return f"at epoch {progress['epoch']}; rerun the same command to resume ({resume})"
 
 
