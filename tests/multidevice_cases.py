@@ -163,3 +163,32 @@ def sharded_statistics_equal_replicated(tmp: str) -> None:
           replicated.train_stats))
   finally:
     loop.collect_scores = real
+
+
+def bijection_plan_four_devices_match_one(tmp: str) -> None:
+  """epoch_plan=bijection: the plan compiled with its columns sharded over 4 devices holds only
+  [S, B/4] arrays per device (no sort, nothing of size N, no all-gather), and a run on 4 devices
+  equals the run on 1 device, every example presented once per epoch."""
+  import re  # pylint: disable=g-import-not-at-top
+  from regularity_jax.data import batching  # pylint: disable=g-import-not-at-top
+  _four_devices()
+  mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
+  program = jax.jit(lambda key: batching.bijection_batches(key, 1000, 64),
+                    out_shardings=(rows, rows)).lower(jax.random.key(0)).compile().as_text()
+  shapes = set(re.findall(r"[su]32\[(\d+),(\d+)\]", program))
+  assert shapes == {("16", "16"), ("16", "1")}, shapes
+  assert "sort" not in program and "all-gather" not in program
+  tmp = pathlib.Path(tmp)
+  engine_fixtures.write_tiny_npz(tmp / "data")
+  runs = {}
+  for n in (1, 4):
+    config = engine_fixtures.tiny_config(tmp / "data", num_epochs=2, num_devices=n,
+                                         epoch_plan="bijection")
+    runs[n] = train_and_evaluate(config, tmp / f"bijection{n}")
+  assert_scores_equal(runs[1].scores, runs[4].scores, float_atol=1e-4)
+  n_train = len(runs[1].scores["train/example_id"])
+  for a, b in zip(runs[1].metrics, runs[4].metrics):
+    assert a["examples_presented"] == b["examples_presented"] == n_train
+    assert a["train_accuracy"] == b["train_accuracy"]
+    np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)

@@ -143,6 +143,25 @@ def test_fixed_order_reduction_is_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
+def test_bijection_plan_two_processes_equal_one_process(tmp_path):
+  """epoch_plan=bijection (each process evaluates its own columns of the plan, nothing of size
+  N) on the data of `runs`, 2 epochs: 2 processes of 2 devices equal 1 process of 4 (integer
+  statistics identical, floats to the all-reduce's rounding), every example once per epoch."""
+  short = ["--config.epoch_plan=bijection", "--config.num_epochs=2", "--config.report=False"]
+  run(tmp_path / "one", *short, processes=1, devices=4)
+  run(tmp_path / "two", *short)
+  one, two = scores(tmp_path / "one"), scores(tmp_path / "two")
+  np.testing.assert_array_equal(one["train/cumulative_correct"], two["train/cumulative_correct"])
+  assert_scores_equal(one, two, float_atol=1e-5)
+  a, b = records(tmp_path / "one"), records(tmp_path / "two")
+  assert [r["examples_presented"] for r in b] == [800, 800]
+  for ra, rb in zip(a, b):
+    assert ra["train_accuracy"] == rb["train_accuracy"] and ra["step"] == rb["step"]
+    np.testing.assert_allclose(ra["train_loss"], rb["train_loss"], rtol=1e-5)
+  assert json.loads((tmp_path / "two" / "config.json").read_text())["epoch_plan"] == "bijection"
+
+
+@pytest.mark.slow
 def test_files_written_once_by_process_zero(runs):
   workdir = runs["two_processes"]
   names = sorted(p.name for p in workdir.iterdir())

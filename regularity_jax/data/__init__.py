@@ -18,7 +18,7 @@ release and the check of data given that name), `local_files` / `image_folders` 
 `mnist1d_source` (the sources), `subsets`, `normalization`, `permutation` (one fixed pixel
 permutation of every image: permuted MNIST), `corruption`, `partitions` (holdout, threshold
 samples);
-`augment` and `batching` (on-device, jax); `streaming` (grain: host reads of the rows of
+`augment`, `batching` and `bijection` (on-device, jax: the epoch plans); `streaming` (grain: host reads of the rows of
 a fixed plan of positions).
 """
 

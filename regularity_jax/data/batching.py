@@ -6,6 +6,11 @@ permutation (real examples, so batch-norm statistics stay sensible) and those fi
 mask False: no example is dropped and none is counted twice. An optional boolean `active`
 vector restricts the epoch to a subset (dynamic training-set reduction, online selection)
 without changing any shape, so nothing recompiles when the subset changes.
+
+Two plans of the same shape: `epoch_batches` (the default, `epoch_plan="permutation"`) draws
+`jax.random.permutation`, which sorts N keys on every device; `bijection_batches`
+(`epoch_plan="bijection"`) evaluates a counter-based permutation (`data.bijection`) at each
+position of the matrix, so each device computes only its own columns and nothing of size N.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import math
 
 import jax
 import jax.numpy as jnp
+
+from regularity_jax.data import bijection
 
 
 def num_steps(num_active: int, batch_size: int) -> int:
@@ -49,6 +56,34 @@ def epoch_batches(key: jax.Array, num_examples: int, batch_size: int,
   positions = jnp.resize(perm, (total,))  # wraps around: filler rows are real examples
   mask = jnp.arange(total) < count
   return positions.reshape(steps, batch_size), mask.reshape(steps, batch_size)
+
+
+def bijection_batches(key: jax.Array, num_examples: int, batch_size: int,
+                      active: jnp.ndarray | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """A shuffled epoch as a padded index matrix, position by position (`data.bijection`).
+
+  Args:
+    key: PRNG key of this epoch (e.g. `fold_in(data_key, epoch)`); the round keys come from it.
+    num_examples: N.
+    batch_size: B.
+    active: optional bool[N]; inactive rows keep their place and are masked out (unlike
+      `epoch_batches`, active rows are not moved first: that would need N-sized work).
+
+  Returns:
+    positions: i32[S, B], S = ceil(N / B): flat position p = s * B + b holds the example at
+      p mod N of the keyed permutation (the last row wraps around to the start, as in
+      `epoch_batches`), computed elementwise, so a column-sharded output is computed shard by
+      shard.
+    mask: bool[S, B], p < N (and the example active): True exactly once for every example.
+  """
+  steps = num_steps(num_examples, batch_size)
+  flat = (jnp.arange(steps, dtype=jnp.int32)[:, None] * batch_size
+          + jnp.arange(batch_size, dtype=jnp.int32)[None, :])  # 2-D: shards by column
+  positions = bijection.permute(flat % num_examples, bijection.round_keys(key), num_examples)
+  mask = flat < num_examples
+  if active is not None:
+    mask = mask & jnp.asarray(active, bool)[positions]
+  return positions, mask
 
 
 def eval_batches(num_examples: int, batch_size: int) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -63,7 +63,8 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
 # that value (tests/test_your_model.py resumes a 05bb32c run directory).
 ADDED_FIELDS = {"max_wall_time_s": 0.0, "permute_pixels.enabled": False,
                 "permute_pixels.seed": 0, "allow_changed_model_code": False,
-                "tfds.image_size": [], "features": []}
+                "tfds.image_size": [], "epoch_plan": "permutation",
+                "features": []}
 
 MODEL_CODE_CHANGES = "model_code_changes.jsonl"
 

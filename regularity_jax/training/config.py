@@ -92,6 +92,13 @@ Fields:
   scan_epoch        run each epoch as one device program (lax.fori_loop over the steps):
                     faster for small models where per-step dispatch dominates; the progress bar
                     then moves once per epoch. Selective-Backprop epochs always step on the host.
+  epoch_plan        permutation (default: jax.random.permutation of the training split, which
+                    sorts N keys on every device) | bijection (a keyed Feistel permutation
+                    evaluated position by position, so each device and host computes only its
+                    own columns of the plan and nothing of size N: regularity_jax.data.bijection;
+                    another order than permutation's; for prioritization uniform,
+                    selective_backprop and rho_loss, without pruning or reduction).
+                    docs/scaling.md
   input_pipeline    device (default: both splits on every device) | stream (the examples stay on
                     the host and stream to the devices row by row of the same epoch plans, with
                     grain; same numbers; refuses scan_epoch). regularity_jax.training.inputs
@@ -208,6 +215,9 @@ from regularity_jax.training.features.base import choice
 
 DTYPES = ("float32", "bfloat16")
 GRADIENT_REDUCTIONS = ("all_reduce", "fixed_order")
+EPOCH_PLANS = ("permutation", "bijection")
+# The prioritization methods whose plan is the shuffled epoch (`prioritization.base.shuffled_plan`).
+SHUFFLED_PLANS = ("uniform", "selective_backprop", "rho_loss")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -257,6 +267,7 @@ def default_config() -> ml_collections.ConfigDict:
       "coordinator_address": "", "num_processes": 0, "process_id": 0, "enabled": False,
       "initialization_timeout": 300})
   c.scan_epoch = False
+  c.epoch_plan = "permutation"
   c.input_pipeline = "device"
   c.stream = ml_collections.ConfigDict({"threads": 2, "prefetch": 2})
   c.permute_pixels = ml_collections.ConfigDict({"enabled": False, "seed": 0})
@@ -361,6 +372,7 @@ def _validate(config, evaluators, features, base_dir=None) -> None:
   if config.gradient_reduction == "fixed_order" and config.turnover.enabled:
     raise ConfigError("gradient_reduction=fixed_order does not combine with turnover.enabled "
                       "(per-example sub-networks); set --config.gradient_reduction=all_reduce")
+  _check_epoch_plan(config)
   features.validate(config, base_dir)  # each part checks its own block, enabled or not
   if int(config.num_seeds) > 1:
     clashes = [c for c in (f.replica_clash(f.view(config)) for f in features.enabled_classes(
@@ -526,6 +538,22 @@ def _check_numbers(config) -> None:
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
       raise ConfigError(f"model_kwargs.hidden={hidden!r} must be a non-empty tuple of positive "
                         "layer widths; e.g. --config.model_kwargs.hidden='(256, 256)'")
+
+
+def _check_epoch_plan(config) -> None:
+  choice("epoch_plan", config.epoch_plan, EPOCH_PLANS)
+  if config.epoch_plan != "bijection":
+    return
+  if config.prioritization not in SHUFFLED_PLANS:
+    raise ConfigError(f"epoch_plan=bijection shuffles the epochs of prioritization "
+                      f"{', '.join(SHUFFLED_PLANS)}; prioritization={config.prioritization} "
+                      "draws its own plan: set --config.epoch_plan=permutation")
+  subset = ("pruning.fraction_kept" if float(config.pruning.fraction_kept) < 1.0 else
+            "reduction.enabled" if config.reduction.enabled else None)
+  if subset:
+    raise ConfigError(f"epoch_plan=bijection presents the whole training split, while {subset} "
+                      "trains on a subset (its batches would be mostly padding): set "
+                      "--config.epoch_plan=permutation")
 
 
 def _check_holdout(holdout) -> None:

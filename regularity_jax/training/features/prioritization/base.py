@@ -87,9 +87,18 @@ def last_losses(setup, state) -> tuple[jnp.ndarray, jnp.ndarray]:
 
 
 def shuffled_plan(setup, state, epoch, width: int) -> dict:
-  """Every active row once, shuffled, in rows of `width` (uniform and Selective-Backprop)."""
-  positions, masks = batching.epoch_batches(epoch_key(state, epoch), setup.n_train, width,
-                                            state.active)
+  """Every active row once, shuffled, in rows of `width` (uniform, Selective-Backprop and
+  RHO-LOSS), by the run's `epoch_plan`: "permutation" (`batching.epoch_batches`, active rows
+  first) or "bijection" (`batching.bijection_batches`, computed column by column; inactive rows
+  stay in place masked out, so every row of the plan runs)."""
+  if setup.config.get("epoch_plan", "permutation") == "bijection":
+    positions, masks = batching.bijection_batches(epoch_key(state, epoch), setup.n_train, width,
+                                                  state.active)
+    num_active = jnp.int32(setup.n_train)
+  else:
+    positions, masks = batching.epoch_batches(epoch_key(state, epoch), setup.n_train, width,
+                                              state.active)
+    num_active = jnp.sum(state.active)
   return {"positions": positions, "masks": masks, "row_weights": jnp.ones(masks.shape),
           "example_weights": jnp.ones((setup.n_train,), jnp.float32),
-          "num_active": jnp.sum(state.active)}
+          "num_active": num_active}
