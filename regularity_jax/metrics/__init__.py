@@ -3,7 +3,8 @@
 Every statistic family is a module with `init(num_examples)`, `update(state, ids, logits,
 labels, mask=None)` and `summarize(state)`; state is a NamedTuple of [num_examples] arrays,
 updated with `.at[ids]` scatters, so it runs inside a jitted (and sharded) training step with
-no host sync. This package imports nothing else from regularity_jax: copy it into any project.
+no host sync. This package imports nothing else from regularity_jax but `regularity_jax.registry`
+(a leaf module: the one door for parts by import path): copy both into any project.
 
   forgetting  forgetting/learning events, first_learned, first_forgotten, unforgettable, never_learned
   cumulative  cumulative_correct (CBTL on the training stream, CBGL on the evaluation stream)
@@ -13,6 +14,7 @@ no host sync. This package imports nothing else from regularity_jax: copy it int
   losses      last/mean cross-entropy and EL2N over observations
   el2n, grand single-pass scores
   Tracker     any subset of the above as one pytree
+  statistics  the registry of tracker statistics: the kernels above, user ones by import path
   seeds       combining the summary tables of several seeds (host, NumPy)
   difficulty  the registry of per-example scores (higher = harder): one definition of each,
               Toneva's seed rule, tie-breaking
@@ -27,6 +29,7 @@ from regularity_jax.metrics import losses
 from regularity_jax.metrics import margin_distribution
 from regularity_jax.metrics import margins
 from regularity_jax.metrics import seeds
+from regularity_jax.metrics import statistics
 from regularity_jax.metrics.margin_distribution import margin_auc
 from regularity_jax.metrics.margins import logit_margin
 from regularity_jax.metrics.scores import el2n
@@ -35,4 +38,4 @@ from regularity_jax.metrics.tracker import KERNELS
 from regularity_jax.metrics.tracker import Tracker
 
 __all__ = ["confidence", "cumulative", "difficulty", "forgetting", "losses", "margins", "logit_margin", "el2n",
-           "grand", "KERNELS", "Tracker", "indexing", "margin_distribution", "margin_auc", "seeds"]
+           "grand", "KERNELS", "Tracker", "indexing", "margin_distribution", "margin_auc", "seeds", "statistics"]

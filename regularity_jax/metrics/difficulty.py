@@ -203,6 +203,23 @@ TRAIN_SCORES = tuple(s.name for s in _ALL if s.split == "train")
 TEST_SCORES = tuple(s.name for s in _ALL if s.split == "test")
 # Stored score columns (un-prefixed) -> how they combine over seeds.
 STORED_COLUMNS = {s.stored_as: s.seeds for s in _ALL if s.stored_as}
+BUILTIN_NAMES = NAMES
+
+
+def register(spec: Score) -> None:
+  """Adds a score (a user statistic's, `metrics.statistics`) to the registry: `get`,
+  `from_scores`, pruning, weighting and the report then know it by name. A built-in name is
+  refused; registering the same name again replaces it (a statistic reloaded)."""
+  global NAMES, TRAIN_SCORES, TEST_SCORES  # pylint: disable=global-statement
+  if spec.name in BUILTIN_NAMES:
+    raise ValueError(f"score {spec.name!r} is built in; give the statistic another name")
+  if spec.split not in SPLITS or spec.seeds not in SEED_RULES:
+    raise ValueError(f"score {spec.name!r}: split must be one of {SPLITS} and seeds one of "
+                     f"{SEED_RULES}")
+  SCORES[spec.name] = spec
+  NAMES = tuple(SCORES)
+  TRAIN_SCORES = tuple(n for n in NAMES if SCORES[n].split == "train")
+  TEST_SCORES = tuple(n for n in NAMES if SCORES[n].split == "test")
 
 
 def get(name: str, split: str | None = None) -> Score:
@@ -317,4 +334,6 @@ def _provider(spec: Score) -> str:
     return "a GraNd column, e.g. from the removal_curves study"
   if spec.source == "engine":
     return "written into scores.npz at the end of a run with the 'margins' kernel"
+  if spec.source not in SOURCES:
+    return f"the user statistic {spec.source!r}: add it to --config.tracking.kernels"
   return f"the {spec.source!r} kernel: add it to --config.tracking.kernels"

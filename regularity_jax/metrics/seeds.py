@@ -17,6 +17,7 @@ Combining the statistics of seeds (Toneva et al. 2019 report statistics "summed 
   first_forgotten    the mean over the seeds that forgot it (-1 if none did); the per-epoch
                      unforgettable curve combines the per-seed columns (`unforgettable_by_epoch`)
   every float (AUM, confidence, losses, margins, turn-over scores...)   mean over seeds
+  a user statistic's score key   by its `seeds` rule ("sum": summed, `USER_SUMMED`)
 
 Scores (higher = harder) combine by their own rule in `metrics.difficulty.combine`.
 """
@@ -35,6 +36,10 @@ SUMMED = ("forgetting_events", "learning_events", "cumulative_correct", "observa
               k for k, rule in difficulty.STORED_COLUMNS.items() if rule == "sum")
 
 
+# Score keys of user statistics whose seeds combine by "sum" (`metrics.statistics`).
+USER_SUMMED: set[str] = set()
+
+
 def combine(per_seed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Summary tables with a leading seed axis ([K, N] arrays) -> one combined [N] table."""
   out = {}
@@ -42,7 +47,7 @@ def combine(per_seed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     value = np.asarray(value)
     if key == "dropped":
       out[key] = value.sum(0).astype(value.dtype)
-    elif key in SUMMED:
+    elif key in SUMMED or key in USER_SUMMED:
       out[key] = value.sum(0).astype(value.dtype)
     elif key == "unforgettable":
       out[key] = value.all(0)

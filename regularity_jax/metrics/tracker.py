@@ -27,62 +27,71 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regularity_jax.metrics import confidence
-from regularity_jax.metrics import cumulative
-from regularity_jax.metrics import forgetting
-from regularity_jax.metrics import losses
-from regularity_jax.metrics import margins
+from regularity_jax.metrics import statistics as statistics_lib
 
-KERNELS: dict[str, ModuleType] = {
-    "forgetting": forgetting,
-    "cumulative": cumulative,
-    "margins": margins,
-    "confidence": confidence,
-    "losses": losses,
-}
+# The built-in kernel modules by name (`metrics.statistics.KERNEL_MODULES`); the registry of
+# every statistic, user ones by import path included, is `metrics.statistics.STATISTICS`.
+KERNELS: dict[str, ModuleType] = statistics_lib.KERNEL_MODULES
 
 
 @dataclasses.dataclass(frozen=True)
 class Tracker:
-  """A chosen set of kernels (names from `KERNELS`) over `num_examples` example ids."""
+  """A chosen set of statistics over `num_examples` example ids.
+
+  `kernels` are names of `metrics.statistics.STATISTICS`: built-ins, or user statistics by
+  import path (built from their blocks by `metrics.statistics.build` before; else with an
+  empty block). A stream's state holds the statistics fed by that stream (`init(stream)`);
+  `update` and `summarize` work on whatever a state holds.
+  """
   num_examples: int
   kernels: tuple[str, ...] = tuple(KERNELS)
 
   def __post_init__(self):
-    unknown = [k for k in self.kernels if k not in KERNELS]
+    object.__setattr__(self, "kernels", tuple(self.kernels))
+    unknown = [k for k in self.kernels
+               if k not in KERNELS and not statistics_lib.registry.is_import_path(k)]
     if unknown:
-      raise ValueError(f"unknown metric kernel(s) {unknown}; choose from {sorted(KERNELS)}")
+      raise ValueError(f"unknown metric kernel(s) {unknown}; choose from {sorted(KERNELS)} or "
+                       "name a statistic 'package.module:Class' (docs/parts.md)")
     if self.num_examples < 0:
       raise ValueError(f"num_examples must be >= 0, got {self.num_examples}")
-    object.__setattr__(self, "kernels", tuple(self.kernels))
+
+  def statistic(self, name: str) -> statistics_lib.Statistic:
+    """The statistic `name` (a built-in kernel, or a user statistic as built in this
+    process: `metrics.statistics.get`)."""
+    return statistics_lib.get(name)
 
   @property
   def summary_keys(self) -> tuple[str, ...]:
     """The per-example keys of `summarize` ([num_examples] arrays), without `dropped`."""
     keys = []
     for name in self.kernels:
-      keys += [k for k in KERNELS[name].SUMMARY_KEYS if k not in keys]
+      keys += [k for k in self.statistic(name).summary_keys if k not in keys]
     return tuple(keys)
 
-  def init(self) -> dict[str, Any]:
-    """The initial state: {kernel name: its state of [num_examples] arrays}, every field its
-    own buffer (a jitted step may donate it)."""
-    return {name: KERNELS[name].init(self.num_examples) for name in self.kernels}
+  def init(self, stream: str | None = None) -> dict[str, Any]:
+    """The initial state of `stream` ("presentations", "eval_train", "eval_test"; None: every
+    statistic): {name: its state of [num_examples] arrays} of the statistics that stream feeds,
+    every field its own buffer (a jitted step may donate it)."""
+    return {name: self.statistic(name).init(self.num_examples) for name in self.kernels
+            if statistics_lib.feeds(self.statistic(name), stream)}
 
   def update(self, state: Mapping[str, Any], ids: jnp.ndarray, logits: jnp.ndarray,
              labels: jnp.ndarray, mask: jnp.ndarray | None = None) -> dict[str, Any]:
     """ids: i32[B], logits: f32[B, C], labels: i32[B], mask: bool[B] | None -> new state."""
-    return {name: KERNELS[name].update(state[name], ids, logits, labels, mask)
-            for name in self.kernels}
+    return {name: self.statistic(name).update(state[name], ids, logits, labels, mask)
+            for name in self.kernels if name in state}
 
   def summarize(self, state: Mapping[str, Any]) -> dict[str, jnp.ndarray]:
-    """One flat dict: every per-example key of the kernels as a [num_examples] array (keys
-    shared by kernels appear once), and `dropped`, i32[]: unmasked rows the kernels did not
-    count (ids out of range, or repeated within an update). Every kernel sees the same rows, so
-    their counts agree; the largest is reported."""
+    """One flat dict: every per-example key of the statistics in `state` as a [num_examples]
+    array (keys shared by kernels appear once), and `dropped`, i32[]: unmasked rows the kernels
+    did not count (ids out of range, or repeated within an update). Every kernel sees the same
+    rows, so their counts agree; the largest is reported."""
     table, dropped = {}, []
     for name in self.kernels:
-      for key, value in KERNELS[name].summarize(state[name]).items():
+      if name not in state:
+        continue
+      for key, value in self.statistic(name).summarize(state[name]).items():
         if key == "dropped":
           dropped.append(value)
         else:

@@ -75,8 +75,24 @@ from flax import nnx
 import jax.numpy as jnp
 import numpy as np
 
+from regularity_jax import registry
+
 NORMALIZERS: tuple[str, ...] = ("frobenius_product", "last_layer", "none")
 DEFAULT_NORMALIZER = "frobenius_product"
+
+
+def _check_normalizer(obj, spec):
+  if not callable(obj):
+    raise registry.PartError(f"margin normalizer {spec!r} must be a function "
+                             "log_norm(params, model_state) -> f32[] (docs/parts.md)")
+  return obj
+
+
+# The built-ins are `log_network_norm`'s branches; a user normalizer, named by import path
+# ('package.module:fn', docs/parts.md), is `log_norm(params, model_state) -> f32[]`, the log
+# of the network norm (jit-able).
+NORMALIZER_REGISTRY = registry.Registry("margin normalizer", "--config.margins.normalizer",
+                                        {k: k for k in NORMALIZERS}, check=_check_normalizer)
 
 
 class Layout(NamedTuple):
@@ -198,6 +214,8 @@ def log_network_norm(params: dict, model_state: dict, *, kind: str, model: str |
 
   Same arguments and errors as `network_norm`; returns f32[].
   """
+  if kind not in NORMALIZERS and registry.is_import_path(kind):  # a user normalizer
+    return jnp.asarray(NORMALIZER_REGISTRY.get(kind)(params, model_state), jnp.float32)
   if kind not in NORMALIZERS:
     raise ValueError(f"unknown normalizer {kind!r}; choose one of {', '.join(NORMALIZERS)}")
   if kind == "none":

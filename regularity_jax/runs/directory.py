@@ -63,7 +63,8 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
 # that value (tests/test_your_model.py resumes a 05bb32c run directory).
 ADDED_FIELDS = {"max_wall_time_s": 0.0, "permute_pixels.enabled": False,
                 "permute_pixels.seed": 0, "allow_changed_model_code": False,
-                "tfds.image_size": [], "epoch_plan": "permutation"}
+                "tfds.image_size": [], "epoch_plan": "permutation",
+                "features": []}
 
 MODEL_CODE_CHANGES = "model_code_changes.jsonl"
 
@@ -331,6 +332,8 @@ class RunDirectory:
         pass
 
   def _check_same_config(self, saved: Mapping[str, Any]) -> None:
+    from regularity_jax.training import migration  # pylint: disable=g-import-not-at-top
+    saved = migration.translate_saved(dict(saved))  # old spellings read as today's
     old = traverse_util.flatten_dict(saved, sep=".")
     new = traverse_util.flatten_dict(self.config, sep=".")
     diff = sorted(k for k in set(old) | set(new)

@@ -247,7 +247,20 @@ def load(path: str | os.PathLike, *, what: str = "scores_path") -> Scores:
     if key not in arrays:
       raise ScoresFileError(f"{what} {path} lacks the column {key!r}; is it a regularity_jax "
                             f"scores.npz? {fix}")
+  register_statistics(prov)
   return Scores(path, arrays, prov)
+
+
+def register_statistics(prov: Mapping[str, Any]) -> None:
+  """Registers the scores of the user statistics a provenance declares ("statistics"), so
+  pruning, weighting and the report know them by name without importing their code."""
+  from regularity_jax.metrics import statistics  # pylint: disable=g-import-not-at-top
+  for name, declared in (prov.get("statistics") or {}).items():
+    if name not in difficulty.SCORES or difficulty.SCORES[name].source == declared.get("spec"):
+      try:
+        statistics.register_declared(name, declared)
+      except (KeyError, TypeError, ValueError):
+        pass  # a malformed entry: its score stays unknown (named as such where asked for)
 
 
 def _side(dataset) -> str:

@@ -25,12 +25,32 @@ from typing import Mapping
 
 import numpy as np
 
+from regularity_jax import registry
 from regularity_jax.metrics import difficulty
 
 RULES = ("easiest", "hardest", "random", "class_stratified_easiest", "class_stratified_hardest",
          "ccs")
+
+
+def _check_rule(obj, spec):
+  if not callable(obj):
+    raise registry.PartError(f"pruning rule {spec!r} must be a function rule(scores, k, *, "
+                             "labels, seed, ties) -> kept positions (docs/parts.md)")
+  return obj
+
+
+# The built-in rules are `select`'s own branches; a user rule is a function
+# `rule(scores, k, *, labels, seed, ties) -> i64[K] positions` (scores f32[N], higher =
+# harder, NaN unscored), named by import path (docs/parts.md).
+RULE_REGISTRY = registry.Registry("pruning rule", "--config.pruning.rule",
+                                  {name: name for name in RULES}, check=_check_rule)
 # Scores pruning can rank by: the training-split scores of the registry, and the baseline.
 SCORES = difficulty.TRAIN_SCORES + ("random",)
+
+
+def score_names() -> tuple[str, ...]:
+  """The scores pruning can rank by now (user statistics' scores included)."""
+  return difficulty.TRAIN_SCORES + ("random",)
 
 
 def score_from_table(table: Mapping[str, np.ndarray], name: str, *, seed: int = 0) -> np.ndarray:
@@ -99,13 +119,19 @@ def select(scores: np.ndarray, *, fraction_kept: float, rule: str,
   scores = np.asarray(scores, np.float32)
   if scores.ndim != 1:
     raise ValueError(f"scores must be f32[N], got shape {scores.shape}")
-  if rule not in RULES:
+  if rule not in RULES and not registry.is_import_path(rule):
     raise ValueError(f"unknown pruning rule {rule!r}; choose from {list(RULES)}")
   if not 0.0 <= fraction_kept <= 1.0:
     raise ValueError(f"fraction_kept must be in [0, 1], got {fraction_kept}")
   n = scores.shape[0]
   k = num_kept(fraction_kept, n)
-  if rule == "easiest":
+  if rule not in RULES:  # a user rule
+    kept = np.asarray(RULE_REGISTRY.get(rule)(scores, k, labels=labels, seed=seed, ties=ties))
+    if kept.shape != (k,) or len(np.unique(kept)) != k or k and not (
+        0 <= kept.min() and kept.max() < n):
+      raise ValueError(f"pruning rule {rule!r} returned {kept.shape[0]} positions; it must "
+                       f"return {k} distinct positions in [0, {n})")
+  elif rule == "easiest":
     kept = difficulty_order(scores, seed=seed, ties=ties)[:k]
   elif rule == "hardest":
     kept = difficulty_order(scores, seed=seed, descending=True, ties=ties)[:k]

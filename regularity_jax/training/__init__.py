@@ -6,9 +6,12 @@
   setup       Setup: data, model, mesh, tracker, initial state; load_data, build_model
   programs    every jitted program, built through one door (`programs.jit`)
   epoch       one training epoch: plan, clock, steps, record
-  evaluators  what each evaluation measures, by name
+  evaluators  what each evaluation measures: parts by name or import path, in phase order
+              (evaluator_base: their interface)
   features    optional behaviours behind one interface: pruning, turn-over, weighting,
-              reduction, and the prioritization methods
+              reduction, and the prioritization methods; parts built from their own block
+              (regularity_jax.registry, docs/parts.md)
+  migration   old config spellings read as today's (docs/migration.md)
   replicas    the seed axis (num_seeds > 1)
   sharding    the 1-D `data` mesh, and the id-sharded statistics (shard_statistics)
   hosts       many processes (jax.distributed): who writes, host fetches of global arrays

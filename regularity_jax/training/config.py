@@ -122,7 +122,9 @@ Fields:
                     sha256, and scores of other pixels are refused (runs.scores_file)
   corruption.kind   none | symmetric | pair | random_labels | shuffled_pixels | gaussian_images
   corruption.fraction  fraction of training examples corrupted; corruption.seed its seed
-  tracking.kernels  metric kernels tracked on every stream (regularity_jax.metrics.KERNELS)
+  tracking.kernels  statistics tracked (regularity_jax.metrics.statistics): built-in kernels
+                    (fed by every stream), or your own as 'package.module:Class' /
+                    'path/to/file.py:Class' (docs/parts.md), options in tracking.<its name>
   turnover.enabled  turn-over dropout: each example trains only its own sub-network m_id; every
                     evaluation then also scores memorization and generalization error
   turnover.rate, turnover.sites   drop rate (0.5) and the model's sites carrying it ('all')
@@ -167,9 +169,14 @@ Fields:
                     latest evaluation; reduction.by = margin | random (a same-size random
                     subset, redrawn at every re-selection); once started, reduction never returns
                     to the full set, even if a later evaluation is no longer separated
-  evaluators        what every evaluation measures, by name (regularity_jax.training.evaluators
-                    documents each and its metrics.jsonl keys): splits, turnover, margins,
-                    summaries (the last every epoch); one that does not apply is skipped
+  evaluators        what every evaluation measures, by name or import path
+                    (regularity_jax.training.evaluators documents each and its metrics.jsonl
+                    keys): splits, summaries (every epoch); turn-over brings its turnover
+                    evaluator and the margins kernel its margins one; one named here that does
+                    not apply is refused in one line (docs/parts.md, docs/migration.md)
+  features          user features, 'package.module:Class' / 'path/to/file.py:Class' (subclasses
+                    of training.features.Feature; docs/parts.md), besides the built-in ones that
+                    their blocks switch on
   progress_bar      tqdm progress bar on stderr
   plots             write PNG plots at the end of the run
   report            write report.html (grids of the examples each score ranks first and last,
@@ -195,6 +202,7 @@ import ml_collections
 
 from regularity_jax import metrics
 from regularity_jax import models
+from regularity_jax import registry
 from regularity_jax.data import CORRUPTIONS
 from regularity_jax.data import DataError
 from regularity_jax.data import sources
@@ -286,7 +294,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.weighting = ml_collections.ConfigDict({
       "scheme": "uniform", "score": "forgetting", "scores_path": "", "temperature": 2.0,
       "start_epoch": 1, "pace_start": 0.3, "pace_end": 0.8, "allow_partial": False})
-  c.evaluators = ("splits", "turnover", "margins", "summaries")
+  c.features = ()  # user features by import path (docs/parts.md)
+  c.evaluators = ("splits", "summaries")  # turnover, margins: brought by their owners
   c.progress_bar = True
   c.plots = True
   c.report = True
@@ -296,14 +305,21 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-def validate(config) -> None:
+def validate(config, base_dir=None) -> None:
   """Raises ConfigError (one line: the problem and the fix) on any unusable field: the core
-  fields here, each feature's in its own `validate` (`training.features`)."""
+  fields here, each part's in its own `validate` (`training.features`, `training.evaluators`,
+  `metrics.statistics`). Old spellings are first read as today's (`training.migration`).
+  `base_dir`: where relative 'path/to/file.py:Name' parts are found (None: the current
+  directory)."""
   from regularity_jax.training import evaluators  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
+  from regularity_jax.training import migration  # pylint: disable=g-import-not-at-top
   _check_shape(config)
+  migration.translate(config)
   try:
-    _validate(config, evaluators, features)
+    _validate(config, evaluators, features, base_dir)
+  except registry.PartError as e:
+    raise ConfigError(str(e)) from None
   except AttributeError as e:
     missing = _missing_field(e, config)
     if missing is None:
@@ -314,7 +330,7 @@ def validate(config) -> None:
         "experiments/configs/quickstart.py)") from None
 
 
-def _validate(config, evaluators, features) -> None:
+def _validate(config, evaluators, features, base_dir=None) -> None:
   try:
     sources.kind(config.dataset)
   except DataError as e:
@@ -325,12 +341,11 @@ def _validate(config, evaluators, features) -> None:
   choice("schedule_clock", config.schedule_clock, optimizers.CLOCKS)
   choice("dtype", config.dtype, DTYPES)
   choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
-  choice("prioritization", config.prioritization, features.prioritization.KINDS)
-  choice("margins.normalizer", config.margins.normalizer, models.norms.NORMALIZERS)
-  for kernel in config.tracking.kernels:
-    choice("tracking.kernels entry", kernel, metrics.KERNELS)
-  for name in config.evaluators:
-    choice("evaluators entry", name, evaluators.EVALUATORS)
+  if config.margins.normalizer not in models.norms.NORMALIZERS:
+    models.norms.NORMALIZER_REGISTRY.get(config.margins.normalizer, base_dir)
+  for kernel in config.tracking.kernels:  # each built from its block, probed, its score known
+    metrics.statistics.build(kernel, config, base_dir)
+  evaluators.validate(config, base_dir)
   for field in ("num_epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every",
                 "keep_checkpoints", "num_seeds", "report_k"):
     if int(config[field]) <= 0:
@@ -358,12 +373,10 @@ def _validate(config, evaluators, features) -> None:
     raise ConfigError("gradient_reduction=fixed_order does not combine with turnover.enabled "
                       "(per-example sub-networks); set --config.gradient_reduction=all_reduce")
   _check_epoch_plan(config)
-  for feature in features.FEATURES:  # each checks its fields, enabled or not
-    feature.validate(config)
-  features.prioritization.METHODS[config.prioritization].validate(config)
+  features.validate(config, base_dir)  # each part checks its own block, enabled or not
   if int(config.num_seeds) > 1:
-    clashes = [c for c in (f.replica_clash(config) for f in features.all_classes()
-                           if f.enabled(config)) if c]
+    clashes = [c for c in (f.replica_clash(f.view(config)) for f in features.enabled_classes(
+        config, base_dir)) if c]
     if clashes:
       raise ConfigError(f"num_seeds={config.num_seeds} cannot be combined with {', '.join(clashes)} "
                         "(per-replica step counts or weights would differ); use num_seeds=1")

@@ -19,6 +19,7 @@ from regularity_jax.training import hosts
 from regularity_jax.training import optimizers
 from regularity_jax.training import signals
 from regularity_jax.training import steps
+from regularity_jax.training import features as features_lib
 from regularity_jax.training.errors import TrainingDiverged
 
 
@@ -45,7 +46,7 @@ def train_epoch(setup, core, features, state, epoch: int, bar, *, last_good: int
   """
   t0 = time.perf_counter()
   config, replicas = setup.config, setup.replicas
-  method = features[-1]  # the prioritization method (`features.enabled_features`)
+  method = features_lib.method_of(features)  # the part of phase "prioritization"
   if resume is None:
     split = setup.train_split
     for feature in features:
@@ -131,7 +132,7 @@ def partial_template(setup, features, state, epoch: int) -> dict:
   split = setup.train_split
   for feature in features:
     split = feature.epoch_split(setup, state, epoch, split)
-  plan = features[-1].epoch_plan(setup, state, epoch)
+  plan = features_lib.method_of(features).epoch_plan(setup, state, epoch)
   carry = setup.put(setup.replicas.broadcast(steps.init_epoch_carry()))
   return partial_tree(setup, state, carry, plan, split, rows=0, num_rows=0, learning_rate=0.0)
 

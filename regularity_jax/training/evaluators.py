@@ -1,9 +1,17 @@
-"""Evaluators: what a run measures besides training, picked by name (`--config.evaluators`).
+"""Evaluators: what a run measures besides training, one part each (`registry`, docs/parts.md).
+
+`--config.evaluators` names the ones a run asks for (built-ins, or user evaluators by import
+path 'package.module:Class' / 'path/to/file.py:Class'); a part brings its own evaluator: the
+turn-over feature brings `turnover`, the `margins` statistic brings `margins`
+(`owned_evaluators`). Each is built from its own config block (`block`, e.g. `margins`) plus
+the run-wide fields (`registry.RUN_WIDE`), and they run in the order of their declared `phase`
+(`registry.EVALUATOR_PHASES`), never in the order the config lists them. One named in
+`evaluators` that does not apply (turnover with turn-over off) is refused in one line; the old
+default list ("splits", "turnover", "margins", "summaries") reads as today's
+(`training.migration`).
 
 Each writes the metrics.jsonl keys listed here (`_per_seed` lists, one value per replica, come
-with `num_seeds > 1`; the plain key is then the mean over replicas unless said otherwise). An
-evaluator that does not apply to a config (the margins one without the margins kernel, the
-turn-over one without turn-over dropout) is skipped.
+with `num_seeds > 1`; the plain key is then the mean over replicas unless said otherwise).
 
   splits     every evaluation: an eval-mode pass over the training and the test split, which
              feeds the evaluation-stream kernels.
@@ -25,41 +33,19 @@ turn-over one without turn-over dropout) is skipped.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from regularity_jax import metrics
 from regularity_jax import models
-from regularity_jax.estimators import detection
-from regularity_jax.estimators import turnover as turnover_estimator
+from regularity_jax import registry
 from regularity_jax.training import hosts
 from regularity_jax.training import programs
 from regularity_jax.metrics import seeds
-from regularity_jax.training import steps
-from regularity_jax.training.state import STREAM_TURNOVER
-
-
-class Evaluator:
-  """Base class: `applies`, `build`, `__call__` (and `scores`)."""
-  name = ""
-  every_epoch = False  # False: only at evaluation epochs
-
-  @classmethod
-  def applies(cls, config) -> bool:
-    return True
-
-  def build(self, setup, core) -> None:
-    pass
-
-  def __call__(self, setup, core, state, record: dict) -> Any:
-    raise NotImplementedError
-
-  def scores(self, setup, state, columns: dict) -> dict[str, np.ndarray]:
-    """Extra scores.npz columns of one replica (`columns`: those collected so far)."""
-    return {}
+from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.evaluator_base import Evaluator
+from regularity_jax.training.features.turnover import TurnOverPass  # turn-over's own
 
 
 class Splits(Evaluator):
@@ -81,62 +67,23 @@ class Splits(Evaluator):
     return state
 
 
-class TurnOverPass(Evaluator):
-  name = "turnover"
-
-  @classmethod
-  def applies(cls, config) -> bool:
-    return bool(config.turnover.enabled)
-
-  def build(self, setup, core) -> None:
-    pass_ = steps.make_turnover_evaluate(setup.graphdef)
-
-    def evaluate_turnover(state, split, positions, mask, rows=None):
-      return pass_(state.params, state.model_state, state.rng(STREAM_TURNOVER),
-                   state.features["turnover"], split, positions, mask, rows)
-
-    self._pass = programs.jit("evaluate_turnover", setup.replicas.lift(
-        evaluate_turnover, shared=("split", "positions", "mask", "rows")))
-
-  def __call__(self, setup, core, state, record):
-    for chunk in setup.pipeline.eval_chunks(setup, "train", setup.train_split):
-      state = state.replace(features={**state.features, "turnover": self._pass(state, *chunk)})
-    stats = state.features["turnover"]
-    summarize = (turnover_estimator.summarize if not setup.replicas.on
-                 else jax.vmap(turnover_estimator.summarize))
-    table = hosts.fetch(summarize(stats))
-    if setup.replicas.on:
-      table = seeds.combine(table)
-    train = setup.dataset.train
-    record.update({
-        "train_memorization_mean": float(np.nanmean(table["memorization"][train.ids])),
-        "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][train.ids])),
-        "train_generalization_error_mean": float(np.nanmean(
-            table["generalization_error"][train.ids]))})
-    # Label corruptions: what a detector can find is a changed label (random_labels redraws
-    # from all classes, so about 1/C keep theirs); image corruptions: the corrupted flag.
-    flags = train.labels != train.original_labels
-    if not flags.any():
-      flags = train.corrupted
-    if flags.any() and not flags.all():
-      record["memorization_auroc_corrupted"] = detection.auroc(
-          table["memorization_loss"][train.ids], flags)
-    return state
-
-
 class Margins(Evaluator):
+  """Brought by the `margins` statistic; its block: `margins` (normalizer, quantiles)."""
   name = "margins"
+  phase = "estimates"
+  block = "margins"
+  requires = "the 'margins' kernel: add it to --config.tracking.kernels"
 
   @classmethod
   def applies(cls, config) -> bool:
     return "margins" in config.tracking.kernels
 
   def build(self, setup, core) -> None:
-    config = setup.config
+    config = self.block_config
 
     def margin_summary(state):
       log_norm = models.norms.log_network_norm(state.params, state.model_state,
-                                               kind=config.margins.normalizer,
+                                               kind=config.normalizer,
                                                model=setup.margin_layout)
       out = {"log_network_norm": log_norm}
       for prefix, stats, ids in (("", state.eval_stats["train"], setup.train_ids),
@@ -145,7 +92,7 @@ class Margins(Evaluator):
         out[f"{prefix}margin_auc"] = metrics.margin_distribution.margin_auc(normalized)
         if not prefix:
           _, q = metrics.margin_distribution.margin_distribution_curve(
-              normalized, num_points=config.margins.quantiles)
+              normalized, num_points=config.quantiles)
           out["train_margin_quantiles"] = q
       return out
 
@@ -159,9 +106,8 @@ class Margins(Evaluator):
     return state
 
   def scores(self, setup, state, columns):
-    config = setup.config
     norm = hosts.fetch(models.norms.network_norm(state.params, state.model_state,
-                                                    kind=config.margins.normalizer,
+                                                    kind=self.block_config.normalizer,
                                                     model=setup.margin_layout))
     out = {}
     for split, key in (("train", "train/eval_last_margin"), ("test", "test/last_margin")):
@@ -172,6 +118,7 @@ class Margins(Evaluator):
 
 class Summaries(Evaluator):
   name = "summaries"
+  phase = "every_epoch"
   every_epoch = True
 
   def build(self, setup, core) -> None:
@@ -208,9 +155,52 @@ def _aggregates(prefix: str, table: dict, ids: jnp.ndarray) -> dict[str, jnp.nda
   return out
 
 
-EVALUATORS = {e.name: e for e in (Splits, TurnOverPass, Margins, Summaries)}
+BUILTINS = (Splits, TurnOverPass, Margins, Summaries)
 
 
-def enabled_evaluators(config) -> list[Evaluator]:
-  """Instances of the configured evaluators that apply to `config`, in config order."""
-  return [EVALUATORS[name]() for name in config.evaluators if EVALUATORS[name].applies(config)]
+def _check_class(obj, spec):
+  if not (isinstance(obj, type) and callable(getattr(obj, "__call__", None))
+          and getattr(obj, "phase", None) in registry.EVALUATOR_PHASES):
+    raise registry.PartError(f"evaluator {spec!r} must be a class like "
+                             "training.evaluators.Evaluator declaring a phase in "
+                             f"{registry.EVALUATOR_PHASES} (docs/parts.md)")
+  return obj
+
+
+EVALUATORS = registry.Registry("evaluator", "--config.evaluators entry",
+                               {e.name: e for e in BUILTINS}, check=_check_class)
+# The defaults: the evaluation passes and the every-epoch summaries. `turnover` and `margins`
+# come with the part that owns them (`owned_evaluators`).
+DEFAULT = ("splits", "summaries")
+# What owns which evaluator: (evaluator, whether `config` turns its owner on).
+OWNED = (("turnover", lambda config: bool(config.turnover.enabled)),
+         ("margins", lambda config: "margins" in config.tracking.kernels))
+
+
+def owned_evaluators(config) -> tuple[str, ...]:
+  """The evaluators the config's parts bring (turn-over: `turnover`; the margins kernel:
+  `margins`)."""
+  return tuple(name for name, on in OWNED if on(config))
+
+
+def validate(config, base_dir=None) -> None:
+  """ConfigError (one line) for an unknown evaluator or one that does not apply."""
+  for spec in config.evaluators:
+    try:
+      cls = EVALUATORS.get(spec, base_dir)
+    except registry.PartError as e:
+      raise ConfigError(str(e)) from None
+    if not cls.applies(config):
+      raise ConfigError(f"evaluators entry {spec!r} needs {cls.requires or 'what it measures'}"
+                        f", or remove it from --config.evaluators (default {DEFAULT}; "
+                        "turnover and margins come with their feature and kernel)")
+
+
+def enabled_evaluators(config, base_dir=None) -> list[Evaluator]:
+  """Instances of the configured and owned evaluators, each built from its own block, in the
+  order of their phases (`registry.EVALUATOR_PHASES`; within a phase, built-ins first)."""
+  names = tuple(dict.fromkeys((*config.evaluators, *owned_evaluators(config))))
+  classes = [EVALUATORS.get(n, base_dir) for n in names]
+  parts = [cls.from_config(config) for cls in classes if cls.applies(config)]
+  return registry.phase_order(parts, registry.EVALUATOR_PHASES,
+                              tuple(e.name for e in BUILTINS))

@@ -27,6 +27,7 @@ import tqdm
 
 from regularity_jax import notices
 from regularity_jax import report
+from regularity_jax.metrics import statistics
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
 from regularity_jax.runs import plots
@@ -82,12 +83,13 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
     config_lib.expand_paths(config)
   if model is not None:
     parts.use_object(config, model)
-  config_lib.validate(config)
+  config_lib.validate(config, base_dir)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
+  statistics.record_sources(config, base_dir)
   config_lib.record_resolved_paths(config)
   hosts.initialize(config)
-  features = enabled_features(config)
+  features = enabled_features(config, base_dir)
   hosts.check_supported(config, [f.name for f in features])
   hosts.on_writer(lambda: RunDirectory.check(workdir, config))
   progress = {"epoch": 0, "checkpoint": 0, "trained": False}
@@ -106,15 +108,18 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
     claimed.append(run)
     try:
       with interrupt_message(progress, config):
-        return _train(config, setup, features, run, t0, progress)
+        return _train(config, setup, features, run, t0, progress, base_dir)
     finally:
       run.unlock()
 
 
-def _train(config, setup, features, run, t0, progress) -> RunResult:
+def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResult:
   """The loop proper, on a claimed run directory."""
-  core = Programs.build(setup, turnover=bool(config.turnover.enabled))
-  evaluators = evaluators_lib.enabled_evaluators(config)
+  options = {}
+  for feature in features:  # e.g. turn-over: each example trains its own sub-network
+    options.update(feature.program_options())
+  core = Programs.build(setup, **options)
+  evaluators = evaluators_lib.enabled_evaluators(config, base_dir)
   for part in (*features, *evaluators):
     part.build(setup, core)
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
@@ -186,7 +191,11 @@ def _train(config, setup, features, run, t0, progress) -> RunResult:
   scores = collect_scores(setup, features, evaluators, state, split)
   for feature in features:
     feature.finish(setup, state, run)
-  run.write_scores(scores, scores_file.provenance(config, setup.dataset))
+  provenance = scores_file.provenance(config, setup.dataset)
+  declared = statistics.declared(setup.tracker.kernels)
+  if declared:  # user statistics: their scores, known to a later process by name
+    provenance["statistics"] = declared
+  run.write_scores(scores, provenance)
   if config.plots and run.writer:
     plots.write_all(records, scores, run.plots_dir)
   if config.report and run.writer:

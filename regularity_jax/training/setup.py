@@ -61,8 +61,9 @@ def _load(config, base_dir=None) -> data.Dataset:
 
 def load_data(config, base_dir=None) -> data.Dataset:
   """The dataset of `config` (`_load`) with its pixels permuted (`permute_pixels.*`; absent in
-  configs of older runs: not permuted), subset, corrupted, a holdout taken out (`holdout.*`),
-  AUM's threshold samples relabelled (`aum_threshold.set`). Data given a catalog name are
+  configs of older runs: not permuted), subset, corrupted, then changed by the enabled
+  features' `change_dataset` in phase order: a holdout taken out (`holdout.*`), AUM's
+  threshold samples relabelled (`aum_threshold.set`). Data given a catalog name are
   checked against its release (`data.releases`)."""
   try:
     dataset = _load(config, base_dir)
@@ -74,12 +75,9 @@ def load_data(config, base_dir=None) -> data.Dataset:
                          .replace("pass a value", "set a value")) from None
   dataset = data.corrupt(dataset, config.corruption.kind, config.corruption.fraction,
                          config.corruption.seed)
-  holdout = config.holdout
-  dataset = data.hold_out(dataset, fraction=float(holdout.fraction), folds=int(holdout.folds),
-                          fold=int(holdout.fold), seed=int(holdout.seed))
-  if int(config.aum_threshold.set):
-    dataset = data.add_threshold_samples(dataset, int(config.aum_threshold.set),
-                                         int(config.aum_threshold.seed))
+  from regularity_jax.training import features  # pylint: disable=g-import-not-at-top
+  for feature in features.data_features(config):  # in phase order: holdout, AUM's samples
+    dataset = feature.change_dataset(dataset)
   return dataset
 
 
@@ -164,7 +162,8 @@ def check_turnover(config, graphdef, params, model_state, dataset: data.Dataset)
 def margin_layout(config, graphdef, params, model_state, dataset: data.Dataset):
   """The margin normalizer's `models.norms.Layout` of the model (derived from its layers, or
   declared on its class); ConfigError naming what to declare when neither tells."""
-  if "margins" not in config.tracking.kernels or config.margins.normalizer == "none":
+  if ("margins" not in config.tracking.kernels
+      or config.margins.normalizer not in ("frobenius_product", "last_layer")):  # none, a user's
     return models.norms.Layout(last_layer=(), bn_epsilon=None, folds=())
   try:
     return models.norms.derive_layout(models.merge(graphdef, params, model_state), params,
@@ -321,6 +320,7 @@ class Setup:
         model_state=model_state, opt_state=self.tx.init(params),
         clock=optimizers.init_clock(self.config, self.steps_per_epoch, self.n_train),
         key=jax.random.key_data(run_key), active=jnp.asarray(self.initial_active),
-        train_stats=self.tracker.init(),
-        eval_stats={"train": self.tracker.init(), "test": self.tracker.init()},
+        train_stats=self.tracker.init("presentations"),
+        eval_stats={"train": self.tracker.init("eval_train"),
+                    "test": self.tracker.init("eval_test")},
         features=features)

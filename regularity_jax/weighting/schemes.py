@@ -25,7 +25,48 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-SCHEMES = ("uniform", "easy_first", "hard_first", "medium_first", "self_paced")
+from regularity_jax import registry
+
+
+def _uniform(d, tau, lam):
+  del tau, lam
+  return jnp.ones_like(d)
+
+
+def _easy_first(d, tau, lam):
+  del lam
+  return jnp.exp(-tau * d)
+
+
+def _hard_first(d, tau, lam):
+  del lam
+  return jnp.exp(tau * d)
+
+
+def _medium_first(d, tau, lam):
+  del lam
+  return jnp.exp(-tau * (2.0 * d - 1.0) ** 2)
+
+
+def _self_paced(d, tau, lam):
+  return jax.nn.sigmoid(tau * (lam - d))
+
+
+def _check_scheme(obj, spec):
+  if not callable(obj):
+    raise registry.PartError(f"weighting scheme {spec!r} must be a function "
+                             "scheme(d, tau, lam) -> f32[N] (docs/parts.md)")
+  return obj
+
+
+# A scheme is `scheme(d, tau, lam) -> f32[N]` un-normalized weights of ranks d: f32[N] in
+# [0, 1], temperature tau: f32[] and the self-paced pace lam: f32[] (jit-able; `weights`
+# rescales to mean 1). User schemes by import path, 'package.module:fn' (docs/parts.md).
+SCHEME_REGISTRY = registry.Registry(
+    "weighting scheme", "--config.weighting.scheme",
+    {"uniform": _uniform, "easy_first": _easy_first, "hard_first": _hard_first,
+     "medium_first": _medium_first, "self_paced": _self_paced}, check=_check_scheme)
+SCHEMES = tuple(SCHEME_REGISTRY)
 
 
 def difficulty_rank(scores: jnp.ndarray, mask: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -54,7 +95,7 @@ def weights(scheme: str, d: jnp.ndarray, *, temperature: float = 2.0, progress: 
   """Per-example weights f32[N] for difficulty ranks d: f32[N] (see the module docstring).
 
   Args:
-    scheme: one of SCHEMES (static).
+    scheme: one of SCHEMES, or a user scheme 'package.module:fn' (static).
     d: difficulty ranks from `difficulty_rank`.
     temperature: tau, the strength of the emphasis.
     progress: fraction of training done, in [0, 1] (self_paced only).
@@ -62,22 +103,15 @@ def weights(scheme: str, d: jnp.ndarray, *, temperature: float = 2.0, progress: 
     pace_end: progress at which self_paced admits everything.
     mask: bool[N] examples that count for the mean-1 normalization (None: all).
   """
-  if scheme not in SCHEMES:
-    raise ValueError(f"unknown weighting scheme {scheme!r}; choose one of {SCHEMES}")
+  try:
+    fn = SCHEME_REGISTRY.get(scheme)
+  except registry.PartError as e:
+    raise ValueError(str(e)) from None
   d = jnp.asarray(d, jnp.float32)
   tau = jnp.float32(temperature)
-  if scheme == "uniform":
-    w = jnp.ones_like(d)
-  elif scheme == "easy_first":
-    w = jnp.exp(-tau * d)
-  elif scheme == "hard_first":
-    w = jnp.exp(tau * d)
-  elif scheme == "medium_first":
-    w = jnp.exp(-tau * (2.0 * d - 1.0) ** 2)
-  else:
-    frac = jnp.clip(jnp.float32(progress) / max(pace_end, 1e-6), 0.0, 1.0)
-    lam = pace_start + (1.0 + 4.0 / tau - pace_start) * frac  # at pace_end: sigmoid(4) ~ 0.98 for d = 1
-    w = jax.nn.sigmoid(tau * (lam - d))
+  frac = jnp.clip(jnp.float32(progress) / max(pace_end, 1e-6), 0.0, 1.0)
+  lam = pace_start + (1.0 + 4.0 / tau - pace_start) * frac  # at pace_end: sigmoid(4) ~ 0.98 for d = 1
+  w = fn(d, tau, lam)
   m = jnp.ones_like(d, bool) if mask is None else mask
   mean = jnp.sum(jnp.where(m, w, 0.0)) / jnp.maximum(jnp.sum(m), 1)
   return (w / jnp.maximum(mean, 1e-12)).astype(jnp.float32)

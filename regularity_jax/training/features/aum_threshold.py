@@ -31,16 +31,29 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from regularity_jax import data
 from regularity_jax.data import partitions
 from regularity_jax.estimators import aum_threshold as estimator
 from regularity_jax.runs import scores_file
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
+from regularity_jax.training.features.base import statistic_need
 
 
 class AumThreshold(Feature):
   name = "aum_threshold"
+  phase = "data"
+  block = "aum_threshold"
+  # (needs the margins kernel's AUM: `needs`)
   switch = "aum_threshold.set"
+
+  def change_dataset(self, dataset):
+    return data.add_threshold_samples(dataset, int(self.config.aum_threshold.set),
+                                      int(self.config.aum_threshold.seed))
+
+  @classmethod
+  def needs(cls, config):
+    return [statistic_need("margins", "aum_threshold", "the AUM of ")]
 
   @classmethod
   def validate(cls, config) -> None:
@@ -50,9 +63,6 @@ class AumThreshold(Feature):
                         "threshold set: two runs with sets 1 and 2 flag every example)")
     if options.partner and not int(options.set):
       raise ConfigError("aum_threshold.partner needs --config.aum_threshold.set=1 or 2")
-    if int(options.set) and "margins" not in config.tracking.kernels:
-      raise ConfigError("aum_threshold needs the AUM of the 'margins' kernel: add it to "
-                        "--config.tracking.kernels")
 
   @classmethod
   def replica_clash(cls, config) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from regularity_jax import data
 from regularity_jax.metrics.losses import cross_entropy
 from regularity_jax.selection import irreducible
 from regularity_jax.training.features.base import Feature
@@ -28,15 +29,23 @@ def holdout_enabled(config) -> bool:
 
 class Holdout(Feature):
   name = "holdout"
+  phase = "data"
+  block = "holdout"
+  reads = ("eval_batch_size",)
 
   @classmethod
   def enabled(cls, config) -> bool:
     return holdout_enabled(config)
 
+  def change_dataset(self, dataset):
+    holdout = self.config.holdout
+    return data.hold_out(dataset, fraction=float(holdout.fraction), folds=int(holdout.folds),
+                         fold=int(holdout.fold), seed=int(holdout.seed))
+
   def _probs(self, setup, state) -> np.ndarray:
     split = setup.dataset.holdout
     logits = irreducible.logits_in_batches(setup.graphdef, state.params, state.model_state,
-                                           split.images, int(setup.config.eval_batch_size),
+                                           split.images, int(self.config.eval_batch_size),
                                            setup.pipeline.transfer_batches)
     return np.asarray(jax.nn.softmax(logits, axis=-1), np.float32)
 

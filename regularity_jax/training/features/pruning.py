@@ -13,6 +13,7 @@ import numpy as np
 from regularity_jax.metrics import difficulty
 from regularity_jax.runs import scores_file
 from regularity_jax.selection import pruning as pruning_lib
+from regularity_jax import registry
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
 from regularity_jax.training.features.base import choice
@@ -20,6 +21,8 @@ from regularity_jax.training.features.base import choice
 
 class Pruning(Feature):
   name = "pruning"
+  phase = "selection"
+  block = "pruning"
 
   @classmethod
   def enabled(cls, config) -> bool:
@@ -32,8 +35,16 @@ class Pruning(Feature):
       raise ConfigError(f"pruning.fraction_kept={cfg.fraction_kept} must be in (0, 1]")
     if not cls.enabled(config):
       return
-    choice("pruning.rule", cfg.rule, pruning_lib.RULES)
-    choice("pruning.score", cfg.score, tuple(pruning_lib.SCORES))
+    try:
+      pruning_lib.RULE_REGISTRY.get(cfg.rule)
+    except registry.PartError as e:
+      raise ConfigError(str(e)) from None
+    if cfg.score not in pruning_lib.score_names() and cfg.scores_path:
+      try:  # a user statistic's score, declared in that file's provenance
+        scores_file.load(cfg.scores_path, what="pruning.scores_path")
+      except scores_file.ScoresFileError:
+        pass  # the file's own problem is named where it is read
+    choice("pruning.score", cfg.score, pruning_lib.score_names())
     choice("pruning.ties", cfg.ties, difficulty.TIES)
     if int(cfg.num_bins) < 1:
       raise ConfigError(f"pruning.num_bins={cfg.num_bins} must be >= 1 (the bins of rule ccs)")

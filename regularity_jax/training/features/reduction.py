@@ -20,6 +20,7 @@ import numpy as np
 from regularity_jax.training import programs
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
+from regularity_jax.training.features.base import statistic_need
 from regularity_jax.training.features.base import choice
 from regularity_jax.training.state import STREAM_DATA_ORDER
 
@@ -38,7 +39,14 @@ def select_lowest_margin(margins: jnp.ndarray, count: jnp.ndarray, key: jax.Arra
 
 class Reduction(Feature):
   name = "reduction"
+  phase = "reduction"
+  block = "reduction"
+  reads = ("eval_every",)
   switch = "reduction.enabled"
+
+  @classmethod
+  def needs(cls, config):
+    return [statistic_need("margins", "reduction.enabled")]
 
   @classmethod
   def validate(cls, config) -> None:
@@ -46,9 +54,6 @@ class Reduction(Feature):
     choice("reduction.by", cfg.by, ("margin", "random"))
     if not cls.enabled(config):
       return
-    if "margins" not in config.tracking.kernels:
-      raise ConfigError("reduction.enabled needs the 'margins' kernel: add it to "
-                        "--config.tracking.kernels")
     if not 0.0 < float(cfg.fraction) <= 1.0:
       raise ConfigError(f"reduction.fraction={cfg.fraction} must be in (0, 1]")
     if int(cfg.every) <= 0 or int(cfg.every) % int(config.eval_every):

@@ -10,7 +10,8 @@ With `turnover.label_issues=True` (needs cleanlab) the flipped sub-network's out
 probabilities go to cleanlab (`estimators.label_issues`): train/label_issue_turnover (bool) and
 train/label_quality_turnover (f32, lower = more likely mislabeled) in scores.npz.
 
-State: `estimators.turnover.TurnOverState` (`TrainState.features["turnover"]`).
+State: `estimators.turnover.TurnOverState` (`TrainState.features["turnover"]`), written by the
+feature's evaluator `TurnOverPass` and read by `scores` and `finish`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from regularity_jax.estimators import detection
 from regularity_jax.estimators import label_issues
 from regularity_jax.estimators import turnover as turnover_estimator
+from regularity_jax.metrics import seeds
+from regularity_jax.training import hosts
 from regularity_jax.training import programs
+from regularity_jax.training import steps
+from regularity_jax.training.evaluator_base import Evaluator
 from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
 from regularity_jax.training.features.base import choice
@@ -30,6 +36,8 @@ from regularity_jax.training.state import STREAM_TURNOVER
 
 class TurnOver(Feature):
   name = "turnover"
+  phase = "model"
+  block = "turnover"
   switch = "turnover.enabled"
 
   @classmethod
@@ -51,6 +59,9 @@ class TurnOver(Feature):
   def replica_clash(cls, config) -> str | None:
     return ("turnover.influence_targets" if config.turnover.influence_targets != "none"
             else None)
+
+  def program_options(self):
+    return {"turnover": True}  # each example trains its own sub-network (steps.make_train_step)
 
   def init_state(self, setup):
     return turnover_estimator.init(setup.id_space, setup.dataset.num_classes)
@@ -81,3 +92,49 @@ class TurnOver(Feature):
         "test/example_id": dataset.test.ids, "test/helpful_ids": out["helpful_ids"],
         "test/helpful": out["helpful"], "test/harmful_ids": out["harmful_ids"],
         "test/harmful": out["harmful"]})
+
+
+class TurnOverPass(Evaluator):
+  """The turn-over feature's evaluator (brought by it: `evaluators.owned_evaluators`): own and
+  flipped sub-network passes over the training split, into the feature's own state."""
+  name = "turnover"
+  requires = "turn-over dropout: set --config.turnover.enabled=True"
+
+  @classmethod
+  def applies(cls, config) -> bool:
+    return bool(config.turnover.enabled)
+
+  def build(self, setup, core) -> None:
+    pass_ = steps.make_turnover_evaluate(setup.graphdef)
+
+    def evaluate_turnover(state, split, positions, mask, rows=None):
+      return pass_(state.params, state.model_state, state.rng(STREAM_TURNOVER),
+                   state.features["turnover"], split, positions, mask, rows)
+
+    self._pass = programs.jit("evaluate_turnover", setup.replicas.lift(
+        evaluate_turnover, shared=("split", "positions", "mask", "rows")))
+
+  def __call__(self, setup, core, state, record):
+    for chunk in setup.pipeline.eval_chunks(setup, "train", setup.train_split):
+      state = state.replace(features={**state.features, "turnover": self._pass(state, *chunk)})
+    stats = state.features["turnover"]
+    summarize = (turnover_estimator.summarize if not setup.replicas.on
+                 else jax.vmap(turnover_estimator.summarize))
+    table = hosts.fetch(summarize(stats))
+    if setup.replicas.on:
+      table = seeds.combine(table)
+    train = setup.dataset.train
+    record.update({
+        "train_memorization_mean": float(np.nanmean(table["memorization"][train.ids])),
+        "train_memorization_loss_mean": float(np.nanmean(table["memorization_loss"][train.ids])),
+        "train_generalization_error_mean": float(np.nanmean(
+            table["generalization_error"][train.ids]))})
+    # Label corruptions: what a detector can find is a changed label (random_labels redraws
+    # from all classes, so about 1/C keep theirs); image corruptions: the corrupted flag.
+    flags = train.labels != train.original_labels
+    if not flags.any():
+      flags = train.corrupted
+    if flags.any() and not flags.all():
+      record["memorization_auroc_corrupted"] = detection.auroc(
+          table["memorization_loss"][train.ids], flags)
+    return state

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from regularity_jax import registry
 from regularity_jax import weighting as weighting_lib
 from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.metrics import difficulty
 from regularity_jax.runs import scores_file
 from regularity_jax.training import programs
+from regularity_jax.training.errors import ConfigError
 from regularity_jax.training.features.base import Feature
 from regularity_jax.training.features.base import choice
-from regularity_jax.training.features.base import require_running_score
+from regularity_jax.training.features.base import running_score_needs
 
 
 def scheme_weights(config, ranks, progress):
@@ -30,6 +32,9 @@ def scheme_weights(config, ranks, progress):
 
 class Weighting(Feature):
   name = "weighting"
+  phase = "weighting"
+  block = "weighting"
+  # (the statistic or feature its score needs: `needs`)
 
   @classmethod
   def enabled(cls, config) -> bool:
@@ -41,10 +46,19 @@ class Weighting(Feature):
 
   @classmethod
   def validate(cls, config) -> None:
-    choice("weighting.scheme", config.weighting.scheme, weighting_lib.SCHEMES)
-    choice("weighting.score", config.weighting.score, weighting_lib.SCORES)
+    try:
+      weighting_lib.schemes.SCHEME_REGISTRY.get(config.weighting.scheme)
+    except registry.PartError as e:
+      raise ConfigError(str(e)) from None
+    choice("weighting.score", config.weighting.score, difficulty.TRAIN_SCORES)
     if cls.running(config):
-      require_running_score(config, "weighting.score", config.weighting.score)
+      running_score_needs("weighting.score", config.weighting.score)
+
+  @classmethod
+  def needs(cls, config):
+    if not cls.running(config):
+      return []
+    return running_score_needs("weighting.score", config.weighting.score)
 
   @classmethod
   def replica_clash(cls, config) -> str | None:

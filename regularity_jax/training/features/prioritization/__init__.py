@@ -12,6 +12,7 @@ Each epoch's record in metrics.jsonl says how many examples were really backprop
 (`examples_backpropagated`) and forwarded (`examples_forwarded`), and its wall time.
 """
 
+from regularity_jax import registry
 from regularity_jax.training.features.prioritization.base import Prioritization
 from regularity_jax.training.features.prioritization.importance import Importance
 from regularity_jax.training.features.prioritization.infobatch import InfoBatch
@@ -20,8 +21,20 @@ from regularity_jax.training.features.prioritization.rho_loss import RhoLoss
 from regularity_jax.training.features.prioritization.selective_backprop import SelectiveBackprop
 from regularity_jax.training.features.prioritization.uniform import Uniform
 
-METHODS = {m.name: m for m in (Uniform, SelectiveBackprop, Importance, InfoBatch, NoiseAware,
-                                   RhoLoss)}
+BUILTINS = (Uniform, SelectiveBackprop, Importance, InfoBatch, NoiseAware, RhoLoss)
+
+
+def _check_class(obj, spec):
+  if not (isinstance(obj, type) and issubclass(obj, Prioritization)):
+    raise registry.PartError(f"prioritization method {spec!r} must be a subclass of "
+                             "regularity_jax.training.features.prioritization.Prioritization "
+                             "(docs/parts.md)")
+  return obj
+
+
+# Built-ins by name; user methods by import path ('package.module:Class', docs/parts.md).
+METHODS = registry.Registry("prioritization method", "--config.prioritization",
+                            {m.name: m for m in BUILTINS}, check=_check_class)
 KINDS = tuple(METHODS)
 
 __all__ = ["METHODS", "KINDS", "Prioritization"]

@@ -26,7 +26,11 @@ from regularity_jax.training.state import STREAM_DATA_ORDER
 
 
 class Prioritization(Feature):
-  """A prioritization method; subclasses implement `plan`."""
+  """A prioritization method; subclasses implement `plan`. Its block: `prioritization_options`
+  (and `prioritization`, the method's name)."""
+  phase = "prioritization"
+  block = "prioritization_options"
+  reads: tuple[str, ...] = ("prioritization",)
   # Whether the epoch's per-example loss weights multiply the split's (InfoBatch).
   uses_example_weights = False
   # Whether replicas would take different steps or weights (then num_seeds > 1 is refused).

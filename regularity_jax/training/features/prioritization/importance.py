@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from regularity_jax.data import batching
 from regularity_jax.selection import online
-from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.features.base import statistic_need
 from regularity_jax.training.features.prioritization.base import Prioritization
 from regularity_jax.training.features.prioritization.base import epoch_key
 from regularity_jax.training.features.prioritization.base import last_losses
@@ -21,15 +21,14 @@ from regularity_jax.training.features.prioritization.base import last_losses
 
 class Importance(Prioritization):
   name = "importance"
+  reads = ("prioritization",)
 
   @classmethod
-  def validate(cls, config) -> None:
-    if "losses" not in config.tracking.kernels:
-      raise ConfigError(f"prioritization={cls.name!r} needs the 'losses' kernel: add it to "
-                        "--config.tracking.kernels")
+  def needs(cls, config):
+    return [statistic_need("losses", f"prioritization={cls.name!r}")]
 
   def plan(self, setup, state, epoch) -> dict:
-    options, batch = setup.config.prioritization_options, setup.config.batch_size
+    options, batch = self.config.prioritization_options, self.config.batch_size
     last_loss, _ = last_losses(setup, state)
     steps_ = batching.num_steps(setup.n_train, batch)
     probs = online.importance_probabilities(last_loss, options.is_smoothing, mask=state.active)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from regularity_jax.data import batching
 from regularity_jax.selection import online
-from regularity_jax.training.errors import ConfigError
+from regularity_jax.training.features.base import statistic_need
 from regularity_jax.training.features.prioritization.base import Prioritization
 from regularity_jax.training.features.prioritization.base import epoch_key
 from regularity_jax.training.features.prioritization.base import last_losses
@@ -20,15 +20,14 @@ from regularity_jax.training.features.prioritization.base import last_losses
 
 class InfoBatch(Prioritization):
   name = "infobatch"
+  reads = ("prioritization",)
   uses_example_weights = True
 
   replicas_differ = True
 
   @classmethod
-  def validate(cls, config) -> None:
-    if "losses" not in config.tracking.kernels:
-      raise ConfigError(f"prioritization={cls.name!r} needs the 'losses' kernel: add it to "
-                        "--config.tracking.kernels")
+  def needs(cls, config):
+    return [statistic_need("losses", f"prioritization={cls.name!r}")]
 
   def allowed(self, setup, state, epoch) -> jnp.ndarray:
     """bool[n_train] rows InfoBatch may draw from."""
@@ -36,7 +35,7 @@ class InfoBatch(Prioritization):
     return state.active
 
   def plan(self, setup, state, epoch) -> dict:
-    config = setup.config
+    config = self.config
     options = config.prioritization_options
     key = epoch_key(state, epoch)
     last_loss, seen = last_losses(setup, state)

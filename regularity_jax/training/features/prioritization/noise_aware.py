@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from regularity_jax.estimators import turnover as turnover_estimator
 from regularity_jax.metrics import difficulty
 from regularity_jax.selection import online
-from regularity_jax.training.features.base import require_running_score
+from regularity_jax.training.features.base import running_score_needs
 from regularity_jax.training.features.prioritization.infobatch import InfoBatch
 
 
@@ -23,11 +23,16 @@ class NoiseAware(InfoBatch):
   @classmethod
   def validate(cls, config) -> None:
     super().validate(config)
-    require_running_score(config, "prioritization_options.noise_score",
-                                   config.prioritization_options.noise_score)
+    running_score_needs("prioritization_options.noise_score",
+                        config.prioritization_options.noise_score)
+
+  @classmethod
+  def needs(cls, config):
+    return super().needs(config) + running_score_needs(
+        "prioritization_options.noise_score", config.prioritization_options.noise_score)
 
   def allowed(self, setup, state, epoch) -> jnp.ndarray:
-    options = setup.config.prioritization_options
+    options = self.config.prioritization_options
     table = setup.tracker.summarize(state.train_stats)
     if "turnover" in state.features:
       table = {**table, **turnover_estimator.summarize(state.features["turnover"])}

@@ -38,6 +38,9 @@ STREAM_IRREDUCIBLE = 7  # the IL model's keys: fold_in(run key, 7)
 
 class RhoLoss(Prioritization):
   name = "rho_loss"
+  reads = ("prioritization", "augment", "crop_padding", "holdout")
+  # Its irreducible-loss model is built and trained like the run's model: from the whole
+  # config (`il_config(setup.config)`), the one part that reads beyond its view.
 
   replicas_differ = True
 
@@ -55,13 +58,13 @@ class RhoLoss(Prioritization):
                         "be >= 1 (candidates per backpropagated example; the paper: 10)")
 
   def plan(self, setup, state, epoch) -> dict:
-    width = setup.config.batch_size * setup.config.prioritization_options.rho_candidates
+    width = self.config.batch_size * self.config.prioritization_options.rho_candidates
     return shuffled_plan(setup, state, epoch, width)
 
   def build(self, setup, core) -> None:
     super().build(setup, core)
     self.irreducible = setup.put(jnp.asarray(irreducible_losses(setup)))
-    config = setup.config
+    config = self.config
     batch_size = config.batch_size
 
     def select(state, batch, losses):
@@ -100,7 +103,7 @@ def il_config(config):
 def irreducible_losses(setup) -> np.ndarray:
   """f32[n_train]: the IL model's loss on every training row (module docstring)."""
   from regularity_jax.training.setup import build_model  # pylint: disable=g-import-not-at-top
-  config, dataset = setup.config, setup.dataset
+  config, dataset = setup.config, setup.dataset  # the IL model is built like the run's
   cfg = il_config(config)
   key = jax.random.fold_in(jax.random.key(int(config.seed)), STREAM_IRREDUCIBLE)
   graphdef, params, model_state = build_model(cfg, dataset, jax.random.fold_in(key, 0))

@@ -26,6 +26,7 @@ from regularity_jax.training.state import STREAM_STEP
 
 class SelectiveBackprop(Prioritization):
   name = "selective_backprop"
+  reads = ("prioritization", "augment", "crop_padding")
 
   replicas_differ = True
 
@@ -42,14 +43,14 @@ class SelectiveBackprop(Prioritization):
     return online.sb_init(self.config.prioritization_options.sb_history)
 
   def plan(self, setup, state, epoch) -> dict:
-    width = setup.config.batch_size * setup.config.prioritization_options.candidates
+    width = self.config.batch_size * self.config.prioritization_options.candidates
     return shuffled_plan(setup, state, epoch, width)
 
   def build(self, setup, core) -> None:
     super().build(setup, core)
     self._first_plan = self._compile(
         setup, lambda s, st, e: shuffled_plan(s, st, e, s.config.batch_size), "uniform")
-    config = setup.config
+    config = self.config
     sb_step = make_sb_epoch_step(core.train_step, setup.graphdef, batch_size=config.batch_size,
                                  beta=config.prioritization_options.sb_beta,
                                  augment_images=config.augment, crop_padding=config.crop_padding,

@@ -10,4 +10,4 @@ class Uniform(Prioritization):
   name = "uniform"
 
   def plan(self, setup, state, epoch) -> dict:
-    return shuffled_plan(setup, state, epoch, setup.config.batch_size)
+    return shuffled_plan(setup, state, epoch, self.config.batch_size)
