@@ -48,6 +48,23 @@ And of "Every door, part 4" (issue 36):
 | tool's directory, two at once                                |                                           |
 | stdout a closed pipe (exit 1), stderr closed (tqdm dies)     | F TestReportCommand (parts; a command: slow) |
 | uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | not here: the data layer's rework (wt33)  |
+
+And of "Every door, part 3" (issue 35):
+
+| fault                                                        | test                                      |
+|--------------------------------------------------------------|-------------------------------------------|
+| 1. data swapped (same sizes) between a kill and the rerun, or| F TestDataChanged.test_a_rerun_on_other_  |
+| under a finished run; a shape change blamed on "another      | data_is_one_line (pixels, labels, shape,  |
+| version"; runs without a record never refused                | class names); ..._without_a_record_...    |
+| 2. difficulty weighting's train/weight rewritten as 1.0      | F TestFinishedRuns.test_difficulty_       |
+|                                                              | weights_survive_a_rerun_of_the_final_files|
+| 3. checkpoints deleted, rerun: silent retrain, metrics.jsonl | F TestFinishedRuns (checkpoints_gone;     |
+| emptied; intact rerun writes nothing; missing files equal    | intact; missing files; report and plots)  |
+| 4. experiments.report on other data of the same sizes        | F TestDataChanged.test_the_report_command_|
+|                                                              | on_other_labels...; ..._imported_again    |
+| 5. wall_time.json leaves out killed invocations              | F TestWallTime; test_training (SIGKILL)   |
+| 6. a finished run cannot be extended to more epochs          | F TestExtension (constant 4 -> 6 equals a |
+|                                                              | 6-epoch run; cosine refused; the parts)   |
 """
 
 import errno
