@@ -14,6 +14,7 @@ from regularity_jax import metrics
 from regularity_jax.metrics import confidence
 from regularity_jax.metrics import cumulative
 from regularity_jax.metrics import forgetting
+from regularity_jax.metrics import indexing
 from regularity_jax.metrics import losses
 from regularity_jax.metrics import margins
 from tests import metrics_reference
@@ -124,12 +125,23 @@ class TestKernelAgainstPlainImplementation:
   def test_checkify_fails_on_dropped_rows(self, module):
     from jax.experimental import checkify
     checked = jax.jit(checkify.checkify(module.update, errors=checkify.user_checks))
-    err, _ = checked(module.init(4), jnp.array([1, 2]), jnp.eye(2, 3), jnp.array([0, 1]))
+    with indexing.debug_checks():  # traced at the first call
+      err, _ = checked(module.init(4), jnp.array([1, 2]), jnp.eye(2, 3), jnp.array([0, 1]))
     assert err.get() is None
     err, _ = checked(module.init(4), jnp.array([1, 7]), jnp.eye(2, 3), jnp.array([0, 1]))
     assert "outside [0, 4)" in err.get()
     err, _ = checked(module.init(4), jnp.array([1, 1]), jnp.eye(2, 3), jnp.array([0, 1]))
     assert "repeat an id" in err.get()
+    # Traced outside `debug_checks`, the same program holds no check.
+    unchecked = jax.jit(checkify.checkify(module.update, errors=checkify.user_checks))
+    err, _ = unchecked(module.init(4), jnp.array([1, 7]), jnp.eye(2, 3), jnp.array([0, 1]))
+    assert err.get() is None
+
+  def test_every_trace_lowers_to_the_same_program(self, module):
+    # What JAX's persistent compilation cache keys on: a rerun's step must hit it.
+    args = (module.init(4), jnp.array([1, 2]), jnp.eye(2, 3), jnp.array([0, 1]))
+    texts = {jax.jit(lambda *a: module.update(*a)).lower(*args).as_text() for _ in range(2)}
+    assert len(texts) == 1
 
   def test_mask_false_changes_nothing(self, module):
     state = module.update(module.init(5), jnp.array([0, 1]), jnp.eye(2, 3), jnp.array([0, 2]))

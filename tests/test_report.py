@@ -216,3 +216,46 @@ def test_page_of_a_cifar10_sized_run_is_small(tmp_path):
         f"{seconds:.1f} s (PNG grids included)")
   assert len(parser.grids) == 10 * 2 * 10 + 3 + 10 * 2 * 2  # 10 train scores, data map, test
   assert size <= 5_000_000
+
+
+class TestScoreFigure:
+  """report/figures.py on hand-made grids: each shown example's tile is where the layout puts
+  it, with its pixels (a slow reference: the tile cut out of the PNG, pixel by pixel)."""
+
+  def test_each_tile_is_its_example_upscaled_at_its_place(self, tmp_path):
+    from PIL import Image
+    from regularity_jax.report import figures
+    rng = np.random.default_rng(0)
+    examples = rng.uniform(size=(6, 4, 4, 1)).astype(np.float32)  # 4x4 -> 14x scale
+    index_of = {10 + i: i for i in range(6)}  # split row -> examples index
+    grids = [selection.Grid("train", "el2n", label, end, np.array(rows), np.zeros(len(rows)))
+             for label, end, rows in [(0, "hardest", [10, 11]), (0, "easiest", [12]),
+                                      (2, "hardest", [13, 14]), (2, "easiest", [15, 10])]]
+    path = figures.score_figure(grids, examples, index_of, ["zero", "one", "two"],
+                                tmp_path / "el2n.png", k=2, title="EL2N")
+    canvas = np.asarray(Image.open(path).convert("RGB"))
+    scale = figures.CELL_PX // 4
+    tw = th = 4 * scale
+    half, gap = 2 * (tw + figures.PAD), 3 * tw // 2
+    assert canvas.shape == (figures.TOP + 2 * (th + figures.PAD), figures.LEFT + 2 * half + gap, 3)
+    from regularity_jax.report import thumbnails
+    pixels = thumbnails.to_uint8(examples)
+    for r, label in enumerate((0, 2)):
+      for g in (g for g in grids if g.label == label):
+        j = selection.ENDS.index(g.end)
+        for c, row in enumerate(g.rows):
+          x = figures.LEFT + j * (half + gap) + c * (tw + figures.PAD)
+          y = figures.TOP + r * (th + figures.PAD)
+          want = np.repeat(np.repeat(pixels[index_of[int(row)], ..., 0], scale, 0), scale, 1)
+          got = canvas[y:y + th, x:x + tw]
+          for channel in range(3):
+            np.testing.assert_array_equal(got[..., channel], want, err_msg=f"{g.key} {c}")
+
+  def test_one_dimensional_and_text_examples_get_their_tiles(self, tmp_path):
+    from regularity_jax.report import figures
+    series = np.sin(np.linspace(0, 6, 40)).reshape(1, 40, 1).astype(np.float32)
+    tiles = figures._cells(series, (), (), "line")  # pylint: disable=protected-access
+    assert tiles[0].size == figures.LINE_CELL
+    assert np.asarray(tiles[0]).min() < 100  # the line is drawn
+    words = figures._text_tile("a few words " * 12)  # pylint: disable=protected-access
+    assert words.size == figures.TEXT_CELL

@@ -4,8 +4,18 @@ The rows an update counts (`select_rows`): the mask is True, the id lies in [0, 
 the first such row of its id in the batch. Every other unmasked row is *dropped*: an id
 outside [0, N) (which `.at[]` would otherwise wrap, -1 writing row N-1, or silently lose) or
 a repeat of an id already counted in this update. Dropped rows are counted in each kernel's
-state (`dropped`, reported by `summarize`), and `checkify.debug_check` fails on them when the
-caller opts in with `jax.experimental.checkify.checkify(step, errors=checkify.user_checks)`.
+state (`dropped`, reported by `summarize`). A caller can also make them fail the step: trace it
+inside `with indexing.debug_checks():` and functionalize it with
+`jax.experimental.checkify.checkify(step, errors=checkify.user_checks)`:
+
+    with indexing.debug_checks():
+      err, state = jax.jit(checkify.checkify(update, errors=checkify.user_checks))(state, ...)
+    err.throw()
+
+The checks are left out of programs traced elsewhere: `checkify.debug_check` gives each check
+a process-wide new error code, so a program that holds one lowers to new text at every trace and
+never hits JAX's persistent compilation cache (a rerun or a resumed run would compile its step
+again).
 
 Rows that do not count are redirected to the out-of-range id `num_examples`; scatters use
 `mode="drop"` so those rows write nothing, and gathers use `mode="fill"` so they read a
@@ -14,10 +24,29 @@ harmless value. Every update stays a single `.at[ids]` op with no Python loop an
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextlib
+import contextvars
+from typing import Iterator, NamedTuple
 
 from jax.experimental import checkify
 import jax.numpy as jnp
+
+
+_DEBUG_CHECKS = contextvars.ContextVar("regularity_jax_debug_checks", default=False)
+
+
+@contextlib.contextmanager
+def debug_checks(enabled: bool = True) -> Iterator[None]:
+  """Programs traced inside this block hold the id checks `checkify.checkify` turns into errors.
+
+  Without it (the default) the checks are not traced, so each program lowers to the same text
+  at every trace and JAX's persistent compilation cache serves it again.
+  """
+  token = _DEBUG_CHECKS.set(enabled)
+  try:
+    yield
+  finally:
+    _DEBUG_CHECKS.reset(token)
 
 
 class Rows(NamedTuple):
@@ -38,8 +67,9 @@ def select_rows(ids: jnp.ndarray, mask: jnp.ndarray | None, num_examples: int) -
   """ids: int[B], mask: bool[B] | None -> the `Rows` an update of N = `num_examples` counts.
 
   A row counts when its mask is True, its id is in [0, N), and no earlier such row of the
-  batch has the same id. Under `checkify.checkify(..., errors=checkify.user_checks)` a batch
-  with any dropped row fails with the count; otherwise the count only accumulates in state.
+  batch has the same id. Traced inside `debug_checks()` and run under
+  `checkify.checkify(..., errors=checkify.user_checks)`, a batch with any dropped row fails
+  with the count; otherwise the count only accumulates in state.
   """
   mask = resolve_mask(ids, mask)
   ids = jnp.asarray(ids).astype(jnp.int32)
@@ -47,11 +77,12 @@ def select_rows(ids: jnp.ndarray, mask: jnp.ndarray | None, num_examples: int) -
   counted = in_range & first_occurrence(ids, in_range)
   out_of_range = jnp.sum(mask & ~in_range, dtype=jnp.int32)
   repeated = jnp.sum(in_range & ~counted, dtype=jnp.int32)
-  checkify.debug_check(out_of_range == 0,
-                       f"{{n}} unmasked rows have ids outside [0, {num_examples}); pass ids in "
-                       "that range or mask those rows", n=out_of_range)
-  checkify.debug_check(repeated == 0, "{n} unmasked rows repeat an id already in this batch "
-                       "(only the first counts); mask the repeats", n=repeated)
+  if _DEBUG_CHECKS.get():
+    checkify.debug_check(out_of_range == 0,
+                         f"{{n}} unmasked rows have ids outside [0, {num_examples}); pass ids "
+                         "in that range or mask those rows", n=out_of_range)
+    checkify.debug_check(repeated == 0, "{n} unmasked rows repeat an id already in this batch "
+                         "(only the first counts); mask the repeats", n=repeated)
   return Rows(ids=jnp.where(counted, ids, jnp.int32(num_examples)), counted=counted,
               dropped=out_of_range + repeated)
 
