@@ -1054,7 +1054,8 @@ class TestFinishedRuns:
     before = snapshot(workdir)
     one_line_exit(train_and_evaluate, config_of(tiny_dir), workdir)
     line = stderr_line(capsys)
-    assert "lacks scores_train.csv, which need its final state" in line
+    assert ("lacks scores_train.csv, which need its final state, and its checkpoints are "
+            "gone") in line
     assert "nothing was trained or changed" in line
     assert snapshot(workdir) == before  # metrics.jsonl whole, the 3-epoch scores untouched
     (workdir / "scores_train.csv").write_bytes((reference.workdir / "scores_train.csv")

@@ -131,8 +131,12 @@ def _train(config, setup, features, run, t0, progress) -> RunResult:
   recorded = run.read_metrics()
   if (recorded and recorded[-1]["epoch"] >= config.num_epochs
       and getattr(run, "extended_from", None) is None):
-    return _finish_again(config, setup, features, evaluators, run, recorded, checkpointer, t0,
+    done = _finish_again(config, setup, features, evaluators, run, recorded, checkpointer, t0,
                          progress)
+    if done is not None:
+      return done
+    progress["trained"] = False  # the final checkpoint is damaged: the epochs after the
+    # newest intact one are trained again (bit for bit the same), then every file is written
   state, start_epoch = checkpointer.restore_or(
       setup.initial_state(), at_most=recorded[-1]["epoch"] if recorded else 0)
   extended_from = getattr(run, "extended_from", None)
@@ -259,10 +263,13 @@ def finished_result(workdir, config, features) -> RunResult | None:
 
 
 def _finish_again(config, setup, features, evaluators, run, records, checkpointer, t0,
-                  progress) -> RunResult:
+                  progress) -> RunResult | None:
   """A finished run missing some final files (a kill while writing them, or deleted): each
   missing file is written again, from the final checkpoint where it needs the state, equal
-  to the original; the files in place are not touched and nothing is trained."""
+  to the original; the files in place are not touched and nothing is trained. None when the
+  final checkpoint is damaged and an older one intact (the caller trains the epochs after it
+  again, as a resume does); RunDirectoryError when no checkpoint is left (never a retrain
+  from epoch 0, and metrics.jsonl is left whole)."""
   epochs = int(config.num_epochs)
   progress.update(epoch=epochs, checkpoint=epochs, trained=True)
   state_files = ["scores.npz", "scores_train.csv", "scores_test.csv", *_feature_files(features)]
@@ -274,12 +281,14 @@ def _finish_again(config, setup, features, evaluators, run, records, checkpointe
       missing = ["scores.npz"]  # damaged
   if missing:
     state, epoch = checkpointer.restore_or(setup.initial_state(), at_most=epochs)
-    if epoch != epochs:
+    if epoch == 0:
       raise RunDirectoryError(
           f"{run.path} finished {epochs} epochs but lacks {', '.join(missing)}, which need its "
-          f"final state, and its checkpoint of epoch {epochs} is gone from "
-          f"{run.checkpoint_dir}; nothing was trained or changed: restore that checkpoint (or "
-          "those files), or train a new --workdir")
+          f"final state, and its checkpoints are gone from {run.checkpoint_dir}; nothing was "
+          "trained or changed: restore its checkpoints (or those files), or train a new "
+          "--workdir")
+    if epoch != epochs:
+      return None  # an older intact checkpoint: the loop trains the epochs after it again
     weight_path = run.path / WEIGHT_FILE
     split = {"weight": np.load(weight_path) if weight_path.is_file()
              else setup.train_split["weight"]}
