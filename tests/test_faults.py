@@ -961,6 +961,7 @@ class TestDataChanged:
     assert "no report was written" in str(e.value)
     assert snapshot(workdir) == before
 
+  @pytest.mark.slow  # the shared reference run
   def test_a_dataset_function_that_cannot_be_imported_again(self, reference, tmp_path):
     from regularity_jax import report
     workdir = finished_copy(reference, tmp_path)
@@ -1003,6 +1004,7 @@ class TestFinishedRuns:
   """Fault 3 (checkpoints deleted, then rerun) and fault 2 (difficulty weighting's
   train/weight written again as 1.0)."""
 
+  @pytest.mark.slow  # the shared reference run
   def test_an_intact_finished_run_writes_nothing(self, reference, tiny_dir, tmp_path, capsys):
     workdir = finished_copy(reference, tmp_path)
     before = snapshot(workdir)
@@ -1120,6 +1122,7 @@ class TestExtension:
         (4, 6, "finished-epoch-4")]
     assert json.loads((workdir / "config.json").read_text())["num_epochs"] == 6
 
+  @pytest.mark.slow  # the shared reference run
   def test_a_cosine_schedule_is_refused(self, reference, tiny_dir, tmp_path, capsys):
     workdir = finished_copy(reference, tmp_path)
     saved = json.loads((workdir / "config.json").read_text())
