@@ -1,5 +1,6 @@
 """regularity_jax: per-example training-dynamics statistics in JAX/Flax."""
 import pathlib
+import re
 
 import setuptools
 
@@ -7,9 +8,22 @@ _HERE = pathlib.Path(__file__).parent
 
 
 def _requirements():
-  lines = (_HERE / "requirements.txt").read_text().splitlines()
-  return [l.strip() for l in lines if l.strip() and not l.startswith("#")]
+  """(core, extras) of requirements.txt: lines before the first "# [name]" header are the
+  core; the lines under a header are that extra's."""
+  core, extras, section = [], {}, None
+  for line in (_HERE / "requirements.txt").read_text().splitlines():
+    header = re.match(r"#\s*\[([\w-]+)\]", line)
+    if header:
+      section = extras.setdefault(header.group(1), [])
+    elif line.strip() and not line.startswith("#"):
+      (core if section is None else section).append(line.strip())
+  # dev: what the test command needs (the README's: pip install -e '.[dev]'; bash tests/run.sh).
+  extras["dev"] = sorted({r for name in ("test", "notebooks", "browser", "cleanlab")
+                          for r in extras[name]})
+  return core, extras
 
+
+_CORE, _EXTRAS = _requirements()
 
 setuptools.setup(
     name="regularity_jax",
@@ -20,9 +34,6 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["regularity_jax", "regularity_jax.*"]),
     python_requires=">=3.11",
-    install_requires=_requirements(),
-    # tfds: preparing TFDS data (download_and_prepare, `tfds build`) and reading tfrecord
-    # builds. cleanlab: label issues by confident learning (`estimators.label_issues`,
-    # turnover.label_issues); the test command installs it, so its tests run.
-    extras_require={"tfds": ["tensorflow>=2.21.0"], "cleanlab": ["cleanlab>=2.9.0"]},
+    install_requires=_CORE,
+    extras_require=_EXTRAS,
 )

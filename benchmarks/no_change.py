@@ -175,8 +175,13 @@ def _marker(workdir: pathlib.Path, suffix: str) -> pathlib.Path:
 
 def _smoke_flags(path: pathlib.Path) -> list[str]:
   """The --config flags of `path`'s `:smoke` command in its docstring (its data dirs from any
-  command when no command names `:smoke`)."""
-  text = path.read_text()
+  command when no command names `:smoke`). A shim of experiments/ (issue 37) is read through
+  to the file it loads, regularity_jax/<configs|studies>/..."""
+  try:
+    moved = REPO / "regularity_jax" / pathlib.Path(path).resolve().relative_to(REPO / "experiments")
+  except ValueError:
+    moved = None
+  text = (moved if moved is not None and moved.is_file() else pathlib.Path(path)).read_text()
   commands = re.findall(r"python -m experiments\.\w+ (?:[^\n]*\\\n)*[^\n]*", text)
   commands = [shlex.split(c.replace("\\\n", " ")) for c in commands]
   smoke = [c for c in commands if any(a.startswith("--config=") and a.endswith(":smoke")

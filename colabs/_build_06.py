@@ -8,8 +8,13 @@ report (docs/your_model.md). About a minute on 2 CPU cores.
 
 import pathlib
 
+import sys
+
 import nbformat
 from nbformat import v4
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _colab_cell import INSTALL_CELL  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CELLS = [
     ("md", """# Your model, from a notebook cell
@@ -20,15 +25,15 @@ From Python a class defined in a cell is passed as `train_and_evaluate(config, w
 model=MyNet)`; from the command line a model is named `--config.model=path/to/file.py:MyNet`
 or `package.module:MyNet`.
 
-**In Colab**: run `!git clone <this repository> && cd regularity_jax && pip install -e .` first,
-then `%cd regularity_jax`. Locally, start Jupyter from the repository root."""),
+**Run it**: locally, `pip install -e '.[notebooks]'` from the repository root, then open this notebook (from any folder). In Colab, set `REPO_URL` in the first code cell to this repository's git address and run all."""),
+    ("code", INSTALL_CELL),
     ("code", """import json, math, os, tempfile
 import ml_collections
 import numpy as np
 from flax import nnx
 from IPython.display import display, HTML, Image
 
-from experiments.configs import quickstart
+from regularity_jax.configs import quickstart
 from regularity_jax.models import TurnOverSite
 from regularity_jax.training import train_and_evaluate"""),
     ("md", """## The model
@@ -86,7 +91,9 @@ assert np.any(memorization != 0) and np.all(np.isfinite(scores["train/normalized
 print("the page:", page, f"({os.path.getsize(page) / 1e3:.0f} kB)")
 grids = os.path.join(workdir, "plots", "grids")
 print(sorted(os.listdir(grids)))
-display(Image(filename=os.path.join(grids, "train_forgetting.png")))"""),
+display(Image(filename=os.path.join(grids, "train_forgetting.png")))
+from regularity_jax import report
+report.show(workdir)  # the page itself, in the notebook"""),
 ]
 
 

@@ -15,10 +15,11 @@ from typing import Any, Callable
 
 def user_errors() -> tuple[type[Exception], ...]:
   """The exceptions that mean bad input (reported as one line), not a bug (a traceback)."""
-  from regularity_jax import data, report, runs, sweeps, training  # pylint: disable=g-import-not-at-top
+  from regularity_jax import data, logs, recorder, report, runs, sweeps, training  # pylint: disable=g-import-not-at-top
   return (data.DataError, runs.RunDirectoryError, runs.ScoresFileError, training.ConfigError,
           training.TrainingDiverged, training.OtherProcessFailed, sweeps.StudyError,
-          runs.CheckpointFormatError, report.ReportError)
+          runs.CheckpointFormatError, report.ReportError, logs.LogError,
+          recorder.RecorderError)
 
 
 # OS errors that mean the machine, not the program: a full disk, a read-only or forbidden path.

@@ -11,6 +11,10 @@
 #   all   both, the fast tier first (the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The test command installs what it needs: pip install -e '.[dev]' (README).
+python -c 'import pytest, xdist, hypothesis, nbconvert, playwright' 2>/dev/null || {
+  echo "error: the test tools are not installed; run pip install -e '.[dev]' from the repository root" >&2
+  exit 2; }
 # --dist loadgroup: the tests that share a fixture training a whole run go to one worker
 # (tests/conftest.py, SHARED_RUNS), which then builds it once.
 # One compilation cache for both tiers (tests/conftest.py makes one per session otherwise).

@@ -31,7 +31,9 @@ And of "Every door, part 4" (issue 36):
 | fault                                                        | test                                      |
 |--------------------------------------------------------------|-------------------------------------------|
 | SIGTERM: no message, run.lock left; stops at a step boundary,| F TestSigterm (handler, messages; a run:  |
-| checkpoints a whole epoch, exit 143, exact resume            | between steps, after an epoch)            |
+| saves a mid-epoch checkpoint there (or a whole epoch's at an | at epoch 2's first step, after 3 of its 6 |
+| epoch's end), exit 143, the rerun resumes from that step     | steps (device and stream), after an epoch)|
+| bit-identically                                              |                                           |
 | SIGTERM with no step boundary within sigterm_grace_s         | F TestSigterm.test_no_step_boundary_...   |
 | Ctrl-C after the last epoch "before training started"        | F TestSigterm.test_ctrl_c_after_the_last_epoch_... |
 | run.lock: host, pid, job id, heartbeat; requeue / stale      | F TestLockHolders                          |
@@ -47,7 +49,9 @@ And of "Every door, part 4" (issue 36):
 | report: cut metrics.jsonl, empty wall_time.json, another     | F TestReportCommand                        |
 | tool's directory, two at once                                |                                           |
 | stdout a closed pipe (exit 1), stderr closed (tqdm dies)     | F TestReportCommand (parts; a command: slow) |
-| uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | not here: the data layer's rework (wt33)  |
+| relative paths recorded only as typed in config.json         | F TestPaths (relative_paths_...; resume)  |
+| uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | test_your_data TestDataFaults (its table),|
+| damaged build / offline download cache                       | test_tfds                                 |
 
 And of "Every door, part 3" (issue 35):
 
@@ -557,6 +561,34 @@ class TestPaths:
     assert config.pruning.scores_path == "/home/u36/runs/a/scores.npz"
     assert config.weighting.scores_path == "relative/scores.npz"
 
+  def test_relative_paths_are_recorded_resolved(self, tmp_path, monkeypatch):
+    from regularity_jax.training import config as config_lib
+    monkeypatch.chdir(tmp_path)
+    config = config_lib.default_config()
+    config.dataset = "./data/mine.npz"
+    config.data_dir = "shared/../data"
+    config.pruning.scores_path = "runs/a/scores.npz"
+    config.weighting.scores_path = "/abs/scores.npz"
+    config_lib.record_resolved_paths(config)
+    assert config.data_dir == "shared/../data"  # as typed: a resume compares config.json
+    assert config.resolved_paths.to_dict() == {
+        "dataset": str(tmp_path / "data" / "mine.npz"), "data_dir": str(tmp_path / "data"),
+        "pruning_scores_path": str(tmp_path / "runs" / "a" / "scores.npz")}
+    absolute = config_lib.default_config()
+    absolute.data_dir = str(tmp_path)
+    config_lib.record_resolved_paths(absolute)
+    assert "resolved_paths" not in absolute  # nothing relative: the config as it was
+
+  def test_a_resume_whose_relative_path_names_other_files_is_refused(self, tmp_path):
+    here = {"data_dir": "data", "resolved_paths": {"data_dir": str(tmp_path / "a" / "data")}}
+    RunDirectory(tmp_path / "w", here)
+    elsewhere = {"data_dir": "data", "resolved_paths": {"data_dir": str(tmp_path / "b/data")}}
+    with pytest.raises(RunDirectoryError, match="resolved_paths.data_dir"):
+      RunDirectory.check(tmp_path / "w", elsewhere)
+    assert RunDirectory.check(tmp_path / "w", here) is not None
+    RunDirectory(tmp_path / "old", {"data_dir": "data"})  # a version without resolved_paths
+    RunDirectory.check(tmp_path / "old", elsewhere)  # resumes: the paths as typed decide
+
   @pytest.mark.parametrize("case", ["parent_is_a_file", "dangling_symlink", "long_name",
                                     "not_utf8"])
   def test_a_workdir_that_cannot_be_a_run_directory(self, tmp_path, case):
@@ -770,12 +802,14 @@ class TestSigterm:
     assert "nothing is trained again" in str(e.value)
 
   @pytest.mark.slow
-  @pytest.mark.parametrize("when", ["between_steps", "after_epoch"])
+  @pytest.mark.parametrize("when", ["between_steps", "mid_epoch", "mid_epoch_stream",
+                                    "after_epoch"])
   def test_sigterm_is_one_line_143_and_the_rerun_resumes_exactly(
       self, tiny_dir, reference, tmp_path, monkeypatch, capsys, when):
     import signal
+    from regularity_jax.training import inputs
     from regularity_jax.training import loop
-    real = epoch_lib.train_epoch
+    real, real_rows = epoch_lib.train_epoch, {}
 
     def sigterm_in_epoch_2(setup, core, features, state, epoch, *args, **kwargs):
       if epoch == 1 and when == "between_steps":
@@ -785,23 +819,55 @@ class TestSigterm:
         os.kill(os.getpid(), signal.SIGTERM)  # epoch 2 ends whole: checkpointed at once
       return out
 
+    def sigterm_after_3_rows_of_epoch_2(cls):
+      real_rows[cls] = cls.train_rows
+      calls = []
+
+      def train_rows(self, setup, plan, num_rows, **kwargs):
+        calls.append(1)
+        for r, row in enumerate(real_rows[cls](self, setup, plan, num_rows, **kwargs)):
+          if len(calls) == 2 and r == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # steps 1-3 of 6 done: the 4th stops
+          yield row
+
+      monkeypatch.setattr(cls, "train_rows", train_rows)
+
     monkeypatch.setattr(loop, "train_epoch", sigterm_in_epoch_2)
+    pipeline = inputs.StreamInput if when == "mid_epoch_stream" else inputs.DeviceInput
+    if when.startswith("mid_epoch"):
+      sigterm_after_3_rows_of_epoch_2(pipeline)
     # checkpoint_every=3: only the SIGTERM's own checkpoint can save epoch 2's work.
-    config = config_of(tiny_dir, checkpoint_every=3)
+    config = config_of(tiny_dir, checkpoint_every=3,
+                       input_pipeline="stream" if when == "mid_epoch_stream" else "device")
     workdir = tmp_path / "run"
     one_line_exit(train_and_evaluate, config, workdir, code=143)
     line = stderr_line(capsys)
-    if when == "between_steps":
-      assert line == ("error: terminated by SIGTERM at epoch 2; rerun the same command to "
-                      "resume (from the start: no checkpoint had been written yet); the "
-                      "workdir's lock is released")
+    done = {"between_steps": 0, "after_epoch": None}.get(when, 3)
+    if done is not None:
+      assert line == (f"error: terminated by SIGTERM at epoch 2 after {done} of its 6 steps "
+                      "(checkpointed there); rerun the same command to resume from that step; "
+                      "the workdir's lock is released")
+      assert [p.name for p in (workdir / "checkpoints").iterdir()
+              if p.name.startswith("partial")] == [f"partial-1-{done}"]
     else:
       assert line == ("error: terminated by SIGTERM at epoch 3; rerun the same command to "
                       "resume (from the checkpoint of epoch 2); the workdir's lock is released")
       assert (workdir / "checkpoints" / "2").is_dir()
     assert not (workdir / "run.lock").exists()
-    monkeypatch.setattr(loop, "train_epoch", real)
+    for cls, rows in real_rows.items():
+      monkeypatch.setattr(cls, "train_rows", rows)
+    trained = []  # (epoch, the rows it resumed after): the rerun continues where it stopped
+
+    def recorded(setup, core, features, state, epoch, *args, **kwargs):
+      resume = kwargs.get("resume")
+      trained.append((epoch, None if resume is None else int(resume["rows"])))
+      return real(setup, core, features, state, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", recorded)
     assert_same_run(reference, train_and_evaluate(config, workdir))
+    assert trained == ([(1, done), (2, None)] if done is not None else [(2, None)])
+    # the finished run's checkpoint of epoch 3 superseded the mid-epoch one
+    assert not list((workdir / "checkpoints").glob("partial-*"))
 
 
 def entrypoints_terminated():

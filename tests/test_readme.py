@@ -1,38 +1,56 @@
-"""The README's promises: the two opening commands, the CI script, the kernel example runs."""
+"""The README's promises: at most 200 lines, the two opening commands, the CI script, the kernel
+examples run (the README's and docs/kernels.md's), and every relative link names a file."""
 
 import pathlib
 import re
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+KERNELS = (REPO / "docs" / "kernels.md").read_text()
 
 
-def _code_blocks(lang):
-  return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+def _code_blocks(lang, text=README):
+  return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_at_most_200_lines():
+  assert len(README.splitlines()) <= 200
 
 
 def test_opens_with_two_commands_and_ci_runs_the_second():
   bash = _code_blocks("bash")
   install_and_run, install_and_test = bash[0].strip(), bash[1].strip()
-  assert "experiments.main --config=experiments/configs/quickstart.py" in install_and_run
+  assert "pip install -e . && python -m regularity_jax.main --config=regularity_jax/configs/quickstart.py" in install_and_run
   assert README.index(install_and_run) < README.index("## ")  # before the first section
-  test_command = install_and_test.split("&&")[-1].strip()  # what each CI job runs
+  install, test_command = [p.strip() for p in install_and_test.rsplit("&&", 1)]
+  assert install.endswith("pip install -e '.[dev]'")  # installs what the tests need
   assert test_command == "bash tests/run.sh"
-  assert test_command in (REPO / ".ci" / "run").read_text()
+  ci = (REPO / ".ci" / "run").read_text()
+  assert test_command in ci and "'.[dev,tfds]'" in ci and "'.[dev,docs]'" in ci
   tiers = (REPO / "tests" / "run.sh").read_text()
   assert 'pytest tests -q -n 2 --dist loadgroup -m "$mark"' in tiers
   assert 'all) tier_ fast "not slow" "$@"; tier_ slow slow "$@"' in tiers  # both tiers
 
 
+def test_relative_links_name_files():
+  for text, base in ((README, REPO), *((p.read_text(), p.parent) for p in (REPO / "docs").glob("*.md"))):
+    for target in re.findall(r"\]\(([^)#\s]+)[^)]*\)", text):
+      if "://" in target:
+        continue
+      path = (base / target).resolve()
+      assert path.exists(), target
+
+
 def test_kernel_example_runs_as_written(capsys):
   example = _code_blocks("python")[0]
+  assert example == _code_blocks("python", KERNELS)[0]  # the same as docs/kernels.md's
   exec(compile(example, "README.md", "exec"), {})  # pylint: disable=exec-used
   printed = capsys.readouterr().out.split()
   assert len(printed) == 2 and int(printed[0]) >= 0
 
 
 def test_nnx_example_runs_as_written(capsys):
-  example = _code_blocks("python")[1]
+  example = _code_blocks("python", KERNELS)[1]
   assert "nnx.jit" in example
-  exec(compile(example, "README.md", "exec"), {})  # pylint: disable=exec-used
+  exec(compile(example, "docs/kernels.md", "exec"), {})  # pylint: disable=exec-used
   assert capsys.readouterr().out.split() == ["320", "0"]  # 5 epochs x 64 examples, none dropped

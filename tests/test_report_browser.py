@@ -138,5 +138,28 @@ def test_smoke_config_report_in_chromium(browser, tmp_path, module, folder, over
   _check(browser, result.workdir, tmp_path)
 
 
+def test_report_from_logs_in_chromium(browser, tmp_path):
+  """The report `python -m regularity_jax.score_logs` writes from a loop's logs (docs/any_loop.md),
+  with the examples given as an .npz."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from regularity_jax import logs, score_logs  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  n, m, c = 96, 40, 4
+  y, y_test = rng.integers(0, c, n), rng.integers(0, c, m)
+  np.savez(tmp_path / "x.npz", x_train=rng.random((n, 10, 10, 1), np.float32),
+           x_test=rng.random((m, 10, 10, 1), np.float32))
+  with logs.Logger(tmp_path / "logs", num_examples={"train": n, "test": m},
+                   num_classes=c) as logger:
+    for epoch in range(3):
+      for ids in np.array_split(rng.permutation(n), 6):
+        logits = rng.normal(size=(len(ids), c)) + 2.0 * np.eye(c)[y[ids]] * (epoch + 1)
+        logger.log(ids, logits, y[ids], epoch=epoch)
+      logger.log(np.arange(m), rng.normal(size=(m, c)) + np.eye(c)[y_test] * epoch, y_test,
+                 epoch=epoch, split="test", stream="evaluation")
+  run = score_logs.score_logs(tmp_path / "logs", tmp_path / "from_logs", k=6,
+                              class_names=["a", "b", "c", "d"], examples=tmp_path / "x.npz")
+  _check(browser, run, tmp_path, k=6)
+
+
 def test_unchanged_default_is_on():
   assert default_config().report is True and default_config().report_k == 16

@@ -124,6 +124,21 @@ class TestPrepared:
       load(tmp_path / "tfds")
     assert_one_line(e, "could not read the prepared regjax_tiny", "prepare it again")
 
+  @pytest.mark.parametrize("damaged", ["dataset_info.json", "features.json"])
+  @pytest.mark.parametrize("name", ["mnist", "regjax_tiny"])  # a catalog name, a TFDS name
+  def test_damaged_build_metadata_is_named_not_the_tfds_version(self, tiny_mnist, tmp_path,
+                                                                 damaged, name):
+    shutil.copytree(FIXTURES / "array_record", tmp_path / "tfds")
+    version = tmp_path / "tfds" / "regjax_tiny" / "1.0.0"
+    (version / damaged).write_text('{"name": "regjax_ti')  # cut mid-write
+    with pytest.raises(DataError) as e:
+      data.load_dataset(name, tfds_options=data.TfdsOptions(data_dir=str(tmp_path / "tfds"),
+                                                            download=False))
+    assert_one_line(e, f"the prepared TFDS build of regjax_tiny in {version} cannot be read",
+                    "a damaged build, not a TFDS version problem", "delete that folder",
+                    f"experiments.prepare_tfds --dataset={name}")
+    assert "upgrade" not in str(e.value)
+
   @pytest.mark.slow
   def test_a_run_through_tfds_records_the_source(self, tiny_mnist, tmp_path):
     from regularity_jax.runs import scores_file
@@ -163,6 +178,27 @@ class TestNotPrepared:
       assert_one_line(e, "preparing TFDS data needs TensorFlow",
                       "No module named 'tensorflow'", "pip install -e '.[tfds]'")
     assert time.monotonic() - start < 60
+
+  @pytest.mark.slow  # prepares a TFDS build (TensorFlow)
+  def test_offline_with_downloads_in_the_cache_prepares_from_them(self, tiny_mnist, tmp_path,
+                                                                  monkeypatch):
+    from tests import tfds_builders  # registers the builder, as TFDS's own are
+    del tfds_builders
+    monkeypatch.setattr(tfds_source, "NETWORK_PROBE", ("regularity-jax-offline.invalid", 443))
+    with pytest.raises(DataError) as e:  # an empty download cache: the probe's line at once
+      load(tmp_path)
+    if HAS_TF:
+      assert_one_line(e, "the network is not reachable", "nor are its downloads in TFDS's "
+                      f"download cache ({tmp_path / 'downloads'})")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "regjax_tiny_source.bin").write_bytes(b"fetched before")
+    if not HAS_TF:
+      with pytest.raises(DataError) as e:
+        load(tmp_path)
+      assert_one_line(e, "preparing TFDS data needs TensorFlow")
+      return
+    check_tiny(load(tmp_path))  # TFDS prepared it offline, from its cache (none needed here)
+    assert (tmp_path / "regjax_tiny" / "1.0.0" / "dataset_info.json").exists()
 
   def test_a_missing_importlib_resources_is_named(self, tmp_path, monkeypatch):
     monkeypatch.setattr(tfds_source, "_importable", lambda module: module != "importlib_resources")
@@ -207,6 +243,74 @@ class TestOfflineRecipe:
     lines = [l for l in result.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: mnist is not prepared"), result.stderr
     assert ("network is not reachable" if HAS_TF else "needs TensorFlow") in lines[0]
+
+
+class TestVaryingSizes:
+  """A TFDS image-classification builder whose images vary in size (`RegjaxVaried`: key k is
+  (8 + k) x (10 + 2k) x 3, every pixel 20 k): refused without tfds.image_size, resized with it."""
+
+  def options(self, **kwargs):
+    from tests import tfds_builders  # registers the builders
+    del tfds_builders
+    return data.TfdsOptions(data_dir=str(FIXTURES / "array_record"), download=False, **kwargs)
+
+  def test_refused_without_a_resize(self):
+    with pytest.raises(DataError) as e:
+      data.load_dataset("regjax_varied", tfds_options=self.options())
+    assert_one_line(e, "'regjax_varied' has images of varying size (None, None, 3)",
+                    "--config.tfds.image_size='(H, W)'")
+
+  def test_resized_as_read(self):
+    from regularity_jax.data import sources
+    options = self.options(image_size=(12, 7))
+    info = sources.tfds_info("regjax_varied", options)
+    assert info.spatial_shape == (12, 7) and info.class_names == ("even", "odd")
+    raw = tfds_source.load_tfds(info, options)
+    for split, keys in ((raw.train, range(6)), (raw.test, range(10, 13))):
+      images = split.read()
+      assert images.shape == (len(keys), 12, 7, 3) and images.dtype == np.uint8
+      flat = images.reshape(len(images), -1)
+      assert (flat == flat[:, :1]).all()  # a constant image stays constant when resized
+      assert sorted(flat[:, 0] // 20) == list(keys)
+      np.testing.assert_array_equal(split.labels, flat[:, 0] // 20 % 2)
+    ds = data.load_dataset("regjax_varied", tfds_options=options)
+    assert ds.example_shape == (12, 7, 3) and ds.num_classes == 2
+
+  @needs_tf
+  @pytest.mark.slow  # prepares a TFDS build
+  def test_tfrecord_resized_equals_array_record(self, tmp_path):
+    from regularity_jax.data import sources
+    from tests import tfds_builders
+    options = self.options(image_size=(12, 7))
+    fresh = data.TfdsOptions(data_dir=tfds_builders.prepare(tmp_path, "tfrecord",
+                                                            tfds_builders.RegjaxVaried),
+                             download=False, image_size=(12, 7))
+    a = tfds_source.load_tfds(sources.tfds_info("regjax_varied", options), options)
+    b = tfds_source.load_tfds(sources.tfds_info("regjax_varied", fresh), fresh)
+    for x, y in ((a.train, b.train), (a.test, b.test)):
+      np.testing.assert_array_equal(x.read(), y.read())
+      np.testing.assert_array_equal(x.labels, y.labels)
+
+  def test_resize_is_pillows_bilinear(self):
+    from PIL import Image
+    image = np.random.default_rng(0).integers(0, 256, (9, 13, 3), np.uint8)
+    expected = np.asarray(Image.fromarray(image).resize((5, 4), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(tfds_source.resize(image, (4, 5)), expected)
+
+  @pytest.mark.parametrize("size", [(0, 5), (5,), (2.5, 3)])
+  def test_a_bad_size_is_one_line(self, size):
+    with pytest.raises(DataError) as e:
+      data.sources.tfds_info("regjax_varied", self.options(image_size=size))
+    assert_one_line(e, "must be (height, width) in pixels")
+
+  def test_refused_for_other_datasets(self, tmp_path):
+    from regularity_jax.training import setup as setup_lib
+    engine_fixtures.write_tiny_npz(tmp_path)
+    config = engine_fixtures.tiny_config(tmp_path, **{"tfds.image_size": (8, 8)})
+    with pytest.raises(DataError) as e:
+      setup_lib.load_data(config)
+    assert_one_line(e, "resizes the images of a TFDS builder given by name",
+                    "is a path dataset", "--config.tfds.image_size='()'")
 
 
 def test_the_fixture_builds_are_what_they_say():

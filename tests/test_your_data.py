@@ -324,6 +324,27 @@ class TestIdentity:
     assert len(err) == 1 and err[0].startswith("warning: ") and "JPEG q75" in err[0]
     assert "pixels differ" in cifar.identity.release and "lossy" in cifar.identity.release
 
+  def test_the_release_sizes_in_another_shape_are_refused(self, tmp_path, monkeypatch):
+    """Data of a catalog name's release sizes must have its shape (32x32 or 3-channel data
+    under "mnist" are other data); here a release of the tiny set's sizes stands in for MNIST's
+    60000/10000 (the check is the same)."""
+    monkeypatch.setitem(releases.RELEASES, "mnist", releases.Release((96, 48)))
+    names = [str(c) for c in range(10)]
+    for shape, fragment in (((32, 32, 1), "images of shape 32x32 but mnist's are 28x28"),
+                            ((28, 28, 3), "with 3 channel(s) but mnist has 1")):
+      folder = tmp_path / "x".join(map(str, shape))
+      engine_fixtures.write_tiny_npz(folder, shape=shape, class_names=names)
+      with pytest.raises(data.DataError) as e:
+        data.load_dataset("mnist", folder, check_release=True)
+      assert fragment in str(e.value) and "\n" not in str(e.value)
+      assert "--config.dataset=/path/to/data.npz" in str(e.value) or "channel" in fragment
+    engine_fixtures.write_tiny_npz(tmp_path / "ok", shape=(28, 28, 1), class_names=names)
+    assert data.load_dataset("mnist", tmp_path / "ok", check_release=True).example_shape == (
+        28, 28, 1)
+    # other sizes: a part or a stand-in (the studies' and the tests' tiny data), any shape
+    monkeypatch.setitem(releases.RELEASES, "mnist", releases.Release((60000, 10000)))
+    assert data.load_dataset("mnist", tmp_path / "32x32x1", check_release=True)
+
   def test_a_part_of_the_release_is_not_refused(self, tmp_path):
     """Studies retrain on subsets written as NAME.npz under the catalog name: unchecked."""
     engine_fixtures.write_tiny_npz(tmp_path, class_names=[str(c) for c in range(10)])
@@ -417,3 +438,76 @@ def test_text_dataset_with_a_tiny_nnx_text_classifier(outside, tmp_path):
   assert '<div class="tx">the cat sat on the mat</div>' in html
   assert '<div class="tx">a big dog ran far</div>' in html
   assert "cat sentence" in html and "data:image/png" not in html.split("<h2 id=\"train\">")[1]
+
+
+class TestDataFaults:
+  """Every door, part 4 (issue 36): the data layer's silently wrong results and unclear lines.
+
+  | fault                                                      | test (this class)                |
+  |------------------------------------------------------------|----------------------------------|
+  | uint8 training pixels beside float 0-255 test pixels       | uint8_beside_float_is_refused    |
+  | 16-bit PNGs clipped to black and white                     | sixteen_bit_pngs_...             |
+  | images in nested subfolders dropped (folder and archive)   | nested_subfolders_are_found      |
+  | a damaged TFDS build blamed on the TFDS version            | test_tfds (damaged_build_...)    |
+  | TFDS downloads in TFDS's cache refused offline             | test_tfds (offline_with_...)     |
+  | relative config paths recorded as typed                    | test_faults TestPaths (relative) |
+  """
+
+  def test_uint8_beside_float_is_refused(self, tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 1)).astype(np.uint8)
+    y = np.arange(8) % 2
+    for train, test, refused in ((x, x.astype(np.float32), True),
+                                 (x.astype(np.float32), x, True),
+                                 (x, x, False), (x.astype(np.float32), x.astype(np.float32), False)):
+      path = tmp_path / f"d{int(refused)}{train.dtype}{test.dtype}.npz"
+      np.savez(path, x_train=train, y_train=y, x_test=test, y_test=y)
+      if not refused:  # one scaling for both: the same example, the same pixels
+        ds = data.load_dataset(str(path))
+        np.testing.assert_array_equal(ds.train.images, ds.test.images)
+        continue
+      with pytest.raises(data.DataError) as e:
+        data.load_dataset(str(path))
+      message = str(e.value)
+      assert "\n" not in message and f"{train.dtype} train images but {test.dtype} test" in message
+      assert "store both splits as uint8 (0-255) or both as float" in message
+
+  def _png_folder(self, root, images, nested=False):
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    for split in ("train", "test"):
+      for label, name in enumerate(("a", "b")):
+        folder = root / split / name
+        for j, image in enumerate(images[label::2]):
+          where = folder / f"sub{j % 2}" / "deeper" if nested and j else folder
+          where.mkdir(parents=True, exist_ok=True)
+          Image.fromarray(image).save(where / f"{j}.png")
+    return root
+
+  def test_sixteen_bit_pngs_are_scaled_not_clipped(self, tmp_path):
+    wide = (np.arange(4 * 6 * 5).reshape(4, 6, 5) * 547).astype(np.uint16)  # 0 .. 65093
+    folder = self._png_folder(tmp_path / "deep", list(wide))
+    info, raw = data.sources.load_path(str(folder), cache_dir=tmp_path / "cache")
+    assert info.channels == 1 and info.spatial_shape == (6, 5)
+    expected = np.rint(wide.astype(np.float64) / 257).astype(np.uint8)  # 16 -> 8 bits
+    train = raw.train.read()[..., 0]
+    np.testing.assert_array_equal(train, expected[[0, 2, 1, 3]])  # by class, then file name
+    assert len(np.unique(train)) > 50  # not black and white
+
+  @pytest.mark.parametrize("packed", [False, True])
+  def test_nested_subfolders_are_found(self, tmp_path, packed):
+    import tarfile  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(1)
+    images = list(rng.integers(0, 256, (12, 5, 5), np.uint8))
+    folder = self._png_folder(tmp_path / "birds", images, nested=True)
+    assert len(list(folder.rglob("*.png"))) == 24 and list(folder.rglob("deeper/*.png"))
+    spec = folder
+    if packed:
+      spec = tmp_path / "birds.tar.gz"
+      with tarfile.open(spec, "w:gz") as tar:
+        tar.add(folder, arcname="export/birds")
+    ds = data.load_dataset(str(spec), cache_dir=tmp_path / "cache")
+    assert len(ds.train) == len(ds.test) == 12 and ds.class_names == ("a", "b")
+    np.testing.assert_array_equal(np.bincount(ds.train.labels), [6, 6])
+    # every image once, each with its own class folder's label
+    info, raw = data.sources.load_path(str(spec), cache_dir=tmp_path / "cache2")
+    found = sorted(map(bytes, raw.train.read().reshape(12, -1)))
+    assert found == sorted(image.tobytes() for image in images)

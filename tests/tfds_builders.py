@@ -4,6 +4,8 @@
 20 training and 10 test examples whose pixel [0, 0, 0] holds the example's key and whose label
 is `key % 10`, so a test can check every loaded example's label against its own pixels.
 
+`RegjaxVaried` has images of varying size (the `tfds.image_size` tests; array_record only).
+
 Preparing needs TensorFlow. The copies in tests/data/tfds/<file format>/ were made with
 
     python -c 'from tests import tfds_builders; tfds_builders.main("tests/data/tfds")'
@@ -47,14 +49,45 @@ class RegjaxTiny(tfds.core.GeneratorBasedBuilder):
       yield key, {"image": image, "label": key % 10}
 
 
-def prepare(root, file_format: str) -> str:
+VARIED_NAMES = ("even", "odd")
+VARIED_TRAIN_KEYS = tuple(range(6))
+VARIED_TEST_KEYS = tuple(range(10, 13))
+
+
+class RegjaxVaried(tfds.core.GeneratorBasedBuilder):
+  """Images of varying size (key k: (8 + k) x (10 + 2k) x 3, every pixel 20 k), 6 train / 3
+  test, label k % 2 ("even", "odd"): what needs `tfds.image_size` (a resize) to load."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(names=VARIED_NAMES),
+        }),
+        supervised_keys=("image", "label"))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {"train": self._generate_examples(VARIED_TRAIN_KEYS),
+            "test": self._generate_examples(VARIED_TEST_KEYS)}
+
+  def _generate_examples(self, keys):
+    for key in keys:
+      image = np.full((8 + key, 10 + 2 * key, 3), 20 * key, np.uint8)
+      yield key, {"image": image, "label": key % 2}
+
+
+def prepare(root, file_format: str, builder=RegjaxTiny) -> str:
   """Prepares the dataset under `root/<file_format>`; returns that TFDS data dir."""
   data_dir = f"{root}/{file_format}"
-  RegjaxTiny(data_dir=data_dir, file_format=file_format).download_and_prepare()
+  builder(data_dir=data_dir, file_format=file_format).download_and_prepare()
   return data_dir
 
 
 def main(root) -> None:
   for fmt in FILE_FORMATS:
     print(prepare(root, fmt))
+  print(prepare(root, "array_record", RegjaxVaried))
 

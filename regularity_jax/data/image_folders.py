@@ -4,6 +4,10 @@ The tree may be extracted in a directory or packed in one `.tar.gz` / `.tgz` /
 `.tar` (any leading folders inside the archive are ignored), which is how the
 shared CIFAR-10 JPEG set ships.
 
+Images in subfolders of a class folder (`train/cat/indoor/1.png`) belong to that class, as
+torchvision's `ImageFolder` finds them; hidden files and folders (a leading ".") are skipped.
+16-bit grayscale PNGs are scaled to 8 bits (`to_mode`), not clipped.
+
 Labels. Class folders whose names match the dataset's canonical class names
 (compared lower-case with punctuation dropped, so `t_shirt_top` matches
 "T-shirt/top") take the canonical label; for cifar10 that is airplane,
@@ -63,7 +67,7 @@ KEEP_READS = 64
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm",
                    ".pgm", ".tif", ".tiff")
 _SPLITS = ("train", "test")
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: images in subfolders of a class folder are found
 
 
 def default_cache_dir() -> pathlib.Path:
@@ -182,9 +186,15 @@ def _list_tree(root: pathlib.Path) -> list[_File]:
     for class_entry in os.scandir(split_dir):
       if not class_entry.is_dir() or class_entry.name.startswith("."):
         continue
-      for entry in os.scandir(class_entry.path):
-        if entry.is_file() and _is_image(entry.name):
-          files.append(_File(split, class_entry.name, entry.name, entry.path))
+      # Images in subfolders of a class folder belong to the class (as torchvision's
+      # ImageFolder finds them); their file name is the path below the class folder.
+      for folder, subfolders, names in os.walk(class_entry.path, followlinks=True):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        below = os.path.relpath(folder, class_entry.path)
+        for name in names:
+          if _is_image(name):
+            file_name = name if below == "." else f"{below}/{name}".replace(os.sep, "/")
+            files.append(_File(split, class_entry.name, file_name, os.path.join(folder, name)))
   return files
 
 
@@ -195,10 +205,15 @@ def _read_archive(path: pathlib.Path) -> tuple[list[_File], dict[str, bytes]]:
     with tarfile.open(path, "r:*") as tar:
       for member in tar:
         parts = member.name.split("/")
-        if (not member.isfile() or len(parts) < 3 or parts[-3] not in _SPLITS
-            or not _is_image(parts[-1])):
+        if not member.isfile() or len(parts) < 3 or not _is_image(parts[-1]):
           continue
-        split, class_name, file_name = parts[-3:]
+        # <leading folders>/<split>/<class>/<image>, else <split>/<class>/<subfolders>/<image>
+        # with the first split folder
+        at = len(parts) - 3 if parts[-3] in _SPLITS else next(
+            (i for i, p in enumerate(parts[:-3]) if p in _SPLITS), None)
+        if at is None or any(p.startswith(".") for p in parts[at + 1:]):
+          continue
+        split, class_name, file_name = parts[at], parts[at + 1], "/".join(parts[at + 2:])
         if (split, class_name, file_name) in seen:
           raise DataError(
               f"{path} holds {split}/{class_name}/{file_name} more than once "
@@ -293,6 +308,20 @@ def _write_cache(cache_file: pathlib.Path, images: np.ndarray,
       os.unlink(tmp_name)
 
 
+def to_mode(image: Image.Image, mode: str, where: str) -> np.ndarray:
+  """u8 pixels of `image` in `mode` ("L" or "RGB"). 16-bit grayscale (PNG's "I;16", or "I"
+  with values up to 65535) is scaled to 8 bits (round(x / 257)), where Pillow's convert would
+  clip every value above 255 to white."""
+  if image.mode.startswith("I;16") or image.mode == "I":
+    wide = np.asarray(image).astype(np.int64)
+    if wide.min(initial=0) < 0 or wide.max(initial=0) > 65535:
+      raise DataError(f"image {where} holds 32-bit integer pixels (up to {wide.max()}); save it "
+                      "with 8 or 16 bits per channel")
+    gray = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    return np.asarray(gray.convert(mode))
+  return np.asarray(image.convert(mode))
+
+
 class _Reader:
   """Decodes rows of one split on demand; caches a full decode."""
 
@@ -312,7 +341,7 @@ class _Reader:
   def _decode(self, f: _File) -> np.ndarray:
     try:
       with Image.open(io.BytesIO(self._load(f.key))) as image:
-        pixels = np.asarray(image.convert(self._mode))
+        pixels = to_mode(image, self._mode, f.key)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
       raise DataError(f"cannot decode image {f.key} ({e}); remove or replace "
                       "that file") from e

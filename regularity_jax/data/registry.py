@@ -187,6 +187,11 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
   ident = identity_lib.data_identity(raw)
   if check_release:  # first: other data under a catalog name end here, in one line
     ident = dataclasses.replace(ident, release=releases.check(info.name, raw, ident))
+  # A catalog name's release sizes promise its shape too (an .npz may otherwise hold any shape;
+  # other sizes are a part of it or a stand-in, `releases.check`)
+  release = releases.RELEASES.get(info.name) if check_release else None
+  strict_shape = release is not None and tuple(ident.sizes) == release.sizes
+  _check_same_scaling(raw)
   for split_name, split in (("train", raw.train), ("test", raw.test)):
     _check_labels(split, split_name, info, raw.source)
     _check_finite(split, split_name, raw.source)
@@ -215,13 +220,13 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
         mean, std = np.zeros_like(mean), np.ones_like(std)
     else:
       images = read(split, rows)
-    if (not raw.any_shape and info.spatial_shape
+    if ((not raw.any_shape or strict_shape) and info.spatial_shape
         and tuple(images.shape[1:-1]) != info.spatial_shape):
       raise DataError(
           f"{raw.source} holds {split_name} images of shape "
           f"{'x'.join(map(str, images.shape[1:-1]))} but {info.name}'s are "
-          f"{info.describe_shape()}; check that --config.data_dir points at {info.name} files "
-          "(or store other data as an .npz, which any shape may use)")
+          f"{info.describe_shape()}; check that --config.data_dir points at {info.name} files, "
+          f"or {releases.DOOR}")
     if images.shape[-1] != info.channels:
       raise DataError(
           f"{raw.source} holds {split_name} images with {images.shape[-1]} "
@@ -246,6 +251,19 @@ def from_raw(info: catalog.DatasetInfo, raw: RawData, *,
                  pixel_std=tuple(float(s) for s in std),
                  full_sizes=(len(raw.train), len(raw.test)), pixel_permutation=perm,
                  identity=ident, draw=draw, vocabulary=tuple(raw.vocabulary))
+
+
+def _check_same_scaling(raw: RawData) -> None:
+  """uint8 pixels are scaled by 1/255 and float ones taken as they are (`normalization`): a
+  split of each would be scaled differently (uint8 training pixels beside float 0-255 test
+  pixels), so they are refused."""
+  first = np.zeros(1, np.int64)
+  dtypes = [np.asarray(split.read(first)).dtype for split in (raw.train, raw.test)]
+  if (dtypes[0] == np.uint8) != (dtypes[1] == np.uint8):
+    raise DataError(
+        f"{raw.source} holds {dtypes[0]} train images but {dtypes[1]} test images: uint8 pixels "
+        "are scaled by 1/255 and float pixels taken as they are, so the splits would be scaled "
+        "differently; store both splits as uint8 (0-255) or both as float")
 
 
 def _check_labels(split: RawSplit, split_name: str,

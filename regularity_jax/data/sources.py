@@ -9,7 +9,8 @@ A path or a TFDS name takes its classes, class names and example shape from the 
 from its labels (classes 0..max label) and optional `class_names` array, an image folder from
 its class folders (sorted; numeric order when all are numbers) and its first image (grayscale
 or RGB), a TFDS builder from its info (`features["label"].names`, `features["image"].shape`;
-images of varying size are refused: save them resized as an .npz).
+images of varying size are refused unless `tfds.image_size` = (H, W) resizes them as they are
+read, `tfds_source.resize`; or save them resized as an .npz).
 
 The dataset function contract (docs/your_data.md): `fn(split, **kwargs)` is called with
 split "train" and "test" and returns either
@@ -40,6 +41,7 @@ import numpy as np
 from regularity_jax.data import catalog
 from regularity_jax.data import image_folders
 from regularity_jax.data import local_files
+from regularity_jax.data import tfds_source
 from regularity_jax.data.catalog import DatasetInfo
 from regularity_jax.data.raw import RawData, RawSplit, in_memory
 from regularity_jax.data.types import DataError
@@ -140,6 +142,9 @@ def tfds_info(name: str, options=None) -> DatasetInfo:
   try:
     builder = tfds.builder(name, **kwargs)
   except Exception as e:  # pylint: disable=broad-except
+    damaged = tfds_source.damaged_build(name, options, e)
+    if damaged:
+      raise DataError(damaged) from None
     raise DataError(f"unknown dataset {name!r}: {close_hint(name)}not a catalog name "
                     f"({', '.join(catalog.DATASETS)}) nor a TFDS builder "
                     f"({type(e).__name__}); set --config.dataset to one of those, a path to an "
@@ -153,10 +158,20 @@ def tfds_info(name: str, options=None) -> DatasetInfo:
     raise DataError(f"TFDS dataset {name!r} is not image classification (no {keys[0]!r} image "
                     f"and {keys[1]!r} class label); save it as an .npz and pass its path "
                     f"({CONTRACT})") from None
+  size = tuple(options.image_size) if options is not None else ()
+  if size and (len(size) != 2 or not all(isinstance(d, int) and d > 0 for d in size)):
+    raise DataError(f"tfds.image_size={size!r} must be (height, width) in pixels, e.g. "
+                    "--config.tfds.image_size='(64, 64)', or () for the images as they are")
+  if size:
+    if shape[-1] is None:
+      raise DataError(f"TFDS dataset {name!r} has images of {shape} (channels unknown); save "
+                      f"them as an .npz and pass its path ({CONTRACT})")
+    shape = size + shape[-1:]
   if any(d is None for d in shape):
-    raise DataError(f"TFDS dataset {name!r} has images of varying size {shape}; resize them to "
-                    "one size, save them as an .npz (x_train, y_train, x_test, y_test) and pass "
-                    f"its path ({CONTRACT})")
+    raise DataError(f"TFDS dataset {name!r} has images of varying size {shape}; set "
+                    "--config.tfds.image_size='(H, W)' to resize every image to H x W as it is "
+                    "read, or save them resized as an .npz (x_train, y_train, x_test, y_test) "
+                    f"and pass its path ({CONTRACT})")
   return derived_info(name, names, shape, tfds_name=name)
 
 

@@ -43,18 +43,21 @@ class SplitSource:
     return {k: v[positions] for k, v in self._columns.items()}
 
 
-def plan_dataset(source, positions: np.ndarray, num_rows: int | None = None) -> grain.MapDataset:
-  """The first `num_rows` rows of a plan as a grain MapDataset over `source`.
+def plan_dataset(source, positions: np.ndarray, num_rows: int | None = None,
+                 first: int = 0) -> grain.MapDataset:
+  """Rows `first`..`num_rows`-1 of a plan as a grain MapDataset over `source`.
 
   Args:
     source: a `SplitSource` (or any object with `read`).
     positions: int[..., R, W] positions into the source; element r reads positions[..., r, :]
       (leading axes, e.g. the replica axis, are kept: element r is [..., W, ...]).
     num_rows: rows to read (default R).
+    first: the first row (a resumed epoch's rows done).
 
   Returns:
-    grain.MapDataset of length `num_rows`, in plan order.
+    grain.MapDataset of length `num_rows - first`, in plan order.
   """
   positions = np.asarray(positions)
   num_rows = positions.shape[-2] if num_rows is None else int(num_rows)
-  return grain.MapDataset.range(num_rows).map(lambda r: source.read(positions[..., r, :]))
+  return grain.MapDataset.range(int(first), num_rows).map(
+      lambda r: source.read(positions[..., r, :]))

@@ -11,7 +11,12 @@ What happens for a dataset name with `data_dir=None`:
 3. Data that are not prepared are downloaded and prepared (as array_record, which both readers
    read) only if `options.download` allows it; preparing needs TensorFlow and
    importlib_resources (`pip install -e '.[tfds]'`). The network is probed first (a few
-   seconds), so a machine without network fails at once instead of after TFDS's retries.
+   seconds), so a machine without network fails at once instead of after TFDS's retries,
+   unless TFDS's download cache (<data dir>/downloads) or the manual dir holds files: then
+   TFDS prepares offline from them (a file they lack fails in one line).
+
+A prepared build whose dataset_info.json or features.json is damaged is named as such (delete
+that version folder and prepare it again), not blamed on the TFDS version.
 
 Every failure is one `DataError` line that keeps the cause and names the fix: install the
 extra, the offline recipe (prepare elsewhere with `python -m experiments.prepare_tfds
@@ -33,6 +38,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import pathlib
 import socket
 
 import numpy as np
@@ -62,6 +68,23 @@ class TfdsOptions:
   data_dir: str | None = None
   manual_dir: str | None = None
   download: bool = True
+  image_size: tuple = ()
+
+
+def resize(image: np.ndarray, size) -> np.ndarray:
+  """u8[H, W, C] -> u8[size[0], size[1], C] with Pillow's bilinear filter (antialiased when
+  shrinking, as big_vision's `resize` and tf.image.resize(antialias=True) are)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  image = np.asarray(image)
+  if tuple(image.shape[:2]) == tuple(size):
+    return image
+  if image.dtype != np.uint8:
+    raise DataError(f"tfds.image_size resizes uint8 images; these are {image.dtype}: set "
+                    "--config.tfds.image_size=() and save them resized as an .npz")
+  out = [np.asarray(Image.fromarray(image[..., c]).resize((int(size[1]), int(size[0])),
+                                                          Image.Resampling.BILINEAR))
+         for c in range(image.shape[-1])]
+  return np.stack(out, axis=-1)
 
 
 def _local_fix(info: DatasetInfo) -> str:
@@ -139,7 +162,7 @@ def load_tfds(info: DatasetInfo, options: TfdsOptions | None = None) -> RawData:
   options = options or TfdsOptions()
   tfds = _import_tfds(info)
   with _quiet_tfds():
-    return _read(tfds, _prepared_builder(tfds, info, options), info)
+    return _read(tfds, _prepared_builder(tfds, info, options), info, tuple(options.image_size))
 
 
 def _import_tfds(info: DatasetInfo):
@@ -162,14 +185,15 @@ def _prepared_builder(tfds, info: DatasetInfo, options: TfdsOptions):
   return builder
 
 
-def _read(tfds, builder, info: DatasetInfo) -> RawData:
-  """Both splits of a prepared `builder`, by the reader of its file format."""
+def _read(tfds, builder, info: DatasetInfo, size=()) -> RawData:
+  """Both splits of a prepared `builder`, by the reader of its file format; every image resized
+  to `size` (H, W) when given."""
   file_format = _file_format(builder)
   try:
     if file_format == "tfrecord":
-      splits = _via_tf_data(tfds, builder, info)
+      splits = _via_tf_data(tfds, builder, info, size)
     else:
-      splits = _via_data_source(tfds, builder)
+      splits = _via_data_source(tfds, builder, size)
   except DataError:
     raise
   except Exception as e:  # a damaged or partial build: TFDS raises many kinds
@@ -206,9 +230,39 @@ def _builder(tfds, info: DatasetInfo, options: TfdsOptions, **kwargs):
   try:
     return tfds.builder(info.tfds_name, **kwargs)
   except Exception as e:
+    damaged = damaged_build(info.tfds_name, options, e, info)
+    if damaged:
+      raise DataError(damaged) from e
     raise DataError(
         f"tensorflow_datasets has no builder for {info.tfds_name} ({_first_line(e)}); "
         f"upgrade tensorflow-datasets, {_local_fix(info)}") from e
+
+
+def prepared_dirs(tfds_name: str, options: TfdsOptions | None) -> list[str]:
+  """The version folders of `tfds_name` prepared in TFDS's data dir (those holding a
+  dataset_info.json or features.json), e.g. [".../mnist/3.0.1"]."""
+  base, _, version = tfds_name.partition(":")
+  root = pathlib.Path(_default_data_dir(options or TfdsOptions())).expanduser() / base
+  if not root.is_dir():
+    return []
+  found = {p.parent for name in ("dataset_info.json", "features.json")
+           for p in root.rglob(name)}
+  return sorted(str(p) for p in found if not version or p.name == version)
+
+
+def damaged_build(tfds_name: str, options: TfdsOptions | None, error: BaseException,
+                  info: DatasetInfo | None = None) -> str:
+  """The one line for a builder TFDS cannot make although `tfds_name` is prepared in the data
+  dir (its dataset_info.json or features.json damaged), else ""."""
+  found = prepared_dirs(tfds_name, options)
+  if not found:
+    return ""
+  fix = (_offline_recipe(info) if info is not None else
+         f"prepare it again (python -m experiments.prepare_tfds --dataset={tfds_name} "
+         "--tfds_data_dir=DIR) and pass --config.tfds.data_dir=DIR")
+  return (f"the prepared TFDS build of {tfds_name} in {found[-1]} cannot be read "
+          f"({_first_line(error, 160)}): a damaged build, not a TFDS version problem; delete "
+          f"that folder and {fix[0].lower()}{fix[1:]}")
 
 
 def _default_data_dir(options: TfdsOptions) -> str:
@@ -228,16 +282,37 @@ def _prepare(tfds, builder, info: DatasetInfo, options: TfdsOptions) -> None:
       raise DataError(f"{missing}: {why} (No module named {module!r}); "
                       f"pip install -e '.[tfds]', {_local_fix(info)}")
   unreachable = network_reachable()
-  if unreachable is not None:
-    raise DataError(f"{missing} and the network is not reachable ({unreachable}); "
+  cached = _download_cache(options)
+  if unreachable is not None and not cached:
+    raise DataError(f"{missing} and the network is not reachable ({unreachable}), nor are its "
+                    f"downloads in TFDS's download cache ({_download_dir(options)}); "
                     f"{_offline_recipe(info)}, {_local_fix(info)}")
-  config = tfds.download.DownloadConfig(manual_dir=options.manual_dir or None)
+  # Offline with downloads in TFDS's cache (or a manual dir): TFDS prepares from them; a file
+  # they lack fails in TFDS's download, whose cause the line below keeps.
+  config = tfds.download.DownloadConfig(manual_dir=options.manual_dir or None,
+                                        try_download_gcs=unreachable is None)
   try:
     builder.download_and_prepare(download_config=config)
   except Exception as e:
     raise DataError(
         f"tensorflow_datasets could not download and prepare {info.tfds_name} in {where} "
         f"({_first_line(e)}); {_offline_recipe(info)}, {_local_fix(info)}") from e
+
+
+def _download_dir(options: TfdsOptions) -> str:
+  """TFDS's download cache: <data dir>/downloads."""
+  return os.path.join(os.path.expanduser(_default_data_dir(options)), "downloads")
+
+
+def _download_cache(options: TfdsOptions) -> bool:
+  """Whether TFDS's download cache or the manual dir holds any file (then TFDS may prepare
+  without network)."""
+  folders = [_download_dir(options)] + ([options.manual_dir] if options.manual_dir else [])
+  for folder in folders:
+    for _, _, files in os.walk(os.path.expanduser(folder)):
+      if files:
+        return True
+  return False
 
 
 def _file_format(builder) -> str:
@@ -257,28 +332,36 @@ def _supervised_keys(builder) -> tuple[str, str]:
   return str(keys[0]), str(keys[1])
 
 
-def _via_tf_data(tfds, builder, info: DatasetInfo):
+def _via_tf_data(tfds, builder, info: DatasetInfo, size=()):
   if not _importable("tensorflow"):
     raise DataError(
         f"{info.tfds_name} in {builder.data_dir} is prepared as tfrecord, which only "
         "TensorFlow reads; pip install -e '.[tfds]', or prepare it again as array_record in "
         f"another DIR (python -m experiments.prepare_tfds --dataset={info.name} "
         f"--tfds_data_dir=DIR), {_local_fix(info)}")
+  splits = {}
+  if size:  # example by example: images of varying size do not batch
+    for split in _SPLITS:
+      pairs = list(tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True,
+                                                    shuffle_files=False)))
+      splits[split] = (np.stack([resize(image, size) for image, _ in pairs]),
+                       np.asarray([label for _, label in pairs]))
+    return splits
   loaded = builder.as_dataset(split=list(_SPLITS), batch_size=-1, as_supervised=True,
                               shuffle_files=False)
-  splits = {}
   for split, batch in zip(_SPLITS, loaded):
     images, labels = tfds.as_numpy(batch)
     splits[split] = (np.asarray(images), np.asarray(labels))
   return splits
 
 
-def _via_data_source(tfds, builder):
+def _via_data_source(tfds, builder, size=()):
   image_key, label_key = _supervised_keys(builder)
   splits = {}
   for split in _SPLITS:
     source = builder.as_data_source(split=split)
     records = source.__getitems__(list(range(len(source))))
-    splits[split] = (np.stack([np.asarray(r[image_key]) for r in records]),
+    splits[split] = (np.stack([resize(r[image_key], size) if size else np.asarray(r[image_key])
+                               for r in records]),
                      np.asarray([r[label_key] for r in records]))
   return splits

@@ -290,7 +290,8 @@ def from_scores(name: str, columns: Mapping[str, object]) -> np.ndarray:
   return np.asarray(score(name, columns_of(columns, f"{spec.split}/{spec.stream}")), np.float32)
 
 
-def order(scores, *, seed: int = 0, ties: str = "random", descending: bool = False) -> np.ndarray:
+def order(scores: np.ndarray | jnp.ndarray, *, seed: int = 0, ties: str = "random",
+          descending: bool = False) -> np.ndarray:
   """Positions i64[N] from easiest to hardest (`descending`: hardest first); NaN always last.
 
   Args:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
-import optax
 
 from regularity_jax.metrics import indexing
 from regularity_jax.metrics.scores import el2n
@@ -29,7 +28,14 @@ SUMMARY_KEYS = ("last_loss", "mean_loss", "last_el2n", "mean_el2n", "observation
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
   """logits: [B, C] (any float dtype), labels: i32[B] -> f32[B] `-log softmax(logits)[y]`,
-  optax's, computed in float32 (the one cross-entropy of the package)."""
+  optax's, computed in float32 (the one cross-entropy of the package). optax is imported
+  here, at trace time, so that `import regularity_jax.metrics` needs only JAX and NumPy."""
+  try:
+    import optax  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(f"the loss kernel computes optax's cross-entropy, and optax is not "
+                      f"importable ({e}); pip install optax (or the package: pip install "
+                      "regularity_jax)") from e
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32),
                                                          labels.astype(jnp.int32))
 

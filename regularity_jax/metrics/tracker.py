@@ -65,6 +65,8 @@ class Tracker:
     return tuple(keys)
 
   def init(self) -> dict[str, Any]:
+    """The initial state: {kernel name: its state of [num_examples] arrays}, every field its
+    own buffer (a jitted step may donate it)."""
     return {name: KERNELS[name].init(self.num_examples) for name in self.kernels}
 
   def update(self, state: Mapping[str, Any], ids: jnp.ndarray, logits: jnp.ndarray,

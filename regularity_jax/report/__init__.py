@@ -185,8 +185,13 @@ def _load_dataset(config: dict[str, Any], data_dir: str | None, workdir: pathlib
   from regularity_jax.training import setup  # pylint: disable=g-import-not-at-top
   from regularity_jax.training.errors import ConfigError  # pylint: disable=g-import-not-at-top
   cfg = ml_collections.ConfigDict(config)
+  resolved = config.get("resolved_paths") or {}
+  if "dataset" in resolved:  # a relative path as typed; the run's cwd is not the report's
+    cfg.dataset = resolved["dataset"]
   if data_dir is not None:
     cfg.data_dir = data_dir
+  elif "data_dir" in resolved:
+    cfg.data_dir = resolved["data_dir"]
   try:
     return setup.load_data(cfg)
   except (AttributeError, KeyError) as e:  # a config.json of another version or tool
@@ -295,3 +300,17 @@ def _write_pngs(directory, grids, examples, class_names, dataset, k, title) -> N
 
 
 __all__ = ["Grid", "ReportError", "figures", "page", "selection", "write"]
+
+
+def show(workdir: str | os.PathLike[str], height: int = 720):
+  """The run's report.html, displayable in a notebook (Jupyter, Colab): an IPython HTML object
+  holding the page in an iframe (`srcdoc`, so it works where the notebook cannot read the run's
+  files by URL, as in Colab). `display(report.show(workdir))`, or make it a cell's last value."""
+  import html  # pylint: disable=g-import-not-at-top
+  from IPython.display import HTML  # pylint: disable=g-import-not-at-top  # notebooks only
+  path = pathlib.Path(workdir) / "report.html"
+  if not path.is_file():
+    raise ReportError(f"{path} does not exist; write it with report.write({str(workdir)!r})")
+  text = html.escape(path.read_text(encoding="utf-8"), quote=True)
+  return HTML(f'<iframe srcdoc="{text}" style="width:100%;height:{int(height)}px;'
+              f'border:1px solid #ccc"></iframe>')

@@ -60,7 +60,9 @@ class _Thumbs:
     self.drawing = thumbnails.drawing(draw, examples.shape[1:])
     self.one_d = self.drawing == "line"
     self.texts = {}
-    if self.drawing == "text":
+    if self.drawing == "none":  # no inputs were given (`Recorder` without examples)
+      self.symbols, self.sheet = [], None
+    elif self.drawing == "text":
       self.symbols, self.sheet = [], None
       self.texts = {int(r): thumbnails.sentence(examples[j], vocabulary)
                     for j, r in enumerate(rows)}
@@ -76,6 +78,8 @@ class _Thumbs:
       self.scale = DISPLAY_PX / h
 
   def css(self) -> str:
+    if self.drawing == "none":
+      return ".nx{width:60px;height:30px;border:1px dashed #ccc}"
     if self.drawing == "text":
       return (".tx{width:160px;min-height:30px;font:11px/1.25 sans-serif;text-align:left;"
               "border:1px solid #ccc;background:#fafafa;padding:2px;overflow-wrap:anywhere}")
@@ -88,6 +92,8 @@ class _Thumbs:
             f"width:{sh.width * s:.2f}px;height:{sh.height * s:.2f}px}}")
 
   def picture(self, row: int) -> str:
+    if self.drawing == "none":
+      return '<div class="nx"></div>'
     if self.drawing == "text":
       return f'<div class="tx">{html.escape(self.texts[row])}</div>'
     if self.one_d:

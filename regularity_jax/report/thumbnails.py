@@ -26,7 +26,8 @@ def is_one_dimensional(example_shape: Sequence[int]) -> bool:
 
 
 def drawing(draw: str, example_shape: Sequence[int]) -> str:
-  """How an example is drawn: the dataset's `draw` ("image", "line", "text"), else by shape."""
+  """How an example is drawn: the dataset's `draw` ("image", "line", "text", or "none": no
+  inputs were given, captions only), else by shape."""
   if draw:
     return draw
   return "line" if is_one_dimensional(example_shape) else "image"

@@ -10,6 +10,12 @@ deleted; Orbax ignores the name) with a one-line warning, and the next older one
 whose tree of arrays differs from this version's TrainState (written by another version of
 regularity_jax) is not damage: it is refused in one line naming both formats.
 
+A SIGTERM mid-epoch (single process) saves a mid-epoch checkpoint `checkpoints/partial-<E>-<R>`:
+epoch E+1 after R of its steps (`training.epoch.partial_tree`: the state, the epoch's carry and
+plan). Orbax ignores the name; a resume whose metrics.jsonl ends at epoch E continues from it
+(`restore_partial`). It is removed once a newer one or a checkpoint of a later epoch is saved;
+one that cannot be read is kept as `damaged-partial-<E>-<R>` with a one-line warning.
+
 Several processes (`training.hosts`): every process calls `save` and `restore_or` at the same
 point, as Orbax's barriers require, and writes its own shards of the state; process 0 (Orbax's
 primary host) writes the digests and alone decides which checkpoint a resume takes (checking
@@ -128,6 +134,7 @@ class Checkpointer:
     self._manager.wait_until_finished()
     if not _primary():
       return
+    self._drop_partials(before_epoch=epoch)
     path, tmp = self._digest_path(epoch), self.directory / f".digest-{epoch}.json.tmp"
     tmp.write_text(json.dumps({"epoch": epoch,
                                "files": file_digests(self.directory / str(epoch))}))
@@ -136,6 +143,55 @@ class Checkpointer:
     for old in self.directory.glob("digest-*.json"):  # of checkpoints Orbax rotated out
       if old.stem.split("-", 1)[1] not in kept:
         old.unlink()
+
+  def _partials(self) -> list[tuple[int, int, pathlib.Path]]:
+    """(epoch, rows, folder) of every mid-epoch checkpoint, oldest first."""
+    found = []
+    for path in self.directory.glob("partial-*-*"):
+      parts = path.name.split("-")
+      if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() and path.is_dir():
+        found.append((int(parts[1]), int(parts[2]), path))
+    return sorted(found)
+
+  def _drop_partials(self, keep=None, before_epoch: int | None = None) -> None:
+    """Removes mid-epoch checkpoints a newer save supersedes (all but `keep`; or those of
+    epochs before `before_epoch`)."""
+    import shutil  # pylint: disable=g-import-not-at-top
+    for epoch, _, path in self._partials():
+      if path != keep and (before_epoch is None or epoch < before_epoch):
+        shutil.rmtree(path, ignore_errors=True)
+
+  def save_partial(self, epoch: int, rows: int, tree) -> pathlib.Path:
+    """Saves a mid-epoch checkpoint: `tree` (`training.epoch.partial_tree`) after `rows` steps
+    of the epoch that follows epoch `epoch`; older mid-epoch checkpoints are then removed.
+    Orbax writes a temporary folder and renames it: a save cut short leaves none."""
+    path = self.directory / f"partial-{epoch}-{rows}"
+    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+      checkpointer.save(path, args=ocp.args.StandardSave(tree), force=True)
+    self._drop_partials(keep=path)
+    return path
+
+  def restore_partial(self, epoch: int, template):
+    """The newest mid-epoch checkpoint of the epoch after `epoch`, restored into `template`'s
+    structure and shardings (`template`: the tree, or a function making it), or None when there is none (or it cannot be read: kept as
+    damaged-partial-..., with a warning)."""
+    partials = [p for e, _, p in self._partials() if e == epoch]
+    if not partials:
+      return None
+    path = partials[-1]
+    if callable(template):
+      template = template()
+    try:
+      with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+        return checkpointer.restore(path, args=ocp.args.StandardRestore(template))
+    except Exception as e:  # pylint: disable=broad-except  # damage: Orbax raises many kinds
+      target = path.with_name(f"damaged-{path.name}")
+      os.replace(path, target)
+      cause = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+      notices.warn(f"mid-epoch checkpoint {path} cannot be read ({type(e).__name__}: {cause}); "
+                   f"it is kept as {target.name} and the run resumes from the checkpoint of "
+                   f"epoch {epoch} or before")
+      return None
 
   def _check_files(self, epoch: int) -> None:
     """ValueError if checkpoint `epoch`'s files differ from those recorded when it was saved."""

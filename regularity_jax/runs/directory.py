@@ -69,7 +69,8 @@ RESUME_NEUTRAL = frozenset({"progress_bar", "plots", "report", "report_k", "num_
 # code's behaviour: a config.json without the field holds the same run as a config with it at
 # that value (tests/test_your_model.py resumes a 05bb32c run directory).
 ADDED_FIELDS = {"max_wall_time_s": 0.0, "permute_pixels.enabled": False,
-                "permute_pixels.seed": 0, "allow_changed_model_code": False}
+                "permute_pixels.seed": 0, "allow_changed_model_code": False,
+                "tfds.image_size": []}
 
 MODEL_CODE_CHANGES = "model_code_changes.jsonl"
 
@@ -350,6 +351,9 @@ class RunDirectory:
     diff = sorted(k for k in set(old) | set(new)
                   if k not in RESUME_NEUTRAL
                   and old.get(k, ADDED_FIELDS.get(k, "<unset>")) != new.get(k, "<unset>"))
+    if not any(k.startswith("resolved_paths.") for k in old):
+      # a run of a version that did not record resolved paths: the paths as typed decide
+      diff = [k for k in diff if not k.startswith("resolved_paths.")]
     self.extended_from = None
     if "num_epochs" in diff and _int(new.get("num_epochs")) > _int(old.get("num_epochs")):
       # An extension (training.extension checked that no part reads num_epochs).

@@ -21,6 +21,9 @@ Fields:
   tfds.manual_dir   TFDS's manual-download directory ('' = TFDS's default)
   tfds.download     let TFDS download and prepare data not prepared yet (needs network and
                     TensorFlow: pip install -e '.[tfds]'); offline, a one-line error at once
+  tfds.image_size   (H, W): resize every image of a TFDS builder given by name to H x W as it
+                    is read (Pillow's bilinear filter, antialiased when shrinking); needed for
+                    builders whose images vary in size, refused for other datasets; () = as is
   train_subset      0 = all; n = a seeded class-stratified subset of n training examples
   test_subset       0 = all; likewise for the test split
   subset_seed       seed of the subset choice
@@ -170,9 +173,10 @@ Fields:
                     A dead holder on this host, this scheduler job requeued, or a heartbeat
                     older than 15 minutes is taken over without it (runs.directory)
   sigterm_grace_s   SIGTERM (a scheduler's preemption notice) stops the run at the next step
-                    boundary, releases the lock and exits 143 naming the epoch a rerun resumes
-                    from; the run stops at once if the step boundary is not reached in this
-                    many seconds (0 = no limit)
+                    boundary, saves a mid-epoch checkpoint there (a rerun resumes from that
+                    step, bit-identically), releases the lock and exits 143; if the boundary
+                    and the save are not done in this many seconds, the run stops at once and
+                    its line names the epoch a rerun resumes from (0 = no limit)
 """
 
 from __future__ import annotations
@@ -199,6 +203,8 @@ GRADIENT_REDUCTIONS = ("all_reduce", "fixed_order")
 
 
 def default_config() -> ml_collections.ConfigDict:
+  """Every field of the main job with its default (the module docstring documents each); a
+  config file's `get_config()` starts from it and overrides fields."""
   c = ml_collections.ConfigDict()
   c.dataset = "mnist1d"
   c.dataset_kwargs = ml_collections.ConfigDict()
@@ -207,6 +213,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.tfds.data_dir = ""
   c.tfds.manual_dir = ""
   c.tfds.download = True
+  c.tfds.image_size = ()
   c.train_subset = 0
   c.test_subset = 0
   c.subset_seed = 0
@@ -384,6 +391,36 @@ def expand_paths(config) -> None:
         holder[name] = os.fspath(directory.expand_path(value, what=f"{dotted}"))
       except directory.RunDirectoryError as e:
         raise ConfigError(str(e).replace("pass the path", f"pass --config.{dotted}")) from None
+
+
+def record_resolved_paths(config, cwd=None) -> None:
+  """Records the absolute path of every relative path field (and of a dataset given by a
+  relative path) in `config.resolved_paths` ({field with "_" for ".": absolute path}, so in
+  config.json), beside the path as typed: the run says which files it read, and a resume from
+  another directory, where the same relative path names other files, is refused. Nothing is
+  added when every path is absolute or empty (those configs stay as they were)."""
+  import os  # pylint: disable=g-import-not-at-top
+  from regularity_jax import data  # pylint: disable=g-import-not-at-top
+  cwd = os.getcwd() if cwd is None else os.fspath(cwd)
+  resolved = {}
+  fields = list(PATH_FIELDS)
+  try:
+    if data.sources.kind(config.dataset) == "path":
+      fields.insert(0, "dataset")
+  except data.DataError:
+    pass  # validate's line
+  for dotted in fields:
+    parent, _, name = dotted.rpartition(".")
+    try:
+      holder = _get(config, parent) if parent else config
+      value = holder[name]
+    except (KeyError, AttributeError, TypeError):
+      continue
+    if isinstance(value, str) and value and not os.path.isabs(value):
+      resolved[dotted.replace(".", "_")] = os.path.normpath(os.path.join(cwd, value))
+  if resolved:
+    with config.unlocked():
+      config.resolved_paths = resolved
 
 
 def _check_shape(config) -> None:

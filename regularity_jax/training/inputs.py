@@ -87,9 +87,9 @@ class DeviceInput:
   def device_split(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return arrays
 
-  def train_rows(self, setup, plan: dict, num_rows: int) -> Iterator[None]:
+  def train_rows(self, setup, plan: dict, num_rows: int, first: int = 0) -> Iterator[None]:
     del setup, plan
-    return itertools.repeat(None, num_rows)
+    return itertools.repeat(None, num_rows - first)
 
   def eval_chunks(self, setup, name: str, split: dict) -> Iterator[tuple]:
     positions, mask = setup.eval_rows[name]
@@ -121,8 +121,8 @@ class StreamInput:
     return iter(grain.experimental.device_put(ds, placement, cpu_buffer_size=self.prefetch,
                                               device_buffer_size=self.prefetch))
 
-  def train_rows(self, setup, plan: dict, num_rows: int) -> Iterator[dict]:
-    """{image, label, id} of rows 0..num_rows-1 of the plan: [W, ...], or [K, W, ...] with
+  def train_rows(self, setup, plan: dict, num_rows: int, first: int = 0) -> Iterator[dict]:
+    """{image, label, id} of rows first..num_rows-1 of the plan: [W, ...], or [K, W, ...] with
     replicas, sharded along W as the device gather of `plan["positions"]` is."""
     positions = np.asarray(hosts.fetch(plan["positions"]))  # i32[(K,) S, W]: one fetch
     axis = positions.ndim - 2
@@ -131,8 +131,8 @@ class StreamInput:
     if hosts.multiprocess():  # this process's columns of every row
       row_shape = positions.shape[:-2] + (width,)
       positions = positions[..., hosts.local_columns(placement, row_shape, axis)]
-    return self._stream(streaming.plan_dataset(self.sources["train"], positions, num_rows),
-                        placement, axis, width)
+    return self._stream(streaming.plan_dataset(self.sources["train"], positions, num_rows,
+                                               first=first), placement, axis, width)
 
   def eval_chunks(self, setup, name: str, split: dict) -> Iterator[tuple]:
     """One evaluation batch per chunk: ({}, positions i32[1, B], mask bool[1, B], rows

@@ -35,6 +35,7 @@ from regularity_jax.runs import directory as directory_lib
 from regularity_jax.runs import plots
 from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
+from regularity_jax.training import epoch as epoch_lib
 from regularity_jax.training import evaluators as evaluators_lib
 from regularity_jax.training import extension
 from regularity_jax.training import hosts
@@ -88,6 +89,7 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
   config_lib.validate(config)
   parts.record_model_source(config, base_dir)
   parts.record_dataset_source(config, base_dir)
+  config_lib.record_resolved_paths(config)
   hosts.initialize(config)
   features = enabled_features(config)
   hosts.check_supported(config, [f.name for f in features])
@@ -137,10 +139,18 @@ def _train(config, setup, features, run, t0, progress) -> RunResult:
       return done
     progress["trained"] = False  # the final checkpoint is damaged: the epochs after the
     # newest intact one are trained again (bit for bit the same), then every file is written
-  state, start_epoch = checkpointer.restore_or(
-      setup.initial_state(), at_most=recorded[-1]["epoch"] if recorded else 0)
+  last = recorded[-1]["epoch"] if recorded else 0
+  state, start_epoch = checkpointer.restore_or(setup.initial_state(), at_most=last)
+  whole = start_epoch  # the newest whole-epoch checkpoint
+  resume = None  # a SIGTERM's mid-epoch checkpoint of the epoch after `last`
+  if not hosts.multiprocess() and last < config.num_epochs:
+    resume = checkpointer.restore_partial(
+        last, lambda: epoch_lib.partial_template(setup, features, state, last))
+    if resume is not None:
+      start_epoch, state = last, resume["state"]
   extended_from = getattr(run, "extended_from", None)
-  if start_epoch == 0 and recorded and (extended_from is not None or run.scores_path.is_file()):
+  if (start_epoch == 0 and resume is None and recorded
+      and (extended_from is not None or run.scores_path.is_file())):
     raise RunDirectoryError(
         f"{run.path} has {recorded[-1]['epoch']} epochs recorded but none of its checkpoints "
         f"({run.checkpoint_dir}) can be restored, so it cannot continue without training again "
@@ -154,17 +164,26 @@ def _train(config, setup, features, run, t0, progress) -> RunResult:
                   desc=f"{config.dataset}/{config.model}", file=sys.stderr,
                   disable=not config.progress_bar or not run.writer, mininterval=0.5,
                   dynamic_ncols=True)
-  progress.update(epoch=start_epoch + 1, checkpoint=start_epoch)
+  progress.update(epoch=start_epoch + 1, checkpoint=whole)
   eval_seconds = 0.0  # the last evaluation's, for max_wall_time_s
   for epoch in range(start_epoch, config.num_epochs):
     progress["epoch"] = epoch + 1
     if terminate_requested():  # a SIGTERM during the last epoch's evaluation or files
-      if progress["checkpoint"] < epoch:  # its state is whole: kept, so nothing is lost
+      if resume is not None:  # the state is mid-epoch: its mid-epoch checkpoint stays
+        progress["partial"] = (int(resume["rows"]), int(resume["num_rows"]))
+      elif progress["checkpoint"] < epoch:  # its state is whole: kept, so nothing is lost
         checkpointer.save(epoch, state)
         progress["checkpoint"] = epoch
       raise signals.Terminated
+
+    def save_partial(tree, epoch=epoch):  # SIGTERM between two steps of this epoch
+      checkpointer.save_partial(epoch, int(tree["rows"]), tree)
+      progress["partial"] = (int(tree["rows"]), int(tree["num_rows"]))
+
     state, record, split = train_epoch(setup, core, features, state, epoch, bar,
-                                       last_good=progress["checkpoint"], run=run)
+                                       last_good=progress["checkpoint"], run=run,
+                                       resume=resume, save_partial=save_partial)
+    resume = None
     if split["weight"] is not setup.train_split["weight"]:  # this epoch's own loss weights
       run.save_array(WEIGHT_FILE, hosts.fetch(split["weight"]))
     stop = epoch + 1 < config.num_epochs and out_of_time(config, t0, epoch, record,
@@ -348,9 +367,13 @@ def _where(progress: dict[str, Any], config) -> str:
             "(nothing is trained again)")
   if not progress.get("epoch"):
     return ("before training started (nothing was trained); rerun the same command")
+  del config
+  if progress.get("partial"):
+    rows, num_rows = progress["partial"]
+    return (f"at epoch {progress['epoch']} after {rows} of its {num_rows} steps (checkpointed "
+            "there); rerun the same command to resume from that step")
   resume = (f"from the checkpoint of epoch {progress['checkpoint']}" if progress["checkpoint"]
             else "from the start: no checkpoint had been written yet")
-  del config
   return f"at epoch {progress['epoch']}; rerun the same command to resume ({resume})"
 
 

@@ -40,7 +40,14 @@ def _load(config, base_dir=None) -> data.Dataset:
   common = dict(train_subset=config.train_subset or None,
                 test_subset=config.test_subset or None, subset_seed=config.subset_seed,
                 permute_pixels_seed=permute_pixels_seed(config))
-  if data.sources.kind(config.dataset) == "function":
+  kind = data.sources.kind(config.dataset)
+  size = tuple(config.tfds.get("image_size", ()))
+  if size and kind != "tfds":
+    raise data.DataError(
+        f"tfds.image_size={size} resizes the images of a TFDS builder given by name; "
+        f"dataset {config.dataset!r} is a {kind} dataset: resize its images in its files (or "
+        "its function) and set --config.tfds.image_size='()'")
+  if kind == "function":
     kwargs = config.get("dataset_kwargs")
     return data.load_function(parts.dataset_function(config, base_dir), config.dataset,
                               kwargs.to_dict() if kwargs is not None else {}, **common)
@@ -48,7 +55,7 @@ def _load(config, base_dir=None) -> data.Dataset:
                            tfds_options=data.TfdsOptions(
                                data_dir=config.tfds.data_dir or None,
                                manual_dir=config.tfds.manual_dir or None,
-                               download=bool(config.tfds.download)),
+                               download=bool(config.tfds.download), image_size=size),
                            check_release=True, **common)
 
 
