@@ -52,12 +52,30 @@ And of "Every door, part 4" (issue 36):
 | relative paths recorded only as typed in config.json         | F TestPaths (relative_paths_...; resume)  |
 | uint8 vs float scaling, 16-bit PNGs, nested folders, TFDS    | test_your_data TestDataFaults (its table),|
 | damaged build / offline download cache                       | test_tfds                                 |
+
+And of "Every door, part 3" (issue 35):
+
+| fault                                                        | test                                      |
+|--------------------------------------------------------------|-------------------------------------------|
+| 1. data swapped (same sizes) between a kill and the rerun, or| F TestDataChanged.test_a_rerun_on_other_  |
+| under a finished run; a shape change blamed on "another      | data_is_one_line (pixels, labels, shape,  |
+| version"; runs without a record never refused                | class names); ..._without_a_record_...    |
+| 2. difficulty weighting's train/weight rewritten as 1.0      | F TestFinishedRuns.test_difficulty_       |
+|                                                              | weights_survive_a_rerun_of_the_final_files|
+| 3. checkpoints deleted, rerun: silent retrain, metrics.jsonl | F TestFinishedRuns (checkpoints_gone;     |
+| emptied; intact rerun writes nothing; missing files equal    | intact; missing files; report and plots)  |
+| 4. experiments.report on other data of the same sizes        | F TestDataChanged.test_the_report_command_|
+|                                                              | on_other_labels...; ..._imported_again    |
+| 5. wall_time.json leaves out killed invocations              | F TestWallTime; test_training (SIGKILL)   |
+| 6. a finished run cannot be extended to more epochs          | F TestExtension (constant 4 -> 6 equals a |
+|                                                              | 6-epoch run; cosine refused; the parts)   |
 """
 
 import errno
 import json
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
@@ -927,3 +945,273 @@ class TestLockHolders:
   def test_take_over_lock_does_not_block_a_resume(self):
     from regularity_jax.runs import directory
     assert "take_over_lock" in directory.RESUME_NEUTRAL
+
+
+# Part 3: a finished run's files and the data it came from are never lost or mixed.
+
+
+def snapshot(workdir) -> dict[str, bytes]:
+  """{relative path: bytes} of every file of a run directory."""
+  return {str(p.relative_to(workdir)): p.read_bytes() for p in sorted(workdir.rglob("*"))
+          if p.is_file()}
+
+
+def swapped_copy(reference, tiny_dir, tmp_path, change: str):
+  """A copy of the finished reference run whose dataset file (config.json's `dataset`, at a
+  path of the copy's own) now holds other data: `change` in pixels, labels, shape,
+  class_names. Returns (workdir, the config that names that file)."""
+  workdir = finished_copy(reference, tmp_path)
+  with np.load(tiny_dir / "tiny.npz") as f:
+    arrays = dict(f)
+  if change == "pixels":  # same ids and labels (a same-size Fashion-MNIST under mnist's name)
+    arrays["x_train"] = 255 - arrays["x_train"]
+  elif change == "labels":
+    arrays["y_train"] = (arrays["y_train"] + 1) % 4
+  elif change == "shape":
+    arrays["x_train"], arrays["x_test"] = arrays["x_train"][:, :5, :5], arrays["x_test"][:, :5, :5]
+  elif change == "class_names":
+    arrays["class_names"] = np.asarray(["ant", "bee", "cat", "dog"])
+  (tmp_path / "data").mkdir()
+  np.savez(tmp_path / "data" / "tiny.npz", **arrays)
+  config = config_of(tmp_path / "data")
+  saved = json.loads((workdir / "config.json").read_text())
+  saved["dataset"] = config.dataset
+  (workdir / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))
+  return workdir, config
+
+
+def cut_metrics(workdir, epochs: int) -> None:
+  """metrics.jsonl as a run killed after `epochs` epochs left it (scores not yet written)."""
+  lines = (workdir / "metrics.jsonl").read_text().splitlines(keepends=True)
+  (workdir / "metrics.jsonl").write_text("".join(lines[:epochs]))
+  for name in ("scores.npz", "scores_train.csv", "scores_test.csv"):
+    (workdir / name).unlink()
+
+
+class TestDataChanged:
+  """Fault 1 (data swapped between a kill and the rerun, or under a finished run) and fault 4
+  (the report command on other data of the same sizes)."""
+
+  @pytest.mark.slow
+  @pytest.mark.parametrize("change,how,named", [
+      ("pixels", "killed", "other inputs (pixels) at the sampled examples"),
+      ("labels", "finished", "other train labels"),
+      ("shape", "killed", "example shape (6, 6, 1) -> (5, 5, 1)"),
+      ("class_names", "finished", "class names '0' -> 'ant'"),
+  ])
+  def test_a_rerun_on_other_data_is_one_line(self, reference, tiny_dir, tmp_path, capsys,
+                                             change, how, named):
+    workdir, config = swapped_copy(reference, tiny_dir, tmp_path, change)
+    if how == "killed":
+      cut_metrics(workdir, 2)
+    else:  # a finished run missing a file: it would be written from the other data
+      (workdir / "scores_train.csv").unlink()
+    before = snapshot(workdir)
+    one_line_exit(train_and_evaluate, config, workdir)
+    line = stderr_line(capsys)
+    assert f"the data of {workdir} changed since it was trained on" in line, line
+    assert named in line and "nothing was changed" in line, line
+    assert "another version" not in line
+    assert snapshot(workdir) == before
+
+  @pytest.mark.slow
+  def test_the_report_command_on_other_labels_is_one_line(self, reference, tiny_dir,
+                                                          tmp_path):
+    from regularity_jax import report
+    workdir, _ = swapped_copy(reference, tiny_dir, tmp_path, "labels")
+    report.write(finished_copy(reference, tmp_path / "good"), pngs=False)  # its own data: fine
+    before = snapshot(workdir)
+    with pytest.raises(report.ReportError) as e:
+      report.write(workdir, pngs=False)
+    assert "other train labels" in str(e.value) and "\n" not in str(e.value)
+    assert "no report was written" in str(e.value)
+    assert snapshot(workdir) == before
+
+  @pytest.mark.slow  # the shared reference run
+  def test_a_dataset_function_that_cannot_be_imported_again(self, reference, tmp_path):
+    from regularity_jax import report
+    workdir = finished_copy(reference, tmp_path)
+    saved = json.loads((workdir / "config.json").read_text())
+    saved["dataset"] = str(tmp_path / "gone.py") + ":load"
+    saved["dataset_source"] = {"spec": saved["dataset"], "resolved": saved["dataset"],
+                               "sha256": "0" * 64}
+    (workdir / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(report.ReportError, match="cannot be imported again") as e:
+      report.write(workdir, pngs=False)
+    assert "\n" not in str(e.value)
+
+  @pytest.mark.slow
+  def test_a_run_without_a_record_is_not_refused_and_recorded_from_then_on(
+      self, reference, tiny_dir, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    (workdir / "data.json").unlink()  # as a run made before data.json existed
+    cut_metrics(workdir, 2)
+    resumed = train_and_evaluate(config_of(tiny_dir), workdir)
+    assert_same_run(resumed, reference)
+    assert json.loads((workdir / "data.json").read_text()) == json.loads(
+        (reference.workdir / "data.json").read_text())
+
+  def test_each_difference_is_named(self, tiny_dir):
+    from regularity_jax.runs import data_record
+    dataset = data.load_dataset(str(tiny_dir / "tiny.npz"))
+    recorded = data_record.describe(dataset)
+    assert data_record.differences(recorded, dataset) == []
+    assert data_record.differences(None, dataset) == []  # nothing recorded: never refused
+    other = json.loads(json.dumps(recorded))
+    other["splits"]["test"]["ids"] = "x"
+    other["data_identity"].update(transforms=["permute_pixels:abc"], digest="x")
+    assert data_record.differences(other, dataset) == [
+        "other test ids", "transforms ['permute_pixels:abc'] -> []"]
+    old = data_record.from_provenance({"splits": {"train": {"scored": 95, "fingerprint": "f"}}})
+    assert data_record.differences(old, dataset) == ["train examples 95 -> 96"]
+
+
+class TestFinishedRuns:
+  """Fault 3 (checkpoints deleted, then rerun) and fault 2 (difficulty weighting's
+  train/weight written again as 1.0)."""
+
+  @pytest.mark.slow  # the shared reference run
+  def test_an_intact_finished_run_writes_nothing(self, reference, tiny_dir, tmp_path, capsys):
+    workdir = finished_copy(reference, tmp_path)
+    before = snapshot(workdir)
+    again = train_and_evaluate(config_of(tiny_dir), workdir)
+    assert "is finished (3 epochs) and its files are intact: nothing was written" in (
+        capsys.readouterr().out)
+    assert snapshot(workdir) == before and not (workdir / "run.lock").exists()
+    assert_same_run(again, reference)
+
+  @pytest.mark.slow
+  def test_missing_files_are_written_again_byte_identical(self, reference, tiny_dir,
+                                                          tmp_path, capsys):
+    workdir = finished_copy(reference, tmp_path)
+    before = snapshot(workdir)
+    for name in ("scores.npz", "scores_test.csv"):
+      (workdir / name).unlink()
+    metrics = (workdir / "metrics.jsonl").read_bytes()
+    again = train_and_evaluate(config_of(tiny_dir), workdir)
+    assert "written again from its final checkpoint: scores.npz, scores_test.csv" in (
+        capsys.readouterr().out)
+    after = snapshot(workdir)
+    assert after.pop("wall_time.json") != before.pop("wall_time.json")  # this invocation's
+    assert after == before and after["metrics.jsonl"] == metrics
+    assert_same_run(again, reference)
+
+  @pytest.mark.slow
+  def test_the_report_and_plots_are_written_again_equal(self, reference, tiny_dir, tmp_path):
+    workdir = finished_copy(reference, tmp_path)
+    config = config_of(tiny_dir, plots=True, report=True)  # resume-neutral: they are added
+    train_and_evaluate(config, workdir)
+    before = snapshot(workdir)
+    for name in ("report.html", "plots/data_map.png", "plots/learning_curves.png"):
+      (workdir / name).unlink()
+    train_and_evaluate(config, workdir)
+    after = snapshot(workdir)
+    del before["wall_time.json"], after["wall_time.json"]
+    # The one difference allowed: the report's "wall time" row (wall_time.json when it was
+    # written, which this invocation's time has since increased).
+    row = re.compile(rb"<td>wall time</td><td>[^<]*</td>")
+    assert row.sub(b"", after.pop("report.html")) == row.sub(b"", before.pop("report.html"))
+    assert after == before
+
+  @pytest.mark.slow
+  def test_checkpoints_gone_is_one_line_and_never_a_retrain(self, reference, tiny_dir,
+                                                            tmp_path, capsys):
+    workdir = finished_copy(reference, tmp_path)
+    shutil.rmtree(workdir / "checkpoints")  # to save disk
+    (workdir / "scores_train.csv").unlink()
+    before = snapshot(workdir)
+    one_line_exit(train_and_evaluate, config_of(tiny_dir), workdir)
+    line = stderr_line(capsys)
+    assert ("lacks scores_train.csv, which need its final state, and its checkpoints are "
+            "gone") in line
+    assert "nothing was trained or changed" in line
+    assert snapshot(workdir) == before  # metrics.jsonl whole, the 3-epoch scores untouched
+    (workdir / "scores_train.csv").write_bytes((reference.workdir / "scores_train.csv")
+                                               .read_bytes())
+    train_and_evaluate(config_of(tiny_dir), workdir)  # needs no state: finished
+    assert "nothing was written" in capsys.readouterr().out
+
+  @pytest.mark.slow
+  def test_difficulty_weights_survive_a_rerun_of_the_final_files(self, tiny_dir, tmp_path):
+    config = config_of(tiny_dir, **{"weighting.scheme": "hard_first",
+                                     "weighting.score": "loss"})
+    first = train_and_evaluate(config, tmp_path / "w")
+    weights = first.scores["train/weight"]
+    assert np.ptp(weights) > 0  # real weights, not 1.0 everywhere
+    for name in ("scores.npz", "scores_train.csv"):  # killed while writing its final files
+      (tmp_path / "w" / name).unlink()
+    again = train_and_evaluate(config, tmp_path / "w")
+    np.testing.assert_array_equal(again.scores["train/weight"], weights)
+    with np.load(tmp_path / "w" / "scores.npz") as f:
+      np.testing.assert_array_equal(f["train/weight"], weights)
+
+
+class TestWallTime:
+  """Fault 5: wall_time.json sums every invocation, killed ones included."""
+
+  def test_a_killed_invocation_counts_to_its_last_epoch(self, tmp_path):
+    config = config_of(tmp_path / "d")
+    first = RunDirectory(tmp_path / "w", config)
+    first.record_wall_time(5.0)  # after epoch 1
+    first.record_wall_time(9.0)  # after epoch 2; then SIGKILL
+    assert json.loads((tmp_path / "w" / "wall_time.json").read_text()) == {
+        "seconds": 9.0, "invocations": 1}
+    second = RunDirectory(tmp_path / "w", config)  # the rerun
+    second.record_wall_time(2.0)
+    second.record_wall_time(4.0)
+    assert json.loads((tmp_path / "w" / "wall_time.json").read_text()) == {
+        "seconds": 13.0, "invocations": 2}
+
+
+class TestExtension:
+  """Fault 6: a finished run extended by raising num_epochs."""
+
+  @pytest.mark.slow
+  def test_constant_schedule_4_to_6_equals_a_6_epoch_run(self, tiny_dir, tmp_path):
+    workdir = tmp_path / "extended"
+    four = train_and_evaluate(config_of(tiny_dir, num_epochs=4), workdir)
+    four_files = snapshot(workdir)
+    extended = train_and_evaluate(config_of(tiny_dir, num_epochs=6), workdir)
+    six = train_and_evaluate(config_of(tiny_dir, num_epochs=6), tmp_path / "six")
+    assert_same_run(extended, six)
+    assert [r["epoch"] for r in extended.metrics] == list(range(1, 7))
+    kept = snapshot(workdir / "finished-epoch-4")
+    for name in ("scores.npz", "scores_train.csv", "scores_test.csv", "metrics.jsonl",
+                 "config.json"):
+      assert kept[name] == four_files[name], name
+    np.testing.assert_array_equal(four.scores["train/example_id"],
+                                  extended.scores["train/example_id"])
+    with np.load(workdir / "scores.npz") as f:
+      provenance = json.loads(str(f["provenance"]))
+    assert provenance["num_epochs"] == 6
+    assert [(h["from"], h["to"], h["finished_files"]) for h in provenance["extensions"]] == [
+        (4, 6, "finished-epoch-4")]
+    assert json.loads((workdir / "config.json").read_text())["num_epochs"] == 6
+
+  @pytest.mark.slow  # the shared reference run
+  def test_a_cosine_schedule_is_refused(self, reference, tiny_dir, tmp_path, capsys):
+    workdir = finished_copy(reference, tmp_path)
+    saved = json.loads((workdir / "config.json").read_text())
+    saved["schedule"] = "cosine"  # as if the reference run had used it
+    (workdir / "config.json").write_text(json.dumps(saved))
+    before = snapshot(workdir)
+    one_line_exit(train_and_evaluate, config_of(tiny_dir, schedule="cosine", num_epochs=5),
+                  workdir)
+    line = stderr_line(capsys)
+    assert ("was made with num_epochs=3 and cannot be extended to 5: schedule=cosine decays "
+            "the learning rate over num_epochs") in line
+    assert snapshot(workdir) == before
+
+  def test_the_parts_that_read_num_epochs(self, tiny_dir):
+    from regularity_jax.training import extension
+    assert extension.num_epochs_readers(config_of(tiny_dir), 3) == []
+    assert extension.num_epochs_readers(
+        config_of(tiny_dir, schedule="multistep", lr_milestones=(5,)), 3) == []
+    for overrides, reason in [
+        ({"prioritization": "infobatch"}, "infobatch anneals"),
+        ({"weighting.scheme": "self_paced"}, "self_paced paces"),
+        ({"eval_every": 2}, "off the eval_every=2 grid")]:
+      assert reason in " ".join(extension.num_epochs_readers(config_of(tiny_dir, **overrides),
+                                                             3))
+    assert extension.num_epochs_readers(config_of(tiny_dir, eval_every=3), 3) == []
+    assert extension.num_epochs_readers(config_of(tiny_dir, eval_every=2), 0) == []

@@ -189,6 +189,8 @@ class TestResume:
     assert not (workdir / "scores.npz").exists()
     assert max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == 3
     assert (workdir / "run.lock").exists()  # the killed run's: stale, taken over below
+    killed = json.loads((workdir / "wall_time.json").read_text())  # counted to epoch 3
+    assert killed["invocations"] == 1 and killed["seconds"] > 0
 
     resumed = _main(*args, f"--workdir={workdir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -196,6 +198,8 @@ class TestResume:
       assert_scores_equal(dict(a), dict(b), float_atol=1e-6)
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["epoch"] for l in lines] == list(range(1, 7))
+    wall = json.loads((workdir / "wall_time.json").read_text())
+    assert wall["invocations"] == 2 and wall["seconds"] > killed["seconds"]
 
 
 # `python -m experiments.main ARGS`, killed by SIGKILL after 2 steps of epoch 4.

@@ -95,6 +95,7 @@ def write(workdir: str | os.PathLike, *, dataset=None, data_dir: str | None = No
 def _write(workdir, config, scores, dataset, data_dir, k, seed, pngs) -> pathlib.Path:
   if dataset is None:
     dataset = _load_dataset(config, data_dir, workdir)
+    _check_data(workdir, dataset)
   _check_rows(scores, dataset, workdir)
   records = _read_metrics(workdir)
   plots_dir = workdir / "plots"
@@ -182,6 +183,7 @@ def _load_dataset(config: dict[str, Any], data_dir: str | None, workdir: pathlib
   import ml_collections  # pylint: disable=g-import-not-at-top
   from regularity_jax import data  # pylint: disable=g-import-not-at-top
   from regularity_jax.training import setup  # pylint: disable=g-import-not-at-top
+  from regularity_jax.training.errors import ConfigError  # pylint: disable=g-import-not-at-top
   cfg = ml_collections.ConfigDict(config)
   resolved = config.get("resolved_paths") or {}
   if "dataset" in resolved:  # a relative path as typed; the run's cwd is not the report's
@@ -195,10 +197,26 @@ def _load_dataset(config: dict[str, Any], data_dir: str | None, workdir: pathlib
   except (AttributeError, KeyError) as e:  # a config.json of another version or tool
     raise ReportError(f"the config.json of {workdir} lacks the field {e} needed to load its "
                       "data; pass the --workdir of a regularity_jax run (or rerun it)") from None
+  except ConfigError as e:  # a dataset function that cannot be imported again
+    raise ReportError(f"cannot load the data of {workdir}: its dataset "
+                      f"{config.get('dataset')!r} cannot be imported again ({e}); restore that "
+                      "file, or run the report from where it was found") from None
   except data.DataError as e:
     raise ReportError(f"cannot load the data of {workdir} to draw its examples ({e}); pass "
                       "--data_dir=DIR (experiments.report) or data_dir= pointing at that "
                       "dataset") from None
+
+
+def _check_data(workdir: pathlib.Path, dataset) -> None:
+  """ReportError (one line naming what changed) when the loaded data are not those the run
+  recorded (`runs.data_record`: data.json, else its scores.npz provenance)."""
+  from regularity_jax.runs import data_record  # pylint: disable=g-import-not-at-top
+  recorded = data_record.recorded_for(workdir)
+  changes = data_record.differences(recorded, dataset)
+  if changes:
+    raise ReportError(data_record.message(
+        workdir, recorded, dataset, changes,
+        "no report was written: pass the --data_dir (or data_dir=) of the data the run used"))
 
 
 def _check_rows(scores, dataset, workdir: pathlib.Path) -> None:

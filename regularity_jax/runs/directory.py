@@ -10,7 +10,14 @@
     plots/*.png
     report.html        the run report (regularity_jax.report); plots/grids/*.png its grids
     checkpoints/       Orbax (regularity_jax.runs.checkpoints)
-    wall_time.json     wall time of the run, summed over its invocations (resumes)
+    wall_time.json     wall time of the run, summed over its invocations (resumes; a killed
+                       invocation counts up to its last finished epoch)
+    data.json          the data the run trained on (`runs.data_record`): resume, rerun and the
+                       report command compare it with the data they load
+    weighting/train_weight.npy   the last epoch's loss weights (running difficulty weighting),
+                       scores.npz's train/weight when the final files are written again
+    extensions.json, finished-epoch-<E>/   a run extended by raising num_epochs: its history,
+                       and the files it had when it finished E epochs
     reduction/, influence.npz   files of features (dynamic reduction, turn-over influence)
     run.lock           while a run is live: its host, pid, scheduler job id and a heartbeat (a
                        second live run is refused; the lock of a killed run is stale and taken
@@ -179,6 +186,13 @@ def _age(holder: Mapping[str, Any], now: float | None = None) -> str:
   return f"last heartbeat {seconds:.0f} s ago"
 
 
+def _int(value) -> int:
+  try:
+    return int(value)
+  except (TypeError, ValueError):
+    return 0
+
+
 def _jsonable(value):
   if isinstance(value, Mapping):
     return {str(k): _jsonable(v) for k, v in value.items()}
@@ -241,6 +255,7 @@ class RunDirectory:
 
   def _check(self) -> bool:
     self._model_code_change = None
+    self.extended_from = None
     config_path = self.path / "config.json"
     check_run_path(self.path)
     if self.path.exists() and not self.path.is_dir():
@@ -342,6 +357,11 @@ class RunDirectory:
     if not any(k.startswith("resolved_paths.") for k in old):
       # a run of a version that did not record resolved paths: the paths as typed decide
       diff = [k for k in diff if not k.startswith("resolved_paths.")]
+    self.extended_from = None
+    if "num_epochs" in diff and _int(new.get("num_epochs")) > _int(old.get("num_epochs")):
+      # An extension (training.extension checked that no part reads num_epochs).
+      self.extended_from = _int(old.get("num_epochs"))
+      diff.remove("num_epochs")
     if "model_source.sha256" in diff and "model_source.sha256" in old:
       if not new.get("allow_changed_model_code"):
         raise RunDirectoryError(
@@ -447,25 +467,98 @@ class RunDirectory:
     return path
 
   def record_wall_time(self, seconds: float) -> None:
-    """Adds this invocation's wall time (setup, compilation, training, evaluation, files) to
-    wall_time.json: {"seconds": total over invocations, "invocations": count}."""
+    """Sets this invocation's wall time so far (setup, compilation, training, evaluation,
+    files) in wall_time.json: {"seconds": total over invocations, "invocations": count}. The
+    loop calls it after every epoch and at the end, so an invocation killed later (SIGKILL, a
+    preemption) counts up to its last finished epoch."""
     if not self.writer:
       return
     path = self.path / "wall_time.json"
-    old = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "invocations": 0}
-    new = {"seconds": old["seconds"] + seconds, "invocations": old["invocations"] + 1}
+    if not hasattr(self, "_wall_before"):  # the totals of the earlier invocations
+      try:
+        old = json.loads(path.read_text())
+        self._wall_before = (float(old["seconds"]), int(old["invocations"]))
+      except (OSError, ValueError, KeyError, TypeError):
+        self._wall_before = (0.0, 0)
+    before, count = self._wall_before
+    new = {"seconds": before + seconds, "invocations": count + 1}
     _atomic_write(path, lambda p: p.write_text(json.dumps(new)))
 
+  def final_files(self, config: Mapping[str, Any], feature_files: Iterable[str] = (),
+                  plot_names: Iterable[str] = ()) -> list[str]:
+    """The files a finished run of `config` holds (relative paths): scores.npz and its CSVs,
+    the features' final files, the plots (`plot_names`, with config.plots) and report.html
+    (with config.report). wall_time.json, data.json and the reduction's files are not
+    among them: the first two are not outputs of the final state, the last are written while
+    training."""
+    files = ["scores.npz", "scores_train.csv", "scores_test.csv", *feature_files]
+    if config.get("plots", True):
+      files += [f"plots/{name}" for name in plot_names]
+    if config.get("report", True):
+      files.append("report.html")
+    return files
+
+  def missing(self, files: Iterable[str]) -> list[str]:
+    return [f for f in files if not (self.path / f).is_file()]
+
+  EXTENSIONS = "extensions.json"
+
+  def extensions(self) -> list[dict[str, Any]]:
+    """The run's history of extensions (`begin_extension`), oldest first."""
+    try:
+      history = json.loads((self.path / self.EXTENSIONS).read_text())
+    except (OSError, ValueError):
+      return []
+    return history if isinstance(history, list) else []
+
+  def begin_extension(self, finished: bool) -> None:
+    """Extends the run from `extended_from` epochs to the config's num_epochs: when it had
+    finished (`finished`), its finished files (scores.npz, CSVs, plots, report, the features'
+    final files) move to `finished-epoch-<E>/` with a copy of config.json and metrics.jsonl;
+    extensions.json records the step; config.json takes the new num_epochs (last, so a kill
+    before it repeats the step, which is safe)."""
+    if not self.writer or self.extended_from is None:
+      return
+    old, new = self.extended_from, int(self.config["num_epochs"])
+    folder = f"finished-epoch-{old}"
+    history = [h for h in self.extensions() if h.get("to") != new or h.get("from") != old]
+    history.append({"from": old, "to": new,
+                    "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "finished_files": folder if finished else None})
+    _atomic_write(self.path / self.EXTENSIONS,
+                  lambda p: p.write_text(json.dumps(history, indent=1)))
+    if finished:
+      target = self.path / folder
+      target.mkdir(exist_ok=True)
+      for name in ("config.json", "metrics.jsonl", "wall_time.json", "data.json"):
+        if (self.path / name).is_file() and not (target / name).exists():
+          (target / name).write_bytes((self.path / name).read_bytes())
+      for name in ("scores.npz", "scores_train.csv", "scores_test.csv", "report.html",
+                   "influence.npz", "plots"):
+        source = self.path / name
+        if source.exists() and not (target / name).exists():
+          os.replace(source, target / name)
+      self.plots_dir.mkdir(exist_ok=True)
+    _atomic_write(self.path / "config.json",
+                  lambda p: p.write_text(json.dumps(self.config, indent=2, sort_keys=True)))
+    self.extended_from = None
+
   def write_scores(self, arrays: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
-                   splits: Iterable[str] = ("train", "test")) -> None:
+                   splits: Iterable[str] = ("train", "test"),
+                   only: Iterable[str] | None = None) -> None:
     """Writes scores.npz with its provenance (`scores_file`) and one CSV per split (columns:
-    every `<split>/<key>` of `arrays`)."""
+    every `<split>/<key>` of `arrays`); `only`: just those of these files (a finished run's
+    missing files written again)."""
     if not self.writer:
       return
     import pandas as pd  # The CSVs are for people; the npz is the record.
+    only = None if only is None else set(only)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    scores_file.write(self.scores_path, arrays, provenance)
+    if only is None or "scores.npz" in only:
+      scores_file.write(self.scores_path, arrays, provenance)
     for split in splits:
+      if only is not None and f"scores_{split}.csv" not in only:
+        continue
       cols = {k.split("/", 1)[1]: v for k, v in arrays.items()
               if k.startswith(f"{split}/") and v.ndim == 1}  # [N, C] arrays stay in the npz
       if not cols:

@@ -138,17 +138,30 @@ def margin_distribution_over_time(records: Sequence[Mapping[str, Any]], path) ->
   return _save(fig, path)
 
 
-def write_all(records, scores, plots_dir) -> list[pathlib.Path]:
-  """Writes every plot of a run into `plots_dir`; returns the paths."""
+def _plots(records, scores) -> list[tuple[str, Any]]:
+  """(file name, writer(path)) of every plot a run with these records and scores has."""
+  out = [("learning_curves.png", lambda path: learning_curves(records, path))]
+  if "train/forgetting_events" in scores:
+    out.append(("forgetting_histogram.png", lambda path: forgetting_histogram(scores, path)))
+  if "train/aum" in scores or "test/last_margin" in scores:
+    out.append(("margin_distributions.png", lambda path: margin_distributions(scores, path)))
+  if "train/confidence" in scores:
+    out.append(("data_map.png", lambda path: data_map(scores, path)))
+  if any("train_margin_quantiles" in r for r in records):
+    out.append(("margin_distribution_over_time.png",
+                lambda path: margin_distribution_over_time(records, path)))
+  return out
+
+
+def plot_names(records, scores) -> list[str]:
+  """The file names `write_all` writes for these records and scores."""
+  return [name for name, _ in _plots(records, scores)]
+
+
+def write_all(records, scores, plots_dir, only=None) -> list[pathlib.Path]:
+  """Writes every plot of a run into `plots_dir` (`only`: those of these file names); returns
+  the paths."""
   plots_dir = pathlib.Path(plots_dir)
   plots_dir.mkdir(parents=True, exist_ok=True)
-  out = [learning_curves(records, plots_dir / "learning_curves.png")]
-  if "train/forgetting_events" in scores:
-    out.append(forgetting_histogram(scores, plots_dir / "forgetting_histogram.png"))
-  if "train/aum" in scores or "test/last_margin" in scores:
-    out.append(margin_distributions(scores, plots_dir / "margin_distributions.png"))
-  if "train/confidence" in scores:
-    out.append(data_map(scores, plots_dir / "data_map.png"))
-  if any("train_margin_quantiles" in r for r in records):
-    out.append(margin_distribution_over_time(records, plots_dir / "margin_distribution_over_time.png"))
-  return out
+  return [write(plots_dir / name) for name, write in _plots(records, scores)
+          if only is None or name in only]

@@ -184,13 +184,20 @@ def combine_replicas(per_replica: list[dict[str, np.ndarray]]) -> dict[str, np.n
 
 def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
           prov: Mapping[str, Any]) -> None:
-  """Writes `arrays` and the provenance JSON to `path` atomically (tmp file, then rename)."""
+  """Writes `arrays` and the provenance JSON to `path` atomically (tmp file, then rename).
+
+  The file is the one `np.savez` writes, but for its zip entries' dates (fixed at 1980-01-01
+  instead of the time of writing): the same arrays give the same bytes, so a finished run's
+  scores.npz written again from its final checkpoint equals the original byte for byte."""
   path = pathlib.Path(path)
   out = {k: np.asarray(v) for k, v in arrays.items() if k != PROVENANCE_KEY}
   out[PROVENANCE_KEY] = np.asarray(json.dumps(dict(prov), sort_keys=True))
   tmp = path.with_name(path.name + ".tmp")
-  with tmp.open("wb") as f:
-    np.savez(f, **out)
+  with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    for key, value in out.items():
+      info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+      with archive.open(info, "w", force_zip64=True) as f:
+        np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
   os.replace(tmp, path)
 
 

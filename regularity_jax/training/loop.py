@@ -30,11 +30,15 @@ from regularity_jax import report
 from regularity_jax.metrics import statistics
 from regularity_jax.runs import Checkpointer
 from regularity_jax.runs import RunDirectory
+from regularity_jax.runs import RunDirectoryError
+from regularity_jax.runs import data_record
+from regularity_jax.runs import directory as directory_lib
 from regularity_jax.runs import plots
 from regularity_jax.runs import scores_file
 from regularity_jax.training import config as config_lib
 from regularity_jax.training import epoch as epoch_lib
 from regularity_jax.training import evaluators as evaluators_lib
+from regularity_jax.training import extension
 from regularity_jax.training import hosts
 from regularity_jax.training import parts
 from regularity_jax.training.epoch import train_epoch
@@ -92,6 +96,11 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
   features = enabled_features(config, base_dir)
   hosts.check_supported(config, [f.name for f in features])
   hosts.on_writer(lambda: RunDirectory.check(workdir, config))
+  hosts.on_writer(lambda: extension.check(directory_lib.expand_path(workdir), config))
+  if not hosts.multiprocess():
+    done = finished_result(workdir, config, features)
+    if done is not None:  # intact: nothing is written, not even run.lock
+      return done
   progress = {"epoch": 0, "checkpoint": 0, "trained": False}
   claimed = []
 
@@ -103,9 +112,12 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
 
   with signals.on_sigterm(float(config.get("sigterm_grace_s", 30.0)), out_of_grace):
     setup = Setup.create(config, features)
+    hosts.on_writer(lambda: check_data(workdir, setup.dataset))
     run = hosts.on_writer(lambda: RunDirectory(workdir, config, lock=True))
     run = run or RunDirectory(workdir, config, writer=False)
     claimed.append(run)
+    if run.writer and data_record.read(run.path) is None:  # recorded from now on
+      data_record.write(run.path, data_record.describe(setup.dataset))
     try:
       with interrupt_message(progress, config):
         return _train(config, setup, features, run, t0, progress, base_dir)
@@ -124,6 +136,14 @@ def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResu
     part.build(setup, core)
   checkpointer = Checkpointer(run.checkpoint_dir, max_to_keep=config.keep_checkpoints)
   recorded = run.read_metrics()
+  if (recorded and recorded[-1]["epoch"] >= config.num_epochs
+      and getattr(run, "extended_from", None) is None):
+    done = _finish_again(config, setup, features, evaluators, run, recorded, checkpointer, t0,
+                         progress)
+    if done is not None:
+      return done
+    progress["trained"] = False  # the final checkpoint is damaged: the epochs after the
+    # newest intact one are trained again (bit for bit the same), then every file is written
   last = recorded[-1]["epoch"] if recorded else 0
   state, start_epoch = checkpointer.restore_or(setup.initial_state(), at_most=last)
   whole = start_epoch  # the newest whole-epoch checkpoint
@@ -133,6 +153,15 @@ def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResu
         last, lambda: epoch_lib.partial_template(setup, features, state, last))
     if resume is not None:
       start_epoch, state = last, resume["state"]
+  extended_from = getattr(run, "extended_from", None)
+  if (start_epoch == 0 and resume is None and recorded
+      and (extended_from is not None or run.scores_path.is_file())):
+    raise RunDirectoryError(
+        f"{run.path} has {recorded[-1]['epoch']} epochs recorded but none of its checkpoints "
+        f"({run.checkpoint_dir}) can be restored, so it cannot continue without training again "
+        "from epoch 0; nothing was changed: restore its checkpoints, or train a new --workdir")
+  if extended_from is not None:  # its finished files move aside first
+    run.begin_extension(finished=bool(recorded) and recorded[-1]["epoch"] >= extended_from)
   records = run.keep_metrics_through(start_epoch, recorded)  # later epochs are rerun
   split = setup.train_split
   bar = tqdm.tqdm(total=config.num_epochs * setup.steps_per_epoch,
@@ -160,6 +189,8 @@ def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResu
                                        last_good=progress["checkpoint"], run=run,
                                        resume=resume, save_partial=save_partial)
     resume = None
+    if split["weight"] is not setup.train_split["weight"]:  # this epoch's own loss weights
+      run.save_array(WEIGHT_FILE, hosts.fetch(split["weight"]))
     stop = epoch + 1 < config.num_epochs and out_of_time(config, t0, epoch, record,
                                                          eval_seconds)
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.num_epochs or stop:
@@ -179,6 +210,7 @@ def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResu
     if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.num_epochs or stop:
       checkpointer.save(epoch + 1, state)
       progress["checkpoint"] = epoch + 1
+    run.record_wall_time(time.perf_counter() - t0)  # a later kill loses at most this epoch
     if stop:
       if run.writer:
         notices.warn(f"stopped after epoch {epoch + 1} of {config.num_epochs}: another epoch "
@@ -191,16 +223,126 @@ def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResu
   scores = collect_scores(setup, features, evaluators, state, split)
   for feature in features:
     feature.finish(setup, state, run)
-  provenance = scores_file.provenance(config, setup.dataset)
-  declared = statistics.declared(setup.tracker.kernels)
-  if declared:  # user statistics: their scores, known to a later process by name
-    provenance["statistics"] = declared
-  run.write_scores(scores, provenance)
+  run.write_scores(scores, _provenance(config, setup, run))
   if config.plots and run.writer:
     plots.write_all(records, scores, run.plots_dir)
   if config.report and run.writer:
     report.write(run.path, dataset=setup.dataset, k=int(config.report_k))
   run.record_wall_time(time.perf_counter() - t0)
+  return RunResult(workdir=run.path, metrics=records, scores=scores)
+
+
+WEIGHT_FILE = "weighting/train_weight.npy"
+
+
+def _provenance(config, setup, run) -> dict[str, Any]:
+  """scores.npz's provenance, with the run's user statistics (their scores, known to a later
+  process by name) and extensions (`RunDirectory.begin_extension`)."""
+  prov = scores_file.provenance(config, setup.dataset)
+  declared = statistics.declared(setup.tracker.kernels)
+  if declared:
+    prov["statistics"] = declared
+  history = run.extensions() if run.writer else []
+  if history:
+    prov["extensions"] = history
+  return prov
+
+
+def check_data(workdir, dataset) -> None:
+  """RunDirectoryError (one line naming what changed) when the run in `workdir` recorded other
+  data than `dataset` (`runs.data_record`); nothing recorded (a new run, or one made before
+  data.json and DataIdentity) passes."""
+  path = directory_lib.expand_path(workdir)
+  recorded = data_record.recorded_for(path) if (path / "config.json").is_file() else None
+  changes = data_record.differences(recorded, dataset)
+  if changes:
+    raise RunDirectoryError(data_record.message(
+        path, recorded, dataset, changes,
+        "nothing was changed: put back the data it was trained on (or the data_dir it used), "
+        "or pass a new --workdir"))
+
+
+def _feature_files(features) -> list[str]:
+  return [name for feature in features for name in feature.final_files()]
+
+
+def finished_result(workdir, config, features) -> RunResult | None:
+  """For a finished run (metrics.jsonl reaches num_epochs) with every final file in place
+  (`RunDirectory.final_files`): says so on stdout and returns its result, writing nothing.
+  None otherwise (a new, unfinished, extended or incomplete run)."""
+  path = directory_lib.expand_path(workdir)
+  if not (path / "config.json").is_file() or not (path / "scores.npz").is_file():
+    return None
+  run = RunDirectory(path, config, writer=False)
+  records = run.read_metrics()
+  if not records or records[-1]["epoch"] != int(config.num_epochs):
+    return None
+  try:
+    scores = scores_file.load(run.scores_path, what="scores.npz")
+  except scores_file.ScoresFileError:
+    return None  # damaged: written again from the final checkpoint
+  files = run.final_files(config, _feature_files(features),
+                          plots.plot_names(records, scores.arrays))
+  if run.missing(files):
+    return None
+  print(f"{path} is finished ({records[-1]['epoch']} epochs) and its files are intact: "
+        "nothing was written (raise --config.num_epochs to extend it)", flush=True)
+  return RunResult(workdir=path, metrics=records, scores=dict(scores.arrays))
+
+
+def _finish_again(config, setup, features, evaluators, run, records, checkpointer, t0,
+                  progress) -> RunResult | None:
+  """A finished run missing some final files (a kill while writing them, or deleted): each
+  missing file is written again, from the final checkpoint where it needs the state, equal
+  to the original; the files in place are not touched and nothing is trained. None when the
+  final checkpoint is damaged and an older one intact (the caller trains the epochs after it
+  again, as a resume does); RunDirectoryError when no checkpoint is left (never a retrain
+  from epoch 0, and metrics.jsonl is left whole)."""
+  epochs = int(config.num_epochs)
+  progress.update(epoch=epochs, checkpoint=epochs, trained=True)
+  state_files = ["scores.npz", "scores_train.csv", "scores_test.csv", *_feature_files(features)]
+  missing = run.missing(state_files)
+  if not missing:
+    try:
+      scores_file.load(run.scores_path, what="scores.npz")
+    except scores_file.ScoresFileError:
+      missing = ["scores.npz"]  # damaged
+  if missing:
+    state, epoch = checkpointer.restore_or(setup.initial_state(), at_most=epochs)
+    if epoch == 0:
+      raise RunDirectoryError(
+          f"{run.path} finished {epochs} epochs but lacks {', '.join(missing)}, which need its "
+          f"final state, and its checkpoints are gone from {run.checkpoint_dir}; nothing was "
+          "trained or changed: restore its checkpoints (or those files), or train a new "
+          "--workdir")
+    if epoch != epochs:
+      return None  # an older intact checkpoint: the loop trains the epochs after it again
+    weight_path = run.path / WEIGHT_FILE
+    split = {"weight": np.load(weight_path) if weight_path.is_file()
+             else setup.train_split["weight"]}
+    scores = collect_scores(setup, features, evaluators, state, split)
+    run.write_scores(scores, _provenance(config, setup, run), only=missing)
+    for feature in features:
+      if set(feature.final_files()) & set(missing):
+        feature.finish(setup, state, run)
+  else:
+    scores = dict(scores_file.load(run.scores_path, what="scores.npz").arrays)
+  checkpointer.close()
+  written = list(missing)
+  if config.plots and run.writer:
+    absent = [n for n in plots.plot_names(records, scores)
+              if not (run.plots_dir / n).is_file()]
+    if absent:
+      plots.write_all(records, scores, run.plots_dir, only=set(absent))
+      written += [f"plots/{n}" for n in absent]
+  if config.report and run.writer and not (run.path / report.REPORT_NAME).is_file():
+    report.write(run.path, dataset=setup.dataset, k=int(config.report_k))
+    written.append(report.REPORT_NAME)
+  run.record_wall_time(time.perf_counter() - t0)
+  if run.writer:
+    print(f"{run.path} is finished ({epochs} epochs); written again from its "
+          f"{'final checkpoint' if missing else 'files'}: {', '.join(written) or 'nothing'}",
+          flush=True)
   return RunResult(workdir=run.path, metrics=records, scores=scores)
 
 

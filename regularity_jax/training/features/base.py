@@ -22,6 +22,7 @@ programs (`program_options`).
   after_evaluation  after each evaluation                  the new state (and record keys)
   scores            end of the run, per replica            scores.npz columns
   finish            end of the run                         None (files via the run directory)
+  final_files       a finished run is checked              the files `finish` writes
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ class Feature:
 
   def finish(self, setup, state, run) -> None:
     pass
+
+  def final_files(self) -> tuple[str, ...]:
+    """The files `finish` writes (relative to the run directory): a finished run missing one
+    has it written again from its final checkpoint."""
+    return ()
 
   @classmethod
   def needs(cls, config) -> list[tuple[str, str, str]]:

@@ -76,6 +76,9 @@ class TurnOver(Feature):
       out["train/label_quality_turnover"] = quality
     return out
 
+  def final_files(self) -> tuple[str, ...]:
+    return ("influence.npz",) if self.config.turnover.influence_targets == "test" else ()
+
   def finish(self, setup, state, run) -> None:
     if self.config.turnover.influence_targets != "test":
       return
