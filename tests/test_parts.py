@@ -349,8 +349,8 @@ class TestUserFunctions:
 
   def test_normalizer(self, outside):
     params = {"a": {"kernel": jnp.ones((2, 3))}, "b": {"kernel": 2 * jnp.ones((3,))}}
-    got = norms.log_network_norm(params, {}, kind=f"{outside}/my_parts.py:log_sum_of_squares",
-                                 model=norms.Layout((), None, ()))
+    user = evaluators_lib.normalizer(f"{outside}/my_parts.py:log_sum_of_squares")
+    got = norms.log_network_norm(params, {}, kind=user, model=norms.Layout((), None, ()))
     np.testing.assert_allclose(got, np.log(6 + 12), rtol=1e-6)
     config = config_lib.default_config()
     config.margins.normalizer = f"{outside}/my_parts.py:nothing"

@@ -75,24 +75,8 @@ from flax import nnx
 import jax.numpy as jnp
 import numpy as np
 
-from regularity_jax import registry
-
 NORMALIZERS: tuple[str, ...] = ("frobenius_product", "last_layer", "none")
 DEFAULT_NORMALIZER = "frobenius_product"
-
-
-def _check_normalizer(obj, spec):
-  if not callable(obj):
-    raise registry.PartError(f"margin normalizer {spec!r} must be a function "
-                             "log_norm(params, model_state) -> f32[] (docs/parts.md)")
-  return obj
-
-
-# The built-ins are `log_network_norm`'s branches; a user normalizer, named by import path
-# ('package.module:fn', docs/parts.md), is `log_norm(params, model_state) -> f32[]`, the log
-# of the network norm (jit-able).
-NORMALIZER_REGISTRY = registry.Registry("margin normalizer", "--config.margins.normalizer",
-                                        {k: k for k in NORMALIZERS}, check=_check_normalizer)
 
 
 class Layout(NamedTuple):
@@ -209,13 +193,13 @@ def _frobenius(kernel: jnp.ndarray) -> jnp.ndarray:
   return jnp.sqrt(jnp.sum(jnp.square(kernel.astype(jnp.float32))))
 
 
-def log_network_norm(params: dict, model_state: dict, *, kind: str, model: str | Layout) -> jnp.ndarray:
+def log_network_norm(params: dict, model_state: dict, *, kind, model: str | Layout) -> jnp.ndarray:
   """log of `network_norm`, computed as a sum of per-layer logs (no float32 overflow).
 
   Same arguments and errors as `network_norm`; returns f32[].
   """
-  if kind not in NORMALIZERS and registry.is_import_path(kind):  # a user normalizer
-    return jnp.asarray(NORMALIZER_REGISTRY.get(kind)(params, model_state), jnp.float32)
+  if callable(kind):  # a user normalizer (docs/parts.md; resolved by the margins evaluator)
+    return jnp.asarray(kind(params, model_state), jnp.float32)
   if kind not in NORMALIZERS:
     raise ValueError(f"unknown normalizer {kind!r}; choose one of {', '.join(NORMALIZERS)}")
   if kind == "none":
@@ -240,7 +224,9 @@ def network_norm(params: dict, model_state: dict, *, kind: str = DEFAULT_NORMALI
   Args:
     params: nested dict of f32 arrays from `models.split`.
     model_state: nested dict of BN running statistics from `models.split` ({} without BN).
-    kind: one of `NORMALIZERS` (see the module docstring); default `DEFAULT_NORMALIZER`.
+    kind: one of `NORMALIZERS` (see the module docstring), default `DEFAULT_NORMALIZER`;
+      or a user normalizer `log_norm(params, model_state) -> f32[]` (jit-able), the log
+      of the network norm (docs/parts.md).
     model: registry name of the network (one of `models.MODELS`) or its `Layout`
       (`derive_layout`).
 

@@ -342,7 +342,7 @@ def _validate(config, evaluators, features, base_dir=None) -> None:
   choice("dtype", config.dtype, DTYPES)
   choice("corruption.kind", config.corruption.kind, CORRUPTIONS)
   if config.margins.normalizer not in models.norms.NORMALIZERS:
-    models.norms.NORMALIZER_REGISTRY.get(config.margins.normalizer, base_dir)
+    evaluators.normalizer(config.margins.normalizer, base_dir)
   for kernel in config.tracking.kernels:  # each built from its block, probed, its score known
     metrics.statistics.build(kernel, config, base_dir)
   evaluators.validate(config, base_dir)

@@ -48,6 +48,27 @@ from regularity_jax.training.evaluator_base import Evaluator
 from regularity_jax.training.features.turnover import TurnOverPass  # turn-over's own
 
 
+def _check_normalizer(obj, spec):
+  if not callable(obj):
+    raise registry.PartError(f"margin normalizer {spec!r} must be a function "
+                             "log_norm(params, model_state) -> f32[] (docs/parts.md)")
+  return obj
+
+
+# The built-ins are `models.norms.log_network_norm`'s branches; a user normalizer, named by
+# import path ('package.module:fn', docs/parts.md), is `log_norm(params, model_state) -> f32[]`,
+# the log of the network norm (jit-able). Resolved here, so models/ stays a leaf package.
+NORMALIZER_REGISTRY = registry.Registry("margin normalizer", "--config.margins.normalizer",
+                                        {k: k for k in models.norms.NORMALIZERS},
+                                        check=_check_normalizer)
+
+
+def normalizer(spec: str, base_dir=None):
+  """The `kind` `models.norms.log_network_norm` takes for `--config.margins.normalizer`: a
+  built-in's name, or the user function an import path names."""
+  return NORMALIZER_REGISTRY.get(spec, base_dir)
+
+
 class Splits(Evaluator):
   name = "splits"
 
@@ -83,7 +104,7 @@ class Margins(Evaluator):
 
     def margin_summary(state):
       log_norm = models.norms.log_network_norm(state.params, state.model_state,
-                                               kind=config.normalizer,
+                                               kind=normalizer(config.normalizer),
                                                model=setup.margin_layout)
       out = {"log_network_norm": log_norm}
       for prefix, stats, ids in (("", state.eval_stats["train"], setup.train_ids),
@@ -107,7 +128,7 @@ class Margins(Evaluator):
 
   def scores(self, setup, state, columns):
     norm = hosts.fetch(models.norms.network_norm(state.params, state.model_state,
-                                                    kind=self.block_config.normalizer,
+                                                    kind=normalizer(self.block_config.normalizer),
                                                     model=setup.margin_layout))
     out = {}
     for split, key in (("train", "train/eval_last_margin"), ("test", "test/last_margin")):
