@@ -165,7 +165,7 @@ def test_bijection_plan_two_processes_equal_one_process(tmp_path):
 def test_files_written_once_by_process_zero(runs):
   workdir = runs["two_processes"]
   names = sorted(p.name for p in workdir.iterdir())
-  assert names == ["checkpoints", "config.json", "metrics.jsonl", "plots", "report.html",
+  assert names == ["checkpoints", "config.json", "data.json", "metrics.jsonl", "plots", "report.html",
                    "scores.npz", "scores_test.csv", "scores_train.csv", "wall_time.json"], names
   report_checks.check_report(workdir)  # process 0 drew every process's examples
   assert json.loads((workdir / "wall_time.json").read_text())["invocations"] == 1

@@ -116,8 +116,6 @@ def train_and_evaluate(config, workdir, *, base_dir=None, model=None) -> RunResu
     run = hosts.on_writer(lambda: RunDirectory(workdir, config, lock=True))
     run = run or RunDirectory(workdir, config, writer=False)
     claimed.append(run)
-    if run.writer and data_record.read(run.path) is None:  # recorded from now on
-      data_record.write(run.path, data_record.describe(setup.dataset))
     try:
       with interrupt_message(progress, config):
         return _train(config, setup, features, run, t0, progress, base_dir)
@@ -160,6 +158,8 @@ def _train(config, setup, features, run, t0, progress, base_dir=None) -> RunResu
         f"{run.path} has {recorded[-1]['epoch']} epochs recorded but none of its checkpoints "
         f"({run.checkpoint_dir}) can be restored, so it cannot continue without training again "
         "from epoch 0; nothing was changed: restore its checkpoints, or train a new --workdir")
+  if run.writer and data_record.read(run.path) is None:  # recorded from now on, once the
+    data_record.write(run.path, data_record.describe(setup.dataset))  # state is accepted
   if extended_from is not None:  # its finished files move aside first
     run.begin_extension(finished=bool(recorded) and recorded[-1]["epoch"] >= extended_from)
   records = run.keep_metrics_through(start_epoch, recorded)  # later epochs are rerun
