@@ -28,9 +28,11 @@ def pytest_configure(config):
       "the fast tier, `pytest -m 'not slow'`, checks each part directly in at most 3 minutes")
 
 
-# Module- or class-scoped fixtures that train a whole run (or several). xdist (`--dist
-# loadgroup`, tests/run.sh) would otherwise build one on each worker that runs a test using
-# it; the tests sharing one go to one worker instead (an xdist_group named after the fixture).
+# Fixtures that train a whole run (or several). xdist (`--dist loadgroup`, tests/run.sh) would
+# otherwise build one on each worker that runs a test using it; the tests sharing one go to one
+# worker instead (an xdist_group named after the fixture). They are session-scoped: a worker
+# interleaves other modules' tests with a group's, and a module-scoped fixture is torn down
+# (and rebuilt) each time the worker leaves its module.
 SHARED_RUNS = {
     "test_faults.py": "reference",
     "test_margins_engine.py": "run",
@@ -39,7 +41,7 @@ SHARED_RUNS = {
     "test_scores_file.py": "scored",
     "test_streaming.py": "previous_scores",
     "test_studies_noise.py": "noise_study",
-    "test_studies_toneva.py": "replicas_run",
+    "test_studies_toneva.py": "smoke",
     "test_training.py": "tiny_run",
     "test_your_data.py": "scored",
 }

@@ -102,7 +102,7 @@ REPO = pathlib.Path(__file__).parent.parent
 SHARED = REPO.parent / "shared" / "data"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
   directory = tmp_path_factory.mktemp("faults_data")
   engine_fixtures.write_tiny_npz(directory)
@@ -114,7 +114,7 @@ def config_of(tiny_dir, **overrides):
                                                   **overrides})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference(tiny_dir, tmp_path_factory):
   """An uninterrupted 3-epoch run: what every resumed run must equal."""
   workdir = tmp_path_factory.mktemp("faults_reference") / "run"

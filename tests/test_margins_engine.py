@@ -42,7 +42,7 @@ def test_epoch_batches_never_retrace_when_the_subset_changes():
         np.flatnonzero(active).tolist()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def run(tmp_path_factory):
   d = tmp_path_factory.mktemp("data")
   engine_fixtures.write_tiny_npz(d, n_train=128)

@@ -36,7 +36,7 @@ def small_model(name, *, seed=0, dtype=jnp.float32, **overrides):
       rngs=nnx.Rngs(seed), dtype=dtype, **kwargs)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cifar_resnet18():
   """The full-size CIFAR ResNet-18, built once (initialization alone takes seconds on CPU)."""
   return models.create_model(

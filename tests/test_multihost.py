@@ -95,7 +95,7 @@ def records(workdir):
   return [{k: v for k, v in json.loads(l).items() if not k.endswith("time_s")} for l in lines]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
   """{name: workdir}: 1 process of 4 devices, and 2 processes of 2 devices each."""
   base = tmp_path_factory.mktemp("multihost")

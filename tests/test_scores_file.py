@@ -17,7 +17,7 @@ from tests import engine_fixtures
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("provenance")
   engine_fixtures.write_tiny_npz(root / "a")
@@ -26,7 +26,7 @@ def dirs(tmp_path_factory):
   return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scored(dirs, tmp_path_factory):
   """A finished 2-epoch run on dataset a: its scores.npz prunes the runs below."""
   workdir = tmp_path_factory.mktemp("runs") / "scoring"

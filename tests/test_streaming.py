@@ -49,7 +49,7 @@ def assert_runs_equal(a, b, float_atol=1e-6):
                                    err_msg=f"epoch {ra['epoch']} {key}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("stream_data")
   engine_fixtures.write_tiny_npz(path)
@@ -136,7 +136,7 @@ def test_features_stream_equals_device(group, tiny_dir, tmp_path):
   assert_runs_equal(runs["device"], runs["stream"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def previous_scores(tiny_dir, tmp_path_factory):
   """A finished run's scores.npz: what pruning and weighting read with a scores_path."""
   workdir = tmp_path_factory.mktemp("previous") / "run"

@@ -17,7 +17,7 @@ from regularity_jax.sweeps import subruns
 from tests import engine_fixtures
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
   directory = tmp_path_factory.mktemp("tiny")
   engine_fixtures.write_tiny_npz(directory, n_train=120)
@@ -32,7 +32,7 @@ def tiny_base(base, **overrides):
       **overrides})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def noise_study(tiny_dir, tmp_path_factory):
   c = noise_or_hard_config.get_config("smoke")
   c.mnist_dir = str(tiny_dir)

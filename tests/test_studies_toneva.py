@@ -31,13 +31,13 @@ def smoke_config(**fields):
   return c
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("toneva") / "study"
   return workdir, studies.run(smoke_config(), workdir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def replicas_run(tmp_path_factory):
   """The num_seeds=2 run of MNIST whose replicas are the smoke's seeds 0 and 1."""
   c = smoke_config()

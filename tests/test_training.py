@@ -25,14 +25,14 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 INT_DTYPES = (np.int32, np.int64, np.bool_)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("tiny_data")
   engine_fixtures.write_tiny_npz(path)
   return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_run(tiny_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("runs") / "tiny"
   config = engine_fixtures.tiny_config(tiny_dir, num_epochs=6, plots=True,

@@ -352,7 +352,7 @@ class TestIdentity:
     assert ds.identity.release.startswith("not the release's sizes")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scored(tmp_path_factory):
   """A 1-epoch run on the tiny set by path: (its data's folder, its scores.npz)."""
   root = tmp_path_factory.mktemp("reuse")
