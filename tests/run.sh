@@ -1,6 +1,6 @@
 #!/bin/bash
 # The test command (the README's, and what .ci/run runs in each job):
-#   bash tests/run.sh [fast|slow|all] [pytest arguments...]
+#   bash tests/run.sh [fast|slow|all|versions] [pytest arguments...]
 #   fast  the fast tier, `pytest -m "not slow"`: every part checked directly (kernels against
 #         their slow references, the stream input against a plan, checkpoint picking, config
 #         validation, the report's selection, each feature's hooks) and one short end-to-end
@@ -9,6 +9,9 @@
 #         1 vs 4 devices, stream vs device, 1 vs 2 processes, fixed_order, notebooks, the
 #         browser test, study smokes)
 #   all   both, the fast tier first (the default)
+#   versions  the fast tier, then the slow tests that rest on the installed releases
+#         (`-m "slow and versions"`, tests/conftest.py VERSIONS): CI's Python 3.12 job, on the
+#         newest releases (its 3.11 job runs `all`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The test command installs what it needs: pip install -e '.[dev]' (README).
@@ -31,5 +34,6 @@ case "$tier" in
   fast) tier_ fast "not slow" "$@" ;;
   slow) tier_ slow slow "$@" ;;
   all) tier_ fast "not slow" "$@"; tier_ slow slow "$@" ;;
-  *) echo "error: unknown tier '$tier'; use bash tests/run.sh [fast|slow|all]" >&2; exit 2 ;;
+  versions) tier_ fast "not slow" "$@"; tier_ slow-versions "slow and versions" "$@" ;;
+  *) echo "error: unknown tier '$tier'; use bash tests/run.sh [fast|slow|all|versions]" >&2; exit 2 ;;
 esac

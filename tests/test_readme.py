@@ -54,3 +54,35 @@ def test_nnx_example_runs_as_written(capsys):
   assert "nnx.jit" in example
   exec(compile(example, "docs/kernels.md", "exec"), {})  # pylint: disable=exec-used
   assert capsys.readouterr().out.split() == ["320", "0"]  # 5 epochs x 64 examples, none dropped
+
+
+def test_the_test_command_keeps_a_group_on_one_worker(tmp_path):
+  """tests/run.sh's `-n 2 --dist loadgroup` sends the tests of one xdist_group (those sharing a
+  run, tests/conftest.py SHARED_RUNS) to one worker, which builds the run once. Under pytest 9
+  xdist's own group suffix has no effect (tests/conftest.py _GroupSuffix); here six grouped
+  tests, interleaved with twelve others, must carry it and all run on one worker."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  (tmp_path / "conftest.py").write_text(
+      "from tests.conftest import _GroupSuffix\n"
+      "def pytest_configure(config):\n"
+      "  config.pluginmanager.register(_GroupSuffix(), 'group_suffix')\n")
+  (tmp_path / "test_grouped.py").write_text(
+      "import os, pathlib, time, pytest\n"
+      "CASES = [pytest.param(k, marks=pytest.mark.xdist_group('shared')) if k % 3 == 0 else k\n"
+      "         for k in range(18)]\n"
+      "@pytest.mark.parametrize('k', CASES)\n"
+      "def test_one(k, request):\n"
+      "  if k % 3 == 0:\n"
+      "    assert request.node.nodeid.endswith('@shared'), request.node.nodeid\n"
+      "    out = pathlib.Path(__file__).parent / f'ran_{k}.txt'\n"
+      "    out.write_text(os.environ['PYTEST_XDIST_WORKER'])\n"
+      "  time.sleep(0.05)\n")
+  done = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
+       "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+      cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+      capture_output=True, text=True, timeout=300, check=False)
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+  workers = {p.read_text() for p in tmp_path.glob("ran_*.txt")}
+  assert len(list(tmp_path.glob("ran_*.txt"))) == 6 and len(workers) == 1, workers
