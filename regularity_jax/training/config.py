@@ -399,18 +399,25 @@ def _get(config, dotted: str):
   return value
 
 
-def expand_paths(config) -> None:
-  """Expands `~` and $VARIABLES in the path fields of `config` (in place; fields without them
-  are left as they are, so that the config of an existing run still matches on resume)."""
-  import os  # pylint: disable=g-import-not-at-top
-  from regularity_jax.runs import directory  # pylint: disable=g-import-not-at-top
-  for dotted in PATH_FIELDS:
+def _path_fields(config, fields):
+  """(dotted name, the ConfigDict holding it, its name there, its value) of each of `fields`
+  that `config` has."""
+  for dotted in fields:
     parent, _, name = dotted.rpartition(".")
     try:
       holder = _get(config, parent) if parent else config
       value = holder[name]
     except (KeyError, AttributeError, TypeError):
       continue
+    yield dotted, holder, name, value
+
+
+def expand_paths(config) -> None:
+  """Expands `~` and $VARIABLES in the path fields of `config` (in place; fields without them
+  are left as they are, so that the config of an existing run still matches on resume)."""
+  import os  # pylint: disable=g-import-not-at-top
+  from regularity_jax.runs import directory  # pylint: disable=g-import-not-at-top
+  for dotted, holder, name, value in _path_fields(config, PATH_FIELDS):
     if isinstance(value, str) and (value.startswith("~") or "$" in value):
       try:
         holder[name] = os.fspath(directory.expand_path(value, what=f"{dotted}"))
@@ -434,13 +441,7 @@ def record_resolved_paths(config, cwd=None) -> None:
       fields.insert(0, "dataset")
   except data.DataError:
     pass  # validate's line
-  for dotted in fields:
-    parent, _, name = dotted.rpartition(".")
-    try:
-      holder = _get(config, parent) if parent else config
-      value = holder[name]
-    except (KeyError, AttributeError, TypeError):
-      continue
+  for dotted, _, _, value in _path_fields(config, fields):
     if isinstance(value, str) and value and not os.path.isabs(value):
       resolved[dotted.replace(".", "_")] = os.path.normpath(os.path.join(cwd, value))
   if resolved:
