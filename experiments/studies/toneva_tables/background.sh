@@ -5,6 +5,14 @@
 #   background.sh pause          kill -STOP its process group (timings of other work)
 #   background.sh resume         kill -CONT
 #   background.sh status         pid, state, the log's tail
+#   background.sh carry          copy the run in progress, as of its newest whole checkpoint
+#                                (about 3.3 MB), to $RESULTS/partial/<name>/ for a commit
+#
+# A session's machine may not outlive it (on 2026-12-08 a session started on a new machine
+# without $WORK, and an unfinished seed started again from epoch 1). Before a session ends, run
+# `carry` and commit $RESULTS/partial; `start` restores a run from there when $WORK lacks it,
+# and resumes it from that checkpoint as from any other (SIGKILL's path: metrics.jsonl lines
+# after the checkpoint are the engine's to repair).
 #
 # Run `start` from the main checkout at the beginning of each session (background processes end
 # with the session; a killed run resumes bit-identically from its checkpoints). It creates once
@@ -76,6 +84,49 @@ study() {  # the study command of the pinned code, niced
      --config.mnist_dir="$MNIST" "$@")
 }
 
+newest_checkpoint() {  # RUN_DIR: the newest step whose save finished and whose digest exists
+  local step
+  for step in $(ls "$1/checkpoints" 2>/dev/null | grep -E '^[0-9]+$' | sort -rn); do
+    if [[ -f "$1/checkpoints/$step/commit_success.txt" && -f "$1/checkpoints/digest-$step.json" ]]; then
+      echo "$step"; return 0
+    fi
+  done
+  return 1
+}
+
+carry() {  # the run in progress -> $RESULTS/partial/<name>/ (run dir files, checkpoint, commit)
+  local name="" small run step out
+  for small in "$WORK"/runs/*/; do
+    small="${small%/}"
+    [[ -f "$small/commit.txt" && ! -f "$small/forgetting.npz" ]] && name="$(basename "$small")"
+  done
+  [[ -n "$name" ]] || { echo "no run in progress under $WORK/runs" >&2; exit 1; }
+  run="$WORK/training/runs/$name"
+  local pid=""; pid="$(running_pid)" && kill -STOP -- "-$pid"  # a consistent copy
+  step="$(newest_checkpoint "$run")" || {
+    [[ -n "$pid" ]] && kill -CONT -- "-$pid"; echo "$name has no whole checkpoint yet" >&2; exit 1; }
+  out="$RESULTS/partial/$name"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp/run/checkpoints"
+  cp "$WORK/runs/$name/commit.txt" "$out.tmp/commit.txt"
+  for f in config.json metrics.jsonl wall_time.json; do
+    [[ -f "$run/$f" ]] && cp "$run/$f" "$out.tmp/run/$f"
+  done
+  cp -r "$run/checkpoints/$step" "$run/checkpoints/digest-$step.json" "$out.tmp/run/checkpoints/"
+  [[ -n "$pid" ]] && kill -CONT -- "-$pid"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "carried $name at checkpoint $step to $out (commit it)"
+  echo "carried $name at checkpoint $step to $out ($(du -sh "$out" | cut -f1)); commit it"
+}
+
+restore() {  # NAME: a carried run, when $WORK lacks it
+  local from="$RESULTS/partial/$1" run="$WORK/training/runs/$1"
+  [[ -d "$from" && ! -d "$run" ]] || return 0
+  mkdir -p "$WORK/runs/$1" "$(dirname "$run")"
+  cp "$from/commit.txt" "$WORK/runs/$1/commit.txt"
+  cp -r "$from/run" "$run"
+  log "restored $1 from $from (checkpoint $(newest_checkpoint "$run"))"
+}
+
 loop() {
   local commit names name small
   commit="$(cat "$PINNED/COMMIT")"
@@ -89,6 +140,7 @@ print(' '.join(n for n, *_ in study.grid(config.get_config('${CONFIG_ARG#:}'))))
       continue
     fi
     small="$WORK/runs/$name"
+    restore "$name"
     mkdir -p "$small"
     if [[ -f "$small/commit.txt" && "$(cat "$small/commit.txt")" != "$commit" ]]; then
       log "refuse $name: started by commit $(cat "$small/commit.txt"), the pinned code is" \
@@ -109,6 +161,8 @@ print(' '.join(n for n, *_ in study.grid(config.get_config('${CONFIG_ARG#:}'))))
     log "finished $name; results in $RESULTS/runs/$name"
     study --config.train=False --workdir="$RESULTS" >> "$LOG" 2>&1 || log "report failed"
     log "report rewritten: $RESULTS/report.md (not committed)"
+    [[ -d "$RESULTS/partial/$name" ]] && rm -r "$RESULTS/partial/$name" \
+      && log "removed $RESULTS/partial/$name (the run finished; commit its removal)"
   done
   log "done: every run has results"
   rm -f "$PIDFILE"
@@ -128,6 +182,7 @@ case "${1:-}" in
     echo "started: pid $! (process group), log $LOG, pinned $PINNED at $(cat "$PINNED/COMMIT")"
     ;;
   _loop) loop ;;
+  carry) carry ;;
   pause|resume)
     pid="$(running_pid)" || { echo "not running" >&2; exit 1; }
     kill "-$([[ $1 == pause ]] && echo STOP || echo CONT)" -- "-$pid"
@@ -142,5 +197,5 @@ case "${1:-}" in
     fi
     [[ -f "$LOG" ]] && grep '^\[' "$LOG" | tail -n 5
     ;;
-  *) echo "usage: $0 start COMMIT | pause | resume | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start COMMIT | pause | resume | status | carry" >&2; exit 2 ;;
 esac
