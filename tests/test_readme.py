@@ -61,6 +61,7 @@ def test_the_test_command_keeps_a_group_on_one_worker(tmp_path):
   run, tests/conftest.py SHARED_RUNS) to one worker, which builds the run once. Under pytest 9
   xdist's own group suffix has no effect (tests/conftest.py _GroupSuffix); here six grouped
   tests, interleaved with twelve others, must carry it and all run on one worker."""
+  import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   (tmp_path / "conftest.py").write_text(
@@ -81,7 +82,7 @@ def test_the_test_command_keeps_a_group_on_one_worker(tmp_path):
   done = subprocess.run(
       [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
        "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
-      cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+      cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
       capture_output=True, text=True, timeout=300, check=False)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
   workers = {p.read_text() for p in tmp_path.glob("ran_*.txt")}
